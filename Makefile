@@ -1,0 +1,89 @@
+# visionserve — every user-facing command. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3.11
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+VS      := $(VENV)/bin/visionserve
+
+MODEL   ?=
+MODELS  ?=
+WEIGHTS ?= auto
+LABELS  ?=
+VERSION ?=
+TARGET  ?= gateway
+USERS   ?= 8
+SPAWN   ?= 4
+DURATION ?= 30s
+HOST    ?=
+ARGS    ?=
+
+.PHONY: help setup venv export rollback versions serve gateway up classify loadtest loadtest-ui \
+        bench bench-serving bench-gateway helm-lint test test-services lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+
+venv: $(PY) ## create .venv and install visionserve with its test tools
+	$(PY) -m pip install -q -e '.[dev]'
+
+setup: venv ## create .venv, install everything, export all models (works offline)
+	$(VS) export --weights $(WEIGHTS)
+
+export: ## export models and publish a new version: [MODEL=name] [WEIGHTS=auto|imagenet|demo|path] [LABELS=path]
+	$(VS) export $(if $(MODEL),--model $(MODEL)) --weights $(WEIGHTS) $(if $(LABELS),--labels $(LABELS))
+
+rollback: ## serve an earlier version again: MODEL=name VERSION=n
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make rollback MODEL=name VERSION=n"; exit 2; }
+	$(VS) rollback --model $(MODEL) --version $(VERSION)
+
+versions: ## list model versions in the repository
+	$(VS) versions
+
+serve: ## run tritonserver on :8000/:8001/:8002 [MODELS=a,b]
+	$(VS) serve $(if $(MODELS),--models $(MODELS)) $(ARGS)
+
+gateway: ## run the gateway alone on :3000 (TRITON_URL, REDIS_URL, DATABASE_URL)
+	$(VS) gateway $(ARGS)
+
+up: ## run tritonserver + gateway on embedded defaults
+	$(VS) up $(ARGS)
+
+classify: ## classify images: make classify ARGS="path/to/img.jpg --top-k 5"
+	$(VS) classify $(ARGS)
+
+loadtest: ## headless Locust run: [TARGET=gateway|grpc|http] [USERS=] [SPAWN=] [DURATION=] [HOST=]
+	$(VS) loadtest --target $(TARGET) --users $(USERS) --spawn-rate $(SPAWN) --duration $(DURATION) $(if $(HOST),--host $(HOST)) $(ARGS)
+
+loadtest-ui: ## Locust's web UI on the same locustfiles
+	$(VS) loadtest --ui --target $(TARGET) $(if $(HOST),--host $(HOST)) $(ARGS)
+
+bench: ## the full side-by-side benchmark report (reports/)
+	$(VS) bench all $(ARGS)
+
+bench-serving: ## served ensembles vs the in-process ceiling
+	$(VS) bench serving $(ARGS)
+
+bench-gateway: ## gateway (miss/hit) vs direct Triton
+	$(VS) bench gateway $(ARGS)
+
+helm-lint: ## render, lint and validate the Helm chart; lint Dockerfiles
+	$(PY) -m helm.lint
+
+test-services: ## install Redis and PostgreSQL server packages when missing (Debian)
+	@bash .ci/services.sh
+
+test: venv test-services ## run the whole test suite (installs what it needs)
+	$(PY) -m pytest -q -ra $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+lint: ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## remove reports and caches (keeps .venv and the model repository)
+	rm -rf reports .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from visionserve.cli import main
+
+raise SystemExit(main())

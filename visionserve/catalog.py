@@ -1,0 +1,230 @@
+"""Load models.yaml into typed, validated objects.
+
+Everything about a model — names of its Triton models and tensors, shapes, preprocessing
+constants, formats — is derived from one entry here, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from visionserve.errors import CatalogError
+from visionserve.settings import catalog_path
+
+__all__ = [
+    "IMAGE_INPUT",
+    "PREPROCESSED",
+    "PROBABILITIES",
+    "Catalog",
+    "Format",
+    "ModelSpec",
+    "Preprocessing",
+    "load_catalog",
+]
+
+Format = Literal["onnx", "torchscript", "savedmodel"]
+
+#: Ensemble input: encoded image bytes (TYPE_STRING), batched.
+IMAGE_INPUT = "image"
+#: Tensor between the preprocessing model and the backbone.
+PREPROCESSED = "preprocessed_image"
+#: Backbone and ensemble output: softmax probabilities (FP32).
+PROBABILITIES = "probabilities"
+
+#: Triton platform name per exported format.
+PLATFORMS: dict[str, str] = {
+    "onnx": "onnxruntime_onnx",
+    "torchscript": "pytorch_libtorch",
+    "savedmodel": "tensorflow_savedmodel",
+}
+#: Backend directory name that serves each platform (native or Python-based).
+BACKENDS: dict[str, str] = {
+    "onnx": "onnxruntime",
+    "torchscript": "pytorch",
+    "savedmodel": "tensorflow",
+}
+#: File (or directory) name of the artifact inside a version directory.
+ARTIFACTS: dict[str, str] = {
+    "onnx": "model.onnx",
+    "torchscript": "model.pt",
+    "savedmodel": "model.savedmodel",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resize(_Strict):
+    """Geometry of the first resize."""
+
+    mode: Literal["square", "shorter_side"]
+    size: int = Field(gt=0)
+
+
+class Preprocessing(_Strict):
+    """Geometry then ``(pixel * scale - mean) / std`` per channel, in ``channel_order``."""
+
+    family: Literal["tf", "caffe", "torch"]
+    reference: str
+    resize: Resize
+    crop: int | None = Field(default=None, gt=0)
+    channel_order: Literal["RGB", "BGR"]
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+class Instances(_Strict):
+    """Triton instance counts of the preprocessing model and of each backbone."""
+
+    preprocess: int = Field(default=1, ge=1)
+    backbone: int = Field(default=1, ge=1)
+
+
+class ModelSpec(_Strict):
+    """One catalog entry."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    framework: Literal["keras", "torch"]
+    builder: str
+    input_size: int = Field(gt=0)
+    layout: Literal["NHWC", "NCHW"]
+    preprocessing: Preprocessing
+    formats: tuple[Format, ...] = Field(min_length=1)
+    serve_format: Format
+    num_classes: int = Field(ge=2)
+    labels: str = Field(description="'imagenet' or a path to a labels file, one per line")
+    checkpoint: str | None = Field(default=None, description="default weights for `auto`")
+    instances: Instances = Instances()
+    max_batch_size: int = Field(default=32, ge=1)
+    batch_delay_us: int = Field(default=2000, ge=0)
+    top1_accuracy: float | None = Field(default=None, ge=0, le=1)
+    gflops: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.serve_format not in self.formats:
+            raise ValueError(f"serve_format {self.serve_format!r} is not in formats {list(self.formats)}")
+        allowed = {"keras": {"onnx", "savedmodel"}, "torch": {"onnx", "torchscript"}}[self.framework]
+        bad = [f for f in self.formats if f not in allowed]
+        if bad:
+            raise ValueError(f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}")
+        expected_layout = "NHWC" if self.framework == "keras" else "NCHW"
+        if self.layout != expected_layout:
+            raise ValueError(f"layout of a {self.framework} model is {expected_layout}, not {self.layout}")
+        out = self.preprocessing.crop or self.preprocessing.resize.size
+        if out != self.input_size:
+            raise ValueError(f"preprocessing yields {out}x{out} but input_size is {self.input_size}")
+        return self
+
+    # -- names derived from the entry (the only place they are spelled) ------------------
+    @property
+    def ensemble(self) -> str:
+        """The ensemble users call: image bytes in, probabilities out."""
+        return self.name
+
+    @property
+    def preprocess_model(self) -> str:
+        return f"{self.name}_preprocess"
+
+    def backbone_model(self, fmt: Format | None = None) -> str:
+        return f"{self.name}_{fmt or self.serve_format}"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one preprocessed image (no batch axis), in the model's layout."""
+        s = self.input_size
+        return (s, s, 3) if self.layout == "NHWC" else (3, s, s)
+
+    @staticmethod
+    def tensor_names(fmt: Format) -> tuple[str, str]:
+        """Backbone (input, output) names: libtorch requires ``<name>__<index>``."""
+        if fmt == "torchscript":
+            return f"{PREPROCESSED}__0", f"{PROBABILITIES}__0"
+        return PREPROCESSED, PROBABILITIES
+
+    @property
+    def triton_models(self) -> list[str]:
+        """Every Triton model this entry produces, ensemble first."""
+        return [self.ensemble, self.preprocess_model, *(self.backbone_model(f) for f in self.formats)]
+
+
+class Catalog(BaseModel):
+    """All catalog entries, by name, plus catalog-wide defaults."""
+
+    model_config = ConfigDict(frozen=True)
+
+    models: dict[str, ModelSpec]
+    top_k: int = 5
+    keep_versions: int = 3
+    source: Path | None = None
+
+    def get(self, name: str) -> ModelSpec:
+        """The entry called ``name``, or a CatalogError listing the known names."""
+        try:
+            return self.models[name]
+        except KeyError:
+            raise CatalogError(f"unknown model {name!r}; the catalog has: {', '.join(self.names)}") from None
+
+    @cached_property
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def select(self, names: str | list[str] | None) -> list[ModelSpec]:
+        """Entries for a comma-separated list / list of names; all of them for None/'' /'all'."""
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        if not names or names == ["all"]:
+            return list(self.models.values())
+        return [self.get(n) for n in names]
+
+
+def _describe(err: ValidationError, source: Path) -> str:
+    lines = [f"{source}: invalid model catalog"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    """Read and validate the catalog; a CatalogError names the file and the bad field."""
+    source = Path(path) if path else catalog_path()
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except FileNotFoundError:
+        raise CatalogError(f"model catalog not found: {source}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
+        raise CatalogError(f"{source}: expected a mapping with a non-empty 'models:' section")
+    defaults = raw.get("defaults") or {}
+    entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us") if k in defaults}
+    models: dict[str, ModelSpec] = {}
+    try:
+        for name, entry in raw["models"].items():
+            if not isinstance(entry, dict):
+                raise CatalogError(f"{source}: models.{name}: expected a mapping, got {type(entry).__name__}")
+            data = {**entry_defaults, **entry, "name": name}
+            try:
+                models[name] = ModelSpec.model_validate(data)
+            except ValidationError as err:
+                msgs = [f"{source}: invalid model catalog"]
+                for e in err.errors():
+                    where = ".".join(str(p) for p in ("models", name, *e["loc"]))
+                    msgs.append(f"  {where}: {e['msg']}")
+                raise CatalogError("\n".join(msgs)) from None
+        return Catalog(
+            models=models,
+            top_k=int(defaults.get("top_k", 5)),
+            keep_versions=int(defaults.get("keep_versions", 3)),
+            source=source,
+        )
+    except ValidationError as err:
+        raise CatalogError(_describe(err, source)) from None

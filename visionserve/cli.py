@@ -1,0 +1,60 @@
+"""The `visionserve` console script: one dispatcher, subcommands owned by each component.
+
+Each subcommand lives in the component that implements it and is imported only when used,
+so `visionserve classify` never pays for importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from visionserve.errors import VisionServeError
+
+__all__ = ["COMMANDS", "main"]
+
+#: subcommand -> ("module", "function", help). Each function takes argv and returns an exit code.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "export": ("export.cli", "export_main", "export models and publish a new repository version"),
+    "rollback": ("export.cli", "rollback_main", "serve an earlier version of a model again"),
+    "versions": ("export.cli", "versions_main", "list the versions of each model in the repository"),
+    "serve": ("serving.cli", "main", "run the bundled tritonserver on the model repository"),
+    "classify": ("client._main", "classify_main", "classify image files through Triton"),
+    "models": ("client._main", "models_main", "list served models, versions and readiness"),
+    "health": ("client._main", "health_main", "check that Triton is live and ready"),
+    "gateway": ("gateway.cli", "serve_main", "run the BentoML gateway"),
+    "keys": ("gateway.cli", "keys_main", "create, list and revoke gateway API keys"),
+    "up": ("gateway.up", "main", "run tritonserver and the gateway together"),
+    "loadtest": ("loadtest.run", "main", "run a headless Locust load test"),
+    "bench": ("bench.cli", "main", "run side-by-side benchmarks"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items())
+    return f"usage: visionserve <command> [options]\n\ncommands:\n{rows}\n\n`visionserve <command> -h` for options."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a subcommand; VisionServeError becomes a one-line message and exit 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"visionserve: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module, func, _ = COMMANDS[name]
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except VisionServeError as exc:
+        print(f"visionserve {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
