@@ -1,0 +1,72 @@
+"""Python-based ``onnxruntime`` backend: serves ``platform: "onnxruntime_onnx"`` models.
+
+Stands in for Triton's native onnxruntime backend where the server has none (the
+nvidia-pytriton wheel). Tensors are matched by name, like the native backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+from backend_common import BackendSettings, execute_requests
+
+#: The native backend's default file name, and its thread-count parameter names.
+DEFAULT_MODEL_FILENAME = "model.onnx"
+INTRA_OP_PARAMETER = "intra_op_thread_count"
+INTER_OP_PARAMETER = "inter_op_thread_count"
+
+
+def session_options(settings: BackendSettings) -> ort.SessionOptions:
+    """One intra-op pool sized by the thread rule; sequential execution (no inter-op pool)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads(INTRA_OP_PARAMETER)
+    options.inter_op_num_threads = int(settings.parameters.get(INTER_OP_PARAMETER) or 1)
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def providers(settings: BackendSettings) -> list[Any]:
+    """CUDA for a GPU instance when this onnxruntime build has it, else CPU."""
+    if settings.instance_kind == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": settings.device_id}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class TritonPythonModel:
+    """One ONNX Runtime session per instance; one ``session.run`` per scheduled batch."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        self.settings = BackendSettings.from_args(args, DEFAULT_MODEL_FILENAME)
+        path = self.settings.require_artifact()
+        self.session = ort.InferenceSession(
+            str(path), sess_options=session_options(self.settings), providers=providers(self.settings)
+        )
+        have_in = {i.name for i in self.session.get_inputs()}
+        have_out = {o.name for o in self.session.get_outputs()}
+        missing_in = [s.name for s in self.settings.inputs if s.name not in have_in]
+        missing_out = [s.name for s in self.settings.outputs if s.name not in have_out]
+        if missing_in or missing_out:
+            raise ValueError(
+                f"{path}: config names inputs {missing_in} / outputs {missing_out} that the ONNX model lacks; "
+                f"it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
+            )
+        self.output_names = [s.name for s in self.settings.outputs]
+        pb_utils.Logger.log_info(
+            f"{self.settings.model_name} v{self.settings.model_version}: onnxruntime {ort.__version__} "
+            f"providers={self.session.get_providers()} intra_op_threads="
+            f"{self.settings.threads(INTRA_OP_PARAMETER)}"
+        )
+
+    def _run(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, batch)
+        return dict(zip(self.output_names, values, strict=True))
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        return execute_requests(requests, self.settings, self._run, pb_utils)
+
+    def finalize(self) -> None:
+        self.session = None

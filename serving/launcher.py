@@ -1,0 +1,374 @@
+"""Run the bundled tritonserver on a model repository, as a context manager.
+
+    with TritonServer(repository, http_port=free_port(), ...) as server:
+        requests.get(f"http://{server.http_url}/v2/health/ready")
+
+``start()`` returns only when the server *and every requested model* are ready, or raises
+with the server's log tail. ``stop()`` ends the whole process group (server and python
+stubs), waits, escalates to SIGKILL, and removes the backend directory and shared-memory
+regions the run created, so nothing outlives the object.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from serving.backend_dir import assemble_backend_directory
+from serving.install import find_install, server_environment
+from serving.model_config import item_bytes, list_models, read_model_config
+from visionserve.catalog import Catalog
+from visionserve.errors import RepositoryError, ServerError
+
+__all__ = [
+    "DEFAULT_CACHE_SIZE_BYTES",
+    "MIN_SHM_BYTES",
+    "TritonServer",
+    "default_models",
+    "free_port",
+    "shm_byte_sizes",
+]
+
+DEFAULT_CACHE_SIZE_BYTES = 256 * 2**20
+#: The python backend's own default region size (1 MiB); never go below it.
+MIN_SHM_BYTES = 2**20
+#: Extra seconds after --exit-timeout-secs before the process group is SIGKILLed.
+KILL_GRACE_S = 10.0
+_LOG_TAIL_LINES = 40
+_POLL_INTERVAL_S = 0.25
+#: Log lines that every CPU-only start prints; they are not why a start failed.
+_HARMLESS = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM")
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now (the OS picks it).
+
+    Another process may take it before you bind it: use it at once.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_taken(port: int) -> bool:
+    # SO_REUSEADDR: a port in TIME_WAIT from a previous run is free to Triton too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def default_models(catalog: Catalog, repository: Path) -> list[str]:
+    """What ``make serve`` loads: each catalog ensemble, its preprocess model and its default backbone.
+
+    Args:
+        catalog: the model catalog.
+        repository: the model repository (unused for the names; kept so a caller states which
+            repository the list is meant for, and for future per-repository defaults).
+
+    Returns:
+        Triton model names, ensemble first for every entry.
+    """
+    del repository
+    names: list[str] = []
+    for spec in catalog.models.values():
+        names += [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
+    return names
+
+
+def shm_byte_sizes(repository: Path, models: Sequence[str]) -> tuple[int, int]:
+    """``shm-default-byte-size`` and ``shm-growth-byte-size`` for the python backend.
+
+    Every python-backend model instance (here: every non-ensemble model) gets its own region;
+    a request batch's inputs and outputs live in it at once. The default region holds a full
+    batch (``max_batch_size`` x bytes of one item's inputs and outputs, from config.pbtxt, which
+    the exporter derives from the catalog), so a batch never waits on growth; a growth step
+    is as large, so an oversized batch (large encoded images) needs one step, not many.
+
+    Args:
+        repository: the model repository.
+        models: the models that will be loaded.
+
+    Returns:
+        (default_bytes, growth_bytes), whole MiB, at least ``MIN_SHM_BYTES``.
+    """
+    need = 0
+    for name in models:
+        config = read_model_config(Path(repository) / name)
+        if config.platform == "ensemble":
+            continue
+        need = max(need, max(1, config.max_batch_size) * item_bytes(config))
+    mib = 2**20
+    default = max(MIN_SHM_BYTES, math.ceil(need / mib) * mib + mib)  # + 1 MiB for message overhead
+    return default, default
+
+
+class TritonServer:
+    """The bundled tritonserver on one repository, with explicit model control and a response cache.
+
+    Args:
+        repository: the Triton model repository.
+        http_port: HTTP/REST port (KServe v2).
+        grpc_port: gRPC port.
+        metrics_port: Prometheus metrics port.
+        models: the models to load; every model in the repository when None.
+        cache_size_bytes: size of the local response cache; 0 turns the cache off.
+        exit_timeout_s: ``--exit-timeout-secs``: how long Triton waits for in-flight work on stop.
+        log_path: where the server's log goes; a temporary file when None.
+        extra_args: more tritonserver flags, e.g. ``["--log-verbose=1"]``.
+    """
+
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        models: list[str] | None = None,
+        cache_size_bytes: int = DEFAULT_CACHE_SIZE_BYTES,
+        exit_timeout_s: int = 5,
+        log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self._repository = Path(repository).resolve()
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.metrics_port = metrics_port
+        self._requested = list(models) if models is not None else None
+        self.cache_size_bytes = cache_size_bytes
+        self.exit_timeout_s = exit_timeout_s
+        self._log_path = Path(log_path) if log_path else None
+        self.extra_args = tuple(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._backend_dir: Path | None = None
+        self._own_log: Path | None = None
+        self._shm_prefix = f"visionserve_{uuid.uuid4().hex[:12]}_"
+        self.models: list[str] = []
+        self.ready_time_s: float | None = None
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def repository(self) -> Path:
+        return self._repository
+
+    @property
+    def http_url(self) -> str:
+        """``host:port`` as tritonclient.http expects it."""
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """``host:port`` as tritonclient.grpc expects it."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of tritonserver (also its process-group id), None when not running."""
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's log file (set once started)."""
+        return self._log_path or self._own_log
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self, ready_timeout_s: float = 120) -> None:
+        """Start tritonserver and wait until it and every requested model are ready.
+
+        Raises:
+            RepositoryError: the repository is empty or lacks a requested model.
+            ServerError: the binary is missing, a port is taken, the server exited, or it
+                was not ready within ``ready_timeout_s`` (the log tail is in the message).
+        """
+        if self._proc is not None:
+            raise ServerError(f"tritonserver is already running (pid {self._proc.pid})")
+        install = find_install()
+        self.models = self._check_repository()
+        self._check_ports()
+        default_shm, growth_shm = shm_byte_sizes(self._repository, self.models)
+        self._backend_dir = assemble_backend_directory(install=install)
+        if self._log_path is None:
+            fd, name = tempfile.mkstemp(prefix="tritonserver-", suffix=".log")
+            os.close(fd)
+            self._own_log = Path(name)
+        else:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+
+        cmd = [
+            str(install.binary),
+            f"--model-repository={self._repository}",
+            f"--backend-directory={self._backend_dir}",
+            "--model-control-mode=explicit",
+            *(f"--load-model={m}" for m in self.models),
+            f"--http-port={self.http_port}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-port={self.metrics_port}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            "--strict-readiness=true",
+            f"--backend-config=python,shm-default-byte-size={default_shm}",
+            f"--backend-config=python,shm-growth-byte-size={growth_shm}",
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+        ]
+        if self.cache_size_bytes > 0:
+            cmd += [
+                f"--cache-directory={install.cache_dir}",
+                f"--cache-config=local,size={self.cache_size_bytes}",
+            ]
+        cmd += list(self.extra_args)
+
+        started = time.monotonic()
+        with open(self.log_path, "wb") as log:  # type: ignore[arg-type]
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=server_environment(install),
+                start_new_session=True,  # its own process group: stop() ends the stubs too
+            )
+        atexit.register(self.stop)
+        try:
+            self._wait_ready(ready_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_time_s = time.monotonic() - started
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, SIGKILL if needed; clean up; idempotent."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            pgid = proc.pid
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.exit_timeout_s + KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _signal_group(pgid, signal.SIGKILL)
+                proc.wait()
+            # Stubs left in the group (e.g. the server was SIGKILLed) go too.
+            _wait_group_gone(pgid, timeout_s=5.0)
+        for region in glob.glob(f"/dev/shm/{self._shm_prefix}*"):
+            with contextlib.suppress(OSError):
+                os.unlink(region)
+        if self._backend_dir is not None:
+            shutil.rmtree(self._backend_dir, ignore_errors=True)
+            self._backend_dir = None
+
+    # -- helpers ------------------------------------------------------------------------
+    def _check_repository(self) -> list[str]:
+        available = list_models(self._repository)
+        if not available:
+            raise RepositoryError(f"the model repository {self._repository} is empty: run `make export`")
+        wanted = available if self._requested is None else self._requested
+        missing = [m for m in wanted if m not in available]
+        if missing:
+            raise RepositoryError(
+                f"not in the model repository {self._repository}: {', '.join(missing)} "
+                f"(it has: {', '.join(available)}); run `make export` to write them"
+            )
+        return list(dict.fromkeys(wanted))
+
+    def _check_ports(self) -> None:
+        ports = {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
+        if len(set(ports.values())) != len(ports):
+            raise ServerError(f"the HTTP, gRPC and metrics ports must differ, got {ports}")
+        for what, port in ports.items():
+            if _port_taken(port):
+                raise ServerError(
+                    f"{what} port {port} is already in use (another tritonserver?): stop that "
+                    f"process or choose another port"
+                )
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in self.models)]
+        while True:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                raise ServerError(f"tritonserver exited with status {code} while starting\n{self.log_tail()}")
+            pending = [p for p in pending if not self._get_ok(p)]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"tritonserver was not ready after {timeout_s:.0f} s (still waiting on "
+                    f"{', '.join(pending)})\n{self.log_tail()}"
+                )
+            time.sleep(_POLL_INTERVAL_S)
+
+    def _get_ok(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}{path}", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines of the server log, error lines first, for error messages."""
+        path = self.log_path
+        if path is None or not path.exists():
+            return "(no log)"
+        text = path.read_text(errors="replace").splitlines()
+        errors = [
+            line
+            for line in text
+            if (line.startswith("E") or "failed to load" in line) and not any(h in line for h in _HARMLESS)
+        ]
+        head = ["errors:", *errors[-10:], ""] if errors else []
+        return "\n".join([*head, f"log tail ({path}):", *text[-lines:]])
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> None:
+    """Wait until no process is left in the group; SIGKILL the rest after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
