@@ -77,7 +77,8 @@ def find_install() -> TritonInstall:
     missing = [f"{what} ({path})" for what, path in required.items() if not path.exists()]
     if missing:
         raise ServerError(
-            "the nvidia-pytriton wheel is incomplete, missing: " + "; ".join(missing)
+            "the nvidia-pytriton wheel is incomplete, missing: "
+            + "; ".join(missing)
             + " — reinstall it with `make venv`"
         )
     return install

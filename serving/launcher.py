@@ -41,6 +41,7 @@ __all__ = [
     "TritonServer",
     "default_models",
     "free_port",
+    "free_ports",
     "shm_byte_sizes",
 ]
 
@@ -63,6 +64,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (all sockets are held until every port is picked)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def _port_taken(port: int) -> bool:

@@ -88,14 +88,18 @@ class TensorSpec:
         data_type = entry["data_type"]
         if data_type not in NUMPY_DTYPES:
             raise ValueError(f"tensor {entry['name']!r}: data_type {data_type} is not supported")
-        return cls(name=entry["name"], dtype=NUMPY_DTYPES[data_type], dims=tuple(int(d) for d in entry["dims"]))
+        return cls(
+            name=entry["name"], dtype=NUMPY_DTYPES[data_type], dims=tuple(int(d) for d in entry["dims"])
+        )
 
     def shape_matches(self, shape: Sequence[int], batched: bool) -> bool:
         """Whether ``shape`` fits dims (after a leading batch axis when batched)."""
         body = tuple(shape[1:]) if batched else tuple(shape)
         if batched and len(shape) < 1:
             return False
-        return len(body) == len(self.dims) and all(d < 0 or d == s for d, s in zip(self.dims, body, strict=True))
+        return len(body) == len(self.dims) and all(
+            d < 0 or d == s for d, s in zip(self.dims, body, strict=True)
+        )
 
     def expected(self, batched: bool) -> str:
         dims = ["-1" if d < 0 else str(d) for d in self.dims]
@@ -230,7 +234,8 @@ def _check_inputs(item: Mapping[str, np.ndarray | None], settings: BackendSettin
             raise RequestError(f"input {spec.name!r} must be {spec.dtype} but is {array.dtype}")
         if not spec.shape_matches(array.shape, settings.batched):
             raise RequestError(
-                f"input {spec.name!r} has shape {list(array.shape)}, expected {spec.expected(settings.batched)}"
+                f"input {spec.name!r} has shape {list(array.shape)}, "
+                f"expected {spec.expected(settings.batched)}"
             )
         sizes.add(int(array.shape[0]) if settings.batched else 1)
     if len(sizes) > 1:
@@ -252,10 +257,15 @@ def _check_outputs(raw: Mapping[str, Any], settings: BackendSettings, total: int
             try:
                 array = array.astype(spec.dtype, casting="same_kind")
             except TypeError as exc:
-                raise RuntimeError(f"output {spec.name!r} is {array.dtype}, config says {spec.dtype}") from exc
-        if not spec.shape_matches(array.shape, settings.batched) or (settings.batched and array.shape[0] != total):
+                raise RuntimeError(
+                    f"output {spec.name!r} is {array.dtype}, config says {spec.dtype}"
+                ) from exc
+        if not spec.shape_matches(array.shape, settings.batched) or (
+            settings.batched and array.shape[0] != total
+        ):
             raise RuntimeError(
-                f"output {spec.name!r} has shape {list(array.shape)}, expected {spec.expected(settings.batched)}"
+                f"output {spec.name!r} has shape {list(array.shape)}, "
+                f"expected {spec.expected(settings.batched)}"
                 + (f" with batch {total}" if settings.batched else "")
             )
         outputs[spec.name] = array
@@ -265,7 +275,9 @@ def _check_outputs(raw: Mapping[str, Any], settings: BackendSettings, total: int
 def _run_group(items: list[Batch], sizes: list[int], settings: BackendSettings, run: Runner) -> list[Batch]:
     if settings.batched:
         batch = {
-            spec.name: items[0][spec.name] if len(items) == 1 else np.concatenate([i[spec.name] for i in items])
+            spec.name: items[0][spec.name]
+            if len(items) == 1
+            else np.concatenate([i[spec.name] for i in items])
             for spec in settings.inputs
         }
         outputs = _check_outputs(run(batch), settings, sum(sizes))
@@ -318,7 +330,9 @@ def run_batched(
     return results
 
 
-def execute_requests(requests: Sequence[Any], settings: BackendSettings, run: Runner, pb_utils: Any) -> list[Any]:
+def execute_requests(
+    requests: Sequence[Any], settings: BackendSettings, run: Runner, pb_utils: Any
+) -> list[Any]:
     """``TritonPythonModel.execute`` for a Python-based backend: one response per request.
 
     Args:
@@ -344,7 +358,9 @@ def execute_requests(requests: Sequence[Any], settings: BackendSettings, run: Ru
     responses = []
     for result in results:
         if isinstance(result, Exception):
-            responses.append(pb_utils.InferenceResponse(output_tensors=[], error=_triton_error(result, settings, pb_utils)))
+            responses.append(
+                pb_utils.InferenceResponse(output_tensors=[], error=_triton_error(result, settings, pb_utils))
+            )
         else:
             tensors = [pb_utils.Tensor(name, np.ascontiguousarray(array)) for name, array in result.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
@@ -353,7 +369,9 @@ def execute_requests(requests: Sequence[Any], settings: BackendSettings, run: Ru
 
 def _triton_error(exc: Exception, settings: BackendSettings, pb_utils: Any) -> Any:
     invalid = isinstance(exc, RequestError)
-    message = f"{settings.model_name}: {exc}" if invalid else f"{settings.model_name}: inference failed: {exc}"
+    message = (
+        f"{settings.model_name}: {exc}" if invalid else f"{settings.model_name}: inference failed: {exc}"
+    )
     code_name = "INVALID_ARG" if invalid else "INTERNAL"
     error_cls = pb_utils.TritonError
     code = getattr(error_cls, code_name, None)

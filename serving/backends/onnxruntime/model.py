@@ -51,7 +51,8 @@ class TritonPythonModel:
         missing_out = [s.name for s in self.settings.outputs if s.name not in have_out]
         if missing_in or missing_out:
             raise ValueError(
-                f"{path}: config names inputs {missing_in} / outputs {missing_out} that the ONNX model lacks; "
+                f"{path}: config names inputs {missing_in} / outputs {missing_out} that the ONNX "
+                f"model lacks; "
                 f"it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
             )
         self.output_names = [s.name for s in self.settings.outputs]

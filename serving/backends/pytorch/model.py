@@ -55,7 +55,9 @@ class TritonPythonModel:
             result = self.module(*args)
         values = [result] if isinstance(result, torch.Tensor) else list(result)
         if len(values) < len(self.settings.outputs):
-            raise RuntimeError(f"the module returned {len(values)} tensors, config expects {len(self.settings.outputs)}")
+            raise RuntimeError(
+                f"the module returned {len(values)} tensors, config expects {len(self.settings.outputs)}"
+            )
         return {
             spec.name: values[position].detach().cpu().numpy()
             for spec, position in zip(self.settings.outputs, self.output_order, strict=True)

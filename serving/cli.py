@@ -1,0 +1,147 @@
+"""``visionserve serve`` / ``make serve``: run the bundled tritonserver until Ctrl-C or SIGTERM.
+
+By default it loads, for every catalog entry, the ensemble, its preprocessing model and the
+backbone of its ``serve_format``; ``--models`` picks entries, ``--all-formats`` adds every
+exported twin (SavedModel, TorchScript) of the picked entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from serving.launcher import DEFAULT_CACHE_SIZE_BYTES, TritonServer
+from visionserve.catalog import Catalog, load_catalog
+from visionserve.settings import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    PROJECT_ROOT,
+    repository_path,
+)
+
+__all__ = ["main", "parse_bytes", "select_models"]
+
+DEFAULT_LOG_PATH = PROJECT_ROOT / ".state" / "tritonserver.log"
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20}
+_UNITS |= {"g": 10**9, "gb": 10**9, "gib": 2**30}
+
+
+def parse_bytes(text: str) -> int:
+    """``"256MiB"``, ``"1GB"``, ``"512m"`` or ``"1048576"`` as a byte count.
+
+    Raises:
+        ValueError: not a size.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match[2].lower() if match else None
+    if not match or unit not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 268435456, 256MiB, 1GB, 0 to turn off)")
+    return int(float(match[1]) * _UNITS[unit])
+
+
+def select_models(catalog: Catalog, names: str | None, all_formats: bool) -> list[str]:
+    """Triton models to load for catalog entries ``names`` (comma-separated; all when empty).
+
+    Each entry contributes its ensemble, its preprocessing model and its default backbone,
+    plus every other exported format when ``all_formats``.
+
+    Raises:
+        CatalogError: an unknown entry name.
+    """
+    models: list[str] = []
+    for spec in catalog.select(names):
+        models += [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
+        if all_formats:
+            models += [spec.backbone_model(f) for f in spec.formats if f != spec.serve_format]
+    return models
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="visionserve serve", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--repository", type=Path, default=None, help="model repository (default: model_repository/)"
+    )
+    p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
+    p.add_argument("--models", default=None, help="catalog entries to load, comma-separated (default: all)")
+    p.add_argument(
+        "--all-formats",
+        action="store_true",
+        help="also load every exported backbone (SavedModel, TorchScript)",
+    )
+    p.add_argument(
+        "--cache-size",
+        type=parse_bytes,
+        default=DEFAULT_CACHE_SIZE_BYTES,
+        help="response cache, e.g. 256MiB; 0 = off",
+    )
+    p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    p.add_argument("--log-file", type=Path, default=DEFAULT_LOG_PATH, help="where the server log goes")
+    p.add_argument(
+        "--exit-timeout", type=int, default=5, help="seconds Triton waits for in-flight work on stop"
+    )
+    p.add_argument("--ready-timeout", type=float, default=120, help="seconds to wait for every model to load")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Start tritonserver, print its URLs, and serve until Ctrl-C / SIGTERM; stop everything.
+
+    Returns:
+        0 after a requested stop, 1 when the server died on its own.
+    """
+    args = _parser().parse_args(argv)
+    catalog = load_catalog()
+    repository = (args.repository or repository_path()).resolve()
+    server = TritonServer(
+        repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        models=select_models(catalog, args.models, args.all_formats),
+        cache_size_bytes=args.cache_size,
+        exit_timeout_s=args.exit_timeout,
+        log_path=args.log_file,
+        extra_args=[f"--log-verbose={args.log_verbose}"] if args.log_verbose else [],
+    )
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set() and server.running:
+            stop.set()  # serving: leave the wait loop
+        else:
+            raise KeyboardInterrupt  # still starting: abort start(), which stops what it began
+
+    for sig in previous:
+        signal.signal(sig, _on_signal)
+    try:
+        print(f"starting tritonserver on {repository} (log: {server.log_path}) ...", flush=True)
+        server.start(ready_timeout_s=args.ready_timeout)
+        print(
+            f"ready in {server.ready_time_s:.1f} s: {len(server.models)} models: "
+            f"{', '.join(server.models)}\n"
+            f"  HTTP    http://{server.http_url}\n  gRPC    {server.grpc_url}\n"
+            f"  metrics {server.metrics_url}\nCtrl-C stops it.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if not server.running:
+                print(f"tritonserver exited on its own\n{server.log_tail()}", file=sys.stderr)
+                return 1
+        print("stopping tritonserver ...", flush=True)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted; stopping tritonserver ...", file=sys.stderr)
+        return 130
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
