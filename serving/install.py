@@ -47,8 +47,12 @@ class TritonInstall:
     cache_dir: Path
 
 
-def find_install() -> TritonInstall:
+def find_install(python_version: str | None = None) -> TritonInstall:
     """Find the bundled tritonserver; ServerError says what is missing and how to get it.
+
+    Args:
+        python_version: ``"3.11"``-style version of the stub to use; the running
+            interpreter's when None (the stub must match the packages it will import).
 
     Raises:
         ServerError: the wheel is not installed, or lacks the binary, a stub for this
@@ -59,7 +63,7 @@ def find_install() -> TritonInstall:
         raise ServerError("nvidia-pytriton is not installed: run `make venv` (it ships tritonserver)")
     pkg = Path(next(iter(spec.submodule_search_locations)))
     root = pkg / "tritonserver"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     install = TritonInstall(
         binary=root / "bin" / "tritonserver",
         lib_dir=pkg.parent / "nvidia_pytriton.libs",
