@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from visionserve.errors import CatalogError
+from visionserve.imaging import Pipeline
 from visionserve.settings import catalog_path
 
 __all__ = [
@@ -148,6 +149,14 @@ class ModelSpec(_Strict):
         if fmt == "torchscript":
             return f"{PREPROCESSED}__0", f"{PROBABILITIES}__0"
         return PREPROCESSED, PROBABILITIES
+
+    def pipeline_params(self) -> dict[str, Any]:
+        """Preprocessing constants + layout, as ``visionserve.imaging.Pipeline.from_params`` takes them."""
+        return {**self.preprocessing.model_dump(mode="json"), "layout": self.layout}
+
+    def pipeline(self, **overrides: Any) -> Pipeline:
+        """The in-process preprocessing pipeline of this model."""
+        return Pipeline.from_params(self.pipeline_params(), **overrides)
 
     @property
     def triton_models(self) -> list[str]:

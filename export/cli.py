@@ -1,0 +1,123 @@
+"""`visionserve export | rollback | versions` — what `make export` and `make rollback` run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from export.publish import TritonControl, require_version, switch_version
+from export.repository import committed_versions, read_version, served_version
+from export.weights import parse_weights
+from visionserve.catalog import load_catalog
+from visionserve.errors import CatalogError
+from visionserve.settings import DEFAULT_GRPC_PORT, repository_path
+
+__all__ = ["export_main", "rollback_main", "versions_main"]
+
+DEFAULT_SERVER_URL = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repository", type=Path, default=None, help="model repository (default: model_repository/)")
+    parser.add_argument(
+        "--server-url", default=os.environ.get("TRITON_GRPC_URL", DEFAULT_SERVER_URL),
+        help="gRPC address of a running tritonserver to switch live ('' to only write to disk)",
+    )
+    parser.add_argument("--catalog", type=Path, default=None, help="models.yaml to use")
+
+
+def _control(url: str) -> TritonControl | None:
+    control = TritonControl.connect(url)
+    if url and control is None:
+        print(f"(no tritonserver answering at {url}: writing to disk only; it serves the new version when started)")
+    return control
+
+
+def export_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionserve export", description="Export models and publish version N+1.")
+    parser.add_argument("--model", default="", help="catalog model(s), comma-separated (default: all)")
+    parser.add_argument("--weights", default="auto", help="auto | imagenet | demo | /path/to/checkpoint")
+    parser.add_argument("--labels", default=None, help="labels file (one class per line) for a checkpoint")
+    parser.add_argument("--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)")
+    _common(parser)
+    args = parser.parse_args(argv)
+
+    from export.pipeline import export_model  # heavy imports only when exporting
+
+    catalog = load_catalog(args.catalog)
+    specs = catalog.select(args.model)
+    if (args.labels or args.weights not in {"auto", "imagenet", "demo"}) and len(specs) != 1:
+        raise CatalogError("a checkpoint or a labels file applies to one model: add MODEL=<name>")
+    repo = args.repository or repository_path()
+    control = _control(args.server_url)
+    start = time.perf_counter()
+    results = []
+    try:
+        for spec in specs:
+            choice = parse_weights(args.weights, spec.checkpoint)
+            results.append(export_model(spec, choice, repo, labels=args.labels, control=control,
+                                        keep_versions=args.keep or catalog.keep_versions))
+    finally:
+        if control:
+            control.close()
+    _summary(results, time.perf_counter() - start, repo)
+    return 0
+
+
+def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"exported into {repo}")
+    for col in ("model", "version", "weights", "format", "size", "max |Δp| vs source", "time"):
+        table.add_column(col)
+    for r in results:
+        for a in r.artifacts:
+            weights = "[bold red]DEMO[/]" if r.weights == "demo" else r.weights
+            table.add_row(r.model, str(r.version), weights, a.fmt, f"{a.size_bytes / 2**20:.1f} MiB",
+                          f"{a.max_abs_diff:.2e}", f"{a.seconds:.1f} s")
+    console = Console()
+    console.print(table)
+    console.print(f"total export time: {seconds:.1f} s")
+
+
+def rollback_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionserve rollback", description="Serve an earlier version again.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--version", type=int, required=True)
+    _common(parser)
+    args = parser.parse_args(argv)
+    spec = load_catalog(args.catalog).get(args.model)
+    repo = args.repository or repository_path()
+    require_version(repo, spec, args.version)
+    control = _control(args.server_url)
+    try:
+        switch_version(repo, spec, args.version, control)
+    finally:
+        if control:
+            control.close()
+    print(f"{spec.ensemble} now serves version {args.version}")
+    return 0
+
+
+def versions_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionserve versions", description="List model versions on disk.")
+    _common(parser)
+    args = parser.parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    repo = args.repository or repository_path()
+    table = Table(title=str(repo))
+    for col in ("model", "version", "served", "weights", "classes", "formats", "created"):
+        table.add_column(col)
+    for spec in load_catalog(args.catalog).models.values():
+        served = served_version(repo, spec)
+        for v in committed_versions(repo, spec):
+            info = read_version(repo, spec, v)
+            table.add_row(spec.name, str(v), "●" if v == served else "", info.weights, str(info.num_classes),
+                          ",".join(info.formats), info.created)
+    Console().print(table)
+    return 0

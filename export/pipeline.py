@@ -1,0 +1,133 @@
+"""Export one catalog model end to end: weights → artifacts → parity → staged version → publish."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torchvision  # noqa: F401  (torchvision -> triton must load before TensorFlow runs: both bring LLVM, see docs/decisions.md)
+
+from export.backbone import Backbone, Exported
+from export.demo import CALIBRATION_IMAGES
+from export.labels import read_labels, resolve_labels
+from export.publish import TritonControl, commit_staged, next_version, prune, remove_orphans, staging_dir, switch_version
+from export.repository import VersionInfo, write_version_files
+from export.weights import WeightsChoice, warn_demo
+from visionserve import imaging
+from visionserve.catalog import ModelSpec
+from visionserve.errors import WeightsError
+from visionserve.samples import sample_images
+
+__all__ = ["ExportResult", "export_model", "make_backbone"]
+
+#: Real sample images each artifact is checked on before it is published.
+CHECK_IMAGES = 16
+_MODEL_PY = Path(__file__).with_name("triton_model.py")
+
+
+@dataclass
+class ExportResult:
+    model: str
+    version: int
+    weights: str
+    artifacts: list[Exported] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_backbone(spec: ModelSpec) -> Backbone:
+    """The framework exporter for ``spec``; imports only that framework."""
+    if spec.framework == "keras":
+        from export.keras_backbone import KerasBackbone
+
+        return KerasBackbone(spec)
+    from export.torch_backbone import TorchBackbone
+
+    return TorchBackbone(spec)
+
+
+def _batch(spec: ModelSpec, count: int, seed: int) -> np.ndarray:
+    pipeline = spec.pipeline()
+    return pipeline.batch([s.data for s in sample_images(count, seed=seed)])
+
+
+def _build(spec: ModelSpec, backbone: Backbone, choice: WeightsChoice, num_classes: int | None,
+           log: Callable[[str], None]) -> None:
+    calibration = _batch(spec, CALIBRATION_IMAGES, seed=101) if choice.kind in {"demo", "auto"} else None
+    if choice.kind == "auto":
+        try:
+            backbone.build(WeightsChoice("imagenet"), num_classes, calibration)
+            return
+        except WeightsError as exc:
+            warn_demo(spec.name, str(exc))
+        choice = WeightsChoice("demo")
+    elif choice.kind == "demo":
+        warn_demo(spec.name, "WEIGHTS=demo was asked for")
+    backbone.build(choice, num_classes, calibration)
+
+
+def export_model(
+    spec: ModelSpec,
+    choice: WeightsChoice,
+    repo: Path,
+    *,
+    labels: str | None = None,
+    control: TritonControl | None = None,
+    keep_versions: int = 3,
+    log: Callable[[str], None] = print,
+) -> ExportResult:
+    """Export every format of ``spec``, check each, publish version N+1 and switch to it.
+
+    Nothing reaches the repository unless every artifact passed its parity check.
+    """
+    start = time.perf_counter()
+
+    def step(msg: str) -> None:
+        log(f"[{spec.name} {time.perf_counter() - start:6.1f}s] {msg}")
+
+    repo.mkdir(parents=True, exist_ok=True)
+    remove_orphans(repo, spec, log=step)
+    given_labels = read_labels(Path(labels)) if labels else None
+    num_classes = len(given_labels) if given_labels else None
+    step(f"building {spec.builder} (weights: {choice.describe()})")
+    backbone = make_backbone(spec)
+    _build(spec, backbone, choice, num_classes, step)
+    label_list = given_labels or resolve_labels(spec.labels, backbone.num_classes)
+    step(f"weights: {backbone.weights}, {backbone.num_classes} classes")
+
+    version = next_version(repo, spec)
+    staging = staging_dir(repo, spec, version)
+    shutil.rmtree(staging, ignore_errors=True)
+    result = ExportResult(spec.name, version, backbone.weights)
+    try:
+        check = _batch(spec, CHECK_IMAGES, seed=202)
+        # SavedModel first: tf2onnx then converts it instead of writing a scratch copy
+        for fmt in sorted(spec.formats, key=lambda f: f != "savedmodel"):
+            step(f"exporting {fmt} …")
+            exported = backbone.export(fmt, staging / spec.backbone_model(fmt) / str(version), check)
+            result.artifacts.append(exported)
+            step(f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
+                 f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)")
+        pre_dir = staging / spec.preprocess_model / str(version)
+        pre_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
+        shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
+        info = VersionInfo(
+            version=version, weights=backbone.weights, num_classes=backbone.num_classes,
+            formats=list(spec.formats), checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
+            parity={e.fmt: e.max_abs_diff for e in result.artifacts},
+        )
+        write_version_files(staging / spec.ensemble / str(version), info, label_list)
+        commit_staged(staging, repo, spec, version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    step(f"published version {version}" + (" — switching the running server" if control else ""))
+    switch_version(repo, spec, version, control, log=step)
+    prune(repo, spec, keep_versions, log=step)
+    result.seconds = time.perf_counter() - start
+    step(f"done: {spec.ensemble} v{version} ({backbone.weights} weights)")
+    return result

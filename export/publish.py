@@ -1,0 +1,212 @@
+"""Publish a new version of a model, switch the served version, roll back, prune.
+
+A version is the whole pipeline: backbones, preprocess model and ensemble all get directory
+``V``, and the ensemble pins ``V`` for both steps. Publishing builds everything in a staging
+directory beside the repository (same filesystem), renames the composing models' ``V/`` into
+place and the ensemble's ``V/`` (holding ``version.json``, the commit marker) last. A version
+exists iff its marker does; anything else left by a killed export is an orphan that the next
+export removes, and the previous version is never touched.
+
+Switching a running server (explicit model control, repository API) keeps it answering:
+1. composing models are reloaded serving both the old and the new version;
+2. the ensemble is reloaded pinned to the new version (Triton swaps it once loaded);
+3. composing models drop the old version; the ensemble is checked READY again (a reload of a
+   composing model can unload its ensemble, triton-inference-server issue 4828).
+Because every response and every cache key carries the ensemble version, no cache can return
+an old answer for the new version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+from export.repository import (
+    committed_versions,
+    read_version,
+    remove_version,
+    served_version,
+    write_composing_configs,
+    write_ensemble_config,
+    write_serving_configs,
+)
+from visionserve.catalog import ModelSpec
+from visionserve.errors import RepositoryError, ServerError
+
+__all__ = ["TritonControl", "commit_staged", "next_version", "prune", "remove_orphans", "staging_dir", "switch_version"]
+
+Log = Callable[[str], None]
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class TritonControl:
+    """The few repository-API calls publishing needs, over gRPC (tritonclient)."""
+
+    def __init__(self, url: str, timeout_s: float = 300.0) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url)
+
+    @classmethod
+    def connect(cls, url: str | None) -> TritonControl | None:
+        """A control for a live server at ``url``, or None when none answers there."""
+        if not url:
+            return None
+        try:
+            control = cls(url)
+            if control._client.is_server_live(client_timeout=2.0):
+                return control
+        except Exception:  # noqa: BLE001 - no server: publish to disk only
+            pass
+        return None
+
+    def loaded(self) -> set[str]:
+        index = self._client.get_model_repository_index(as_json=True).get("models", [])
+        return {m["name"] for m in index if m.get("state") == "READY"}
+
+    def load(self, name: str) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            self._client.load_model(name, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise ServerError(f"Triton at {self.url} failed to load {name}: {exc.message()}") from None
+
+    def ready(self, name: str, version: int | None = None) -> bool:
+        try:
+            return bool(self._client.is_model_ready(name, str(version or ""), client_timeout=5.0))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self._client.close()
+
+
+def staging_dir(repo: Path, spec: ModelSpec, version: int) -> Path:
+    """Beside the repository (same filesystem, so renames are atomic; Triton never scans it)."""
+    return repo.resolve().parent / f".{repo.resolve().name}.staging" / f"{spec.name}-v{version}-{os.getpid()}"
+
+
+def remove_orphans(repo: Path, spec: ModelSpec, log: Log = _print) -> None:
+    """Drop version dirs without a commit marker and stale staging dirs of dead exports."""
+    committed = set(committed_versions(repo, spec))
+    for name in spec.triton_models:
+        root = repo / name
+        if not root.is_dir():
+            continue
+        for child in root.iterdir():
+            if child.name.isdigit() and int(child.name) not in committed:
+                log(f"  removing orphan {name}/{child.name} (left by an interrupted export)")
+                shutil.rmtree(child, ignore_errors=True)
+    staging_root = repo.resolve().parent / f".{repo.resolve().name}.staging"
+    if staging_root.is_dir():
+        for child in staging_root.glob(f"{spec.name}-v*-*"):
+            pid = int(child.name.rsplit("-", 1)[1])
+            if not _alive(pid):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def next_version(repo: Path, spec: ModelSpec) -> int:
+    """One above any version directory present (committed or not), so numbers are never reused."""
+    seen = [0]
+    for name in spec.triton_models:
+        root = repo / name
+        if root.is_dir():
+            seen += [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    return max(seen) + 1
+
+
+def commit_staged(staging: Path, repo: Path, spec: ModelSpec, version: int) -> None:
+    """Rename each staged ``<model>/V`` into the repository; the ensemble's (the marker) last."""
+    order = [*spec.triton_models[1:], spec.triton_models[0]]
+    for name in order:
+        src = staging / name / str(version)
+        if not src.exists():
+            continue
+        dst = repo / name / str(version)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _wait_ready(control: TritonControl, name: str, version: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if control.ready(name, version):
+            return
+        time.sleep(0.1)
+    raise ServerError(f"{name} version {version} did not become ready within {timeout_s:.0f} s")
+
+
+def switch_version(
+    repo: Path, spec: ModelSpec, version: int, control: TritonControl | None, log: Log = _print
+) -> None:
+    """Make ``version`` the served one, on disk and, if ``control`` is given, in the live server."""
+    read_version(repo, spec, version)  # raises when it does not exist
+    current = served_version(repo, spec)
+    if control is None or current is None or current == version:
+        write_serving_configs(repo, spec, version)
+        if control is not None:
+            for name in write_composing_configs(repo, spec, [version]):
+                if name in control.loaded() or name == spec.backbone_model():
+                    control.load(name)
+            control.load(spec.ensemble)
+            _wait_ready(control, spec.ensemble, version)
+        return
+    loaded = control.loaded()
+    both = sorted({current, version})
+    log(f"  loading {spec.name} v{version} beside v{current}")
+    for name in write_composing_configs(repo, spec, both):
+        if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
+            control.load(name)
+    write_ensemble_config(repo, spec, version)
+    control.load(spec.ensemble)
+    _wait_ready(control, spec.ensemble, version)
+    log(f"  {spec.ensemble} now serves v{version}; unloading v{current}")
+    for name in write_composing_configs(repo, spec, [version]):
+        if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
+            control.load(name)
+    if not control.ready(spec.ensemble, version):  # issue 4828: composing reload unloaded it
+        control.load(spec.ensemble)
+    _wait_ready(control, spec.ensemble, version)
+
+
+def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int]:
+    """Keep the newest ``keep`` versions and the served one; delete the rest. Returns removed."""
+    versions = committed_versions(repo, spec)
+    served = served_version(repo, spec)
+    keep_set = set(versions[-keep:]) | ({served} if served else set())
+    removed = [v for v in versions if v not in keep_set]
+    for v in removed:
+        remove_version(repo, spec, v)
+    if removed:
+        log(f"  pruned {spec.name} versions {removed} (policy: keep the newest {keep} and the served one)")
+    return removed
+
+
+def require_version(repo: Path, spec: ModelSpec, version: int) -> None:
+    if version not in committed_versions(repo, spec):
+        have = committed_versions(repo, spec)
+        raise RepositoryError(f"{spec.name} has no version {version} (versions on disk: {have or 'none'})")
