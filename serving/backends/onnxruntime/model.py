@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
-from backend_common import BackendSettings, execute_requests
+from backend_common import BackendSettings, execute_requests, warm_up
 
 #: The native backend's default file name, and its thread-count parameter names.
 DEFAULT_MODEL_FILENAME = "model.onnx"
@@ -56,9 +56,10 @@ class TritonPythonModel:
                 f"it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
             )
         self.output_names = [s.name for s in self.settings.outputs]
+        warmed = warm_up(self.settings, self._run)
         pb_utils.Logger.log_info(
             f"{self.settings.model_name} v{self.settings.model_version}: onnxruntime {ort.__version__} "
-            f"providers={self.session.get_providers()} intra_op_threads="
+            f"providers={self.session.get_providers()} warmed_up={warmed} intra_op_threads="
             f"{self.settings.threads(INTRA_OP_PARAMETER)}"
         )
 

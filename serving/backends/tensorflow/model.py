@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
-from backend_common import BackendSettings, execute_requests  # noqa: E402
+from backend_common import BackendSettings, execute_requests, warm_up  # noqa: E402
 
 #: The native backend's default directory name and signature.
 DEFAULT_MODEL_FILENAME = "model.savedmodel"
@@ -55,9 +55,10 @@ class TritonPythonModel:
                 f"{path}: config names inputs {missing_in} / outputs {missing_out} that signature "
                 f"{SIGNATURE!r} lacks; it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
             )
+        warmed = warm_up(self.settings, self._run)
         pb_utils.Logger.log_info(
             f"{self.settings.model_name} v{self.settings.model_version}: tensorflow {tf.__version__} "
-            f"device={self.device} intra_op_threads={threads}"
+            f"device={self.device} warmed_up={warmed} intra_op_threads={threads}"
         )
 
     def _run(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

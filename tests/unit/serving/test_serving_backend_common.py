@@ -21,6 +21,7 @@ from serving.backends.backend_common import (
     run_batched,
     threads_per_instance,
     torch_tensor_order,
+    warm_up,
 )
 
 CONFIG = """
@@ -227,3 +228,18 @@ def test_execute_requests_never_raises() -> None:
     [response] = execute_requests([{"x": np.ones((1, 2), np.float32)}], _settings(), explode, FakePbUtils)
     assert response.error.code == FakePbUtils.TritonError.INTERNAL
     assert "m: inference failed: out of memory" in response.error.message
+
+
+def test_warm_up_runs_a_zeros_batch_of_one() -> None:
+    run = Recorder()
+    assert warm_up(_settings(CONFIG.replace("dims: [ -1 ]", "dims: [ 2 ]")), run, times=2)
+    assert [c.shape for c in run.calls] == [(1, 2), (1, 2)] and not run.calls[0].any()
+
+
+def test_warm_up_skips_variable_or_string_inputs_and_survives_failures() -> None:
+    assert not warm_up(_settings(CONFIG.replace("dims: [ 2 ]", "dims: [ -1 ]")), Recorder())
+    assert not warm_up(
+        _settings(CONFIG.replace("data_type: TYPE_FP32 dims: [ 2 ]", "data_type: TYPE_STRING dims: [ 1 ]")),
+        Recorder(),
+    )
+    assert not warm_up(_settings(), Recorder(fail_on=0.0))
