@@ -1,0 +1,202 @@
+"""The client's errors, and the one place that maps tritonclient's failures onto them.
+
+Error tree::
+
+    VisionServeError                     (visionserve.errors)
+    └── ClientError                      anything the client reports on purpose
+        ├── ServerUnavailable            Triton cannot be reached: refused, timed out, name unknown
+        │                                (also a visionserve.errors.ServerError)
+        ├── ModelNotFound                the model, or that version of it, is not served
+        ├── InferenceError               Triton rejected or failed an inference request
+        │                                (e.g. an undecodable image); carries Triton's message
+        ├── ModelLoadError               the repository API could not load / unload a model
+        ├── ImageFileError               an image file cannot be read
+        └── InvalidRequest               the call is wrong before anything is sent (top_k < 1)
+
+tritonclient raises ``InferenceServerException`` with a status (``StatusCode.NOT_FOUND`` over
+gRPC, ``"404"`` over HTTP) for what the server answered, and plain ``OSError`` /
+``TimeoutError`` / aiohttp errors for what the network did; ``to_client_error`` turns both
+into the tree above so callers never see protocol-specific exceptions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tritonclient.utils import InferenceServerException
+
+from visionserve.errors import ServerError, VisionServeError
+
+__all__ = [
+    "ClientError",
+    "ImageFileError",
+    "InferenceError",
+    "InvalidRequest",
+    "ModelLoadError",
+    "ModelNotFound",
+    "ServerUnavailable",
+    "to_client_error",
+]
+
+#: Statuses that mean "nobody answered in time" (gRPC) or "try again later" (HTTP).
+_UNAVAILABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "503"})
+_NOT_FOUND = frozenset({"StatusCode.NOT_FOUND", "404"})
+_INVALID = frozenset({"StatusCode.INVALID_ARGUMENT", "400"})
+#: Triton's wording for a model that is not served, whatever status it came with: the
+#: statistics and repository APIs answer INVALID_ARGUMENT / INTERNAL for an unknown model.
+_NOT_FOUND_MARKERS = (
+    "unknown model",
+    "is not available",
+    "failed to poll from model repository",
+)
+_START_HINT = "is it running? Start it with `make serve` (or `visionserve serve`)"
+
+
+class ClientError(VisionServeError):
+    """Base of every error the client raises on purpose.
+
+    Args:
+        message: the full explanation (what, where, what to do).
+        detail: the most specific part alone (Triton's own message, the file problem), for
+            places that already show the context, such as one row of the CLI's table.
+    """
+
+    error_code = 500
+    code = "client"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class ServerUnavailable(ClientError, ServerError):
+    """Triton cannot be reached at the URL: not running, wrong address, or too slow to answer."""
+
+    error_code = 503
+    code = "server_unavailable"
+
+
+class ModelNotFound(ClientError):
+    """The model (or the requested version of it) is not served by this Triton."""
+
+    error_code = 404
+    code = "model_not_found"
+
+
+class InferenceError(ClientError):
+    """Triton rejected or failed an inference request; ``str()`` carries Triton's own message.
+
+    Args:
+        message: what went wrong, Triton's message included.
+        status: the status tritonclient reported (``StatusCode.INVALID_ARGUMENT``, ``"400"``…).
+    """
+
+    error_code = 502
+    code = "inference"
+
+    def __init__(self, message: str, *, status: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.status = status
+        # The caller's fault (bad image, batch too large) is a 400; anything else is the
+        # upstream server failing, which a gateway reports as 502.
+        self.error_code = 400 if status in _INVALID else 502
+
+
+class ModelLoadError(ClientError):
+    """The repository API could not load or unload a model (bad config, failed backend…)."""
+
+    error_code = 500
+    code = "model_load"
+
+
+class ImageFileError(ClientError):
+    """An image file does not exist, is a directory, is empty or cannot be read."""
+
+    error_code = 400
+    code = "image_file"
+
+
+class InvalidRequest(ClientError):
+    """The call's arguments are invalid; nothing was sent."""
+
+    error_code = 400
+    code = "invalid_request"
+
+
+def _describe_model(model: str, version: str) -> str:
+    return f"model {model!r} version {version}" if version else f"model {model!r}"
+
+
+def _status_text(status: str) -> str:
+    return status.removeprefix("StatusCode.") if status.startswith("StatusCode.") else f"HTTP {status}"
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # refused, reset, DNS, TimeoutError (an OSError since 3.11)
+        return True
+    # aiohttp's disconnects are not all OSErrors; look only if something imported aiohttp.
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientConnectionError)
+
+
+def to_client_error(
+    exc: BaseException,
+    *,
+    url: str,
+    protocol: str,
+    timeout_s: float | None = None,
+    model: str = "",
+    version: str = "",
+    action: str = "",
+) -> ClientError | None:
+    """Translate a tritonclient / network exception into a ``ClientError``.
+
+    Args:
+        exc: what tritonclient raised.
+        url: the server address, named in every message.
+        protocol: ``"grpc"`` or ``"http"``.
+        timeout_s: the per-call timeout, named when a call timed out.
+        model: the model the call was about, if any.
+        version: the requested version, ``""`` for the server's choice.
+        action: what was being done (``"load"``, ``"unload"``…), for repository-API errors.
+
+    Returns:
+        The ClientError to raise (``from exc``), or None when ``exc`` is not something the
+        client knows how to explain (then re-raise the original).
+    """
+    if isinstance(exc, ClientError):
+        return exc
+    where = f"Triton at {url} ({protocol})"
+    if isinstance(exc, InferenceServerException):
+        status = exc.status()
+        message = exc.message() or str(exc)
+        lowered = message.lower()
+        if status in _UNAVAILABLE:
+            if status == "StatusCode.DEADLINE_EXCEEDED":
+                limit = f" within {timeout_s:g} s" if timeout_s else " in time"
+                return ServerUnavailable(f"{where} did not answer{limit}: {_START_HINT}")
+            return ServerUnavailable(f"cannot reach {where}: {message or status}; {_START_HINT}")
+        if model and (status in _NOT_FOUND or any(marker in lowered for marker in _NOT_FOUND_MARKERS)):
+            return ModelNotFound(
+                f"{_describe_model(model, version)} is not served by {where}: {message} "
+                "(`visionserve models` lists what is served)"
+            )
+        if status is None:  # raised by tritonclient itself, before sending anything
+            return InvalidRequest(message)
+        if action in {"load", "unload"}:
+            return ModelLoadError(
+                f"cannot {action} {_describe_model(model, version)} on {where}: {message}", detail=message
+            )
+        subject = f" for {_describe_model(model, version)}" if model else ""
+        return InferenceError(
+            f"{where} rejected the request{subject} ({_status_text(status)}): {message}",
+            status=status,
+            detail=message,
+        )
+    if _is_network_error(exc):
+        if isinstance(exc, TimeoutError):
+            limit = f" within {timeout_s:g} s" if timeout_s else " in time"
+            return ServerUnavailable(f"{where} did not answer{limit}: {_START_HINT}")
+        reason = str(exc) or type(exc).__name__
+        return ServerUnavailable(f"cannot reach {where}: {reason}; {_START_HINT}")
+    return None

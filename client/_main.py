@@ -1,0 +1,247 @@
+"""The client's subcommands: ``visionserve classify``, ``visionserve models``, ``visionserve health``.
+
+Each is a ``fn(argv) -> exit code`` wired in ``visionserve.cli``. ClientErrors that stop a
+whole command (server down, unknown model) propagate to the dispatcher, which prints one
+line and exits 1; errors of single files are reported in the output and make the exit
+code 1 without stopping the other files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from client._async import AsyncTritonClient
+from client._base import version_text
+from client._batch import DEFAULT_CONCURRENCY, FileResult, classify_files
+from client._config import DEFAULT_TIMEOUT_S, PROTOCOLS, Protocol, default_url, normalize_url
+from client._errors import ClientError, ModelNotFound
+from client._files import find_images
+from client._render import (
+    classification_document,
+    classification_table,
+    health_document,
+    health_table,
+    models_document,
+    models_table,
+)
+from client._sync import TritonClient
+
+__all__ = ["classify_main", "health_main", "models_main"]
+
+#: Below this many files a progress bar is noise.
+PROGRESS_MIN_FILES = 2
+
+
+def _connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="grpc", help="KServe v2 over gRPC or HTTP (default: grpc)"
+    )
+    parser.add_argument(
+        "--url", help="Triton host:port (default: 127.0.0.1:8001 for grpc, 127.0.0.1:8000 for http)"
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"limit of each call (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+
+
+def _url(args: argparse.Namespace) -> str:
+    return normalize_url(args.url) if args.url else default_url(args.protocol)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- classify -------------------------------------------------------------------------------
+def _classify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionserve classify",
+        description="Classify image files (or directories, recursively) through Triton.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or directories")
+    _connection_args(parser)
+    parser.add_argument("--model", help="the model to ask (default: the first entry of models.yaml)")
+    parser.add_argument(
+        "--model-version", default="", metavar="N", help="model version (default: the one the server serves)"
+    )
+    parser.add_argument(
+        "--top-k", type=_positive_int, help="classes per image (default: models.yaml's top_k)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    return parser
+
+
+def _catalog_defaults(model: str | None, top_k: int | None) -> tuple[str, int]:
+    """Fill what the user left out from the catalog; read it only if something is missing."""
+    if model is not None and top_k is not None:
+        return model, top_k
+    from visionserve.catalog import load_catalog
+
+    catalog = load_catalog()
+    return model or catalog.names[0], top_k or catalog.top_k
+
+
+async def _run_classify(
+    args: argparse.Namespace, model: str, top_k: int, err: Console
+) -> tuple[list[FileResult], str]:
+    paths = find_images(args.paths)
+    version = version_text(args.model_version)
+    async with AsyncTritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s) as client:
+        # Fail once, clearly, when the server or the model is missing, not once per file.
+        weights = await client.weights(model)
+        if not await client.is_ready(model, version):
+            what = f"model {model!r} version {version}" if version else f"model {model!r}"
+            raise ModelNotFound(f"{what} is not ready on {client.url}: `visionserve models` shows its state")
+        progress = Progress(
+            TextColumn("classifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=len(paths) < PROGRESS_MIN_FILES or not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("classify", total=len(paths))
+            results = await classify_files(
+                client,
+                paths,
+                model,
+                top_k=top_k,
+                version=version,
+                concurrency=args.concurrency,
+                on_done=lambda _result: progress.advance(task),
+            )
+    return results, weights
+
+
+def classify_main(argv: list[str]) -> int:
+    """``visionserve classify PATH... [--model] [--model-version] [--top-k] [--concurrency] [--json]``.
+
+    Returns:
+        0 when every file was classified, 1 when any failed.
+
+    Raises:
+        ClientError: the server is unreachable or the model is not served (nothing classified).
+    """
+    args = _classify_parser().parse_args(argv)
+    model, top_k = _catalog_defaults(args.model, args.top_k)
+    err = Console(stderr=True)
+    results, weights = asyncio.run(_run_classify(args, model, top_k, err))
+    context = {"model": model, "protocol": args.protocol, "url": _url(args), "weights": weights}
+    if args.json:
+        _print_json(classification_document(results, top_k=top_k, **context))
+    else:
+        Console().print(classification_table(results, **context))
+    return 0 if all(r.ok for r in results) else 1
+
+
+# -- models ---------------------------------------------------------------------------------
+def models_main(argv: list[str]) -> int:
+    """``visionserve models [--json]``: every model and version in the repository index.
+
+    Returns:
+        0 (the listing itself succeeded).
+
+    Raises:
+        ClientError: the server is unreachable.
+    """
+    parser = argparse.ArgumentParser(
+        prog="visionserve models", description="List the models, versions and readiness Triton reports."
+    )
+    _connection_args(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    with TritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s) as client:
+        statuses = client.models()
+        weights: dict[str, str] = {}
+        for name in sorted({s.name for s in statuses if s.ready}):
+            try:
+                weights[name] = client.weights(name)
+            except ClientError:  # unloaded between the two calls: show the row without weights
+                weights[name] = ""
+    if args.json:
+        _print_json(models_document(statuses, weights, url=client.url))
+    else:
+        Console().print(models_table(statuses, weights, title=f"models on {args.protocol}://{client.url}"))
+    return 0
+
+
+# -- health ---------------------------------------------------------------------------------
+def health_main(argv: list[str]) -> int:
+    """``visionserve health [--model NAME]... [--json]``: liveness, readiness, per-model readiness.
+
+    Returns:
+        0 when the server is live and ready (and every ``--model`` is ready), 1 otherwise,
+        including when the server cannot be reached.
+    """
+    parser = argparse.ArgumentParser(
+        prog="visionserve health", description="Check that Triton is live and ready, and which models are."
+    )
+    _connection_args(parser)
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also require this model to be ready (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    url = _url(args)
+    protocol: Protocol = args.protocol
+    with TritonClient(url, protocol=protocol, timeout_s=args.timeout_s) as client:
+        live = client.is_live()
+        ready = live and client.is_ready()
+        rows: list[tuple[str, str, bool]] = []
+        if live:
+            try:
+                statuses = client.models()
+            except ClientError:
+                statuses = []
+            rows = [(s.name, s.version, client.is_ready(s.name, s.version)) for s in statuses if s.version]
+            rows += [(name, "", client.is_ready(name)) for name in args.model]
+    required_ok = all(r for name, v, r in rows if name in args.model and not v)
+    healthy = live and ready and required_ok
+    if args.json:
+        _print_json(
+            health_document(url=url, protocol=protocol, live=live, ready=ready, models=rows, healthy=healthy)
+        )
+        return 0 if healthy else 1
+    out = Console()
+    mark = {True: "[green]yes[/]", False: "[bold red]no[/]"}
+    out.print(f"Triton at {protocol}://{url}: live {mark[live]}, ready {mark[ready]}", highlight=False)
+    if not live:
+        out.print("[red]cannot reach it[/]: is it running? Start it with `make serve`", highlight=False)
+    if rows:
+        out.print(health_table(rows, title="model readiness"))
+    if not required_ok:
+        missing = [name for name, v, r in rows if name in args.model and not v and not r]
+        out.print(f"[bold red]not ready:[/] {', '.join(missing)}", highlight=False)
+    return 0 if healthy else 1

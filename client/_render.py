@@ -1,0 +1,177 @@
+"""How the CLI shows results: rich tables for people, JSON documents for programs.
+
+The JSON documents are built from the same dataclasses the library returns, so a script
+reading ``--json`` sees the library's field names (``label``, ``index``, ``score``…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from client._batch import FileResult
+from client._types import ModelStatus
+
+__all__ = [
+    "DEMO_NOTE",
+    "classification_document",
+    "classification_table",
+    "health_document",
+    "health_table",
+    "models_document",
+    "models_table",
+]
+
+#: Shown with every result of a model whose config says ``weights: demo``.
+DEMO_NOTE = "DEMO WEIGHTS — not a trained model: these labels are meaningless"
+_STATE_STYLE = {"READY": "green", "LOADING": "yellow", "UNLOADING": "yellow"}
+
+
+def _yes_no(flag: bool) -> Text:
+    return Text("yes", style="green") if flag else Text("no", style="bold red")
+
+
+# -- classify -------------------------------------------------------------------------------
+def classification_document(
+    results: Sequence[FileResult], *, model: str, protocol: str, url: str, top_k: int, weights: str
+) -> dict[str, Any]:
+    """The ``classify --json`` document."""
+    rows = []
+    for result in results:
+        c = result.classification
+        rows.append(
+            {
+                "file": str(result.path),
+                "model": c.model if c else model,
+                "version": c.version if c else None,
+                "predictions": [asdict(p) for p in c.predictions] if c else [],
+                "error": result.error,
+                "error_type": result.error_type,
+            }
+        )
+    document: dict[str, Any] = {
+        "model": model,
+        "protocol": protocol,
+        "url": url,
+        "top_k": top_k,
+        "weights": weights,
+        "demo_weights": weights == "demo",
+        "results": rows,
+        "failed": sum(not r.ok for r in results),
+    }
+    if weights == "demo":
+        document["note"] = DEMO_NOTE
+    return document
+
+
+def classification_table(
+    results: Sequence[FileResult], *, model: str, protocol: str, url: str, weights: str
+) -> Table:
+    """One section per file: rank, class index, label and score of each prediction."""
+    versions = sorted({r.classification.version for r in results if r.classification})
+    served = f" v{', v'.join(versions)}" if versions else ""
+    failed = sum(not r.ok for r in results)
+    caption = Text(f"{len(results) - failed} classified, {failed} failed")
+    if weights == "demo":
+        caption = Text.assemble(Text(f"⚠ {DEMO_NOTE}", style="bold yellow"), "\n", caption)
+    table = Table(title=f"{model}{served} · {protocol}://{url}", caption=caption, caption_justify="left")
+    table.add_column("File", overflow="fold")
+    table.add_column("Version", justify="right")
+    table.add_column("#", justify="right")
+    table.add_column("Class", justify="right")
+    table.add_column("Label", overflow="fold")
+    table.add_column("Score", justify="right")
+    for result in results:
+        c = result.classification
+        if c is None:
+            table.add_row(
+                str(result.path),
+                "",
+                "",
+                "",
+                Text(f"{result.error_type}: {result.error_detail}", style="red"),
+                "",
+                end_section=True,
+            )
+            continue
+        for rank, p in enumerate(c.predictions, 1):
+            last = rank == len(c.predictions)
+            first = rank == 1
+            table.add_row(
+                str(result.path) if first else "",
+                c.version if first else "",
+                str(rank),
+                str(p.index),
+                p.label or Text("—", style="dim"),
+                f"{p.score:.4f}",
+                end_section=last,
+            )
+        if not c.predictions:
+            table.add_row(
+                str(result.path), c.version, "", "", Text("no predictions", style="dim"), "", end_section=True
+            )
+    return table
+
+
+# -- models ---------------------------------------------------------------------------------
+def models_document(
+    statuses: Sequence[ModelStatus], weights: Mapping[str, str], *, url: str
+) -> dict[str, Any]:
+    """The ``models --json`` document."""
+    return {
+        "url": url,
+        "models": [{**asdict(s), "weights": weights.get(s.name, "")} for s in statuses],
+    }
+
+
+def models_table(statuses: Sequence[ModelStatus], weights: Mapping[str, str], *, title: str) -> Table:
+    """Model, version, state, readiness, weights and Triton's reason per index row."""
+    table = Table(title=title)
+    for name in ("Model", "Version", "State", "Ready", "Weights", "Reason"):
+        table.add_column(name, overflow="fold")
+    for s in statuses:
+        w = weights.get(s.name, "")
+        table.add_row(
+            s.name,
+            s.version or "—",
+            Text(s.state, style=_STATE_STYLE.get(s.state, "dim")),
+            _yes_no(s.ready),
+            Text(f"{w} (not trained)", style="bold yellow") if w == "demo" else w,
+            s.reason,
+        )
+    return table
+
+
+# -- health ---------------------------------------------------------------------------------
+def health_document(
+    *,
+    url: str,
+    protocol: str,
+    live: bool,
+    ready: bool,
+    models: Sequence[tuple[str, str, bool]],
+    healthy: bool,
+) -> dict[str, Any]:
+    """The ``health --json`` document."""
+    return {
+        "url": url,
+        "protocol": protocol,
+        "live": live,
+        "ready": ready,
+        "healthy": healthy,
+        "models": [{"name": n, "version": v, "ready": r} for n, v, r in models],
+    }
+
+
+def health_table(models: Sequence[tuple[str, str, bool]], *, title: str) -> Table:
+    """Per-model readiness."""
+    table = Table(title=title)
+    for name in ("Model", "Version", "Ready"):
+        table.add_column(name)
+    for name, version, ready in models:
+        table.add_row(name, version or "(any)", _yes_no(ready))
+    return table
