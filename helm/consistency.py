@@ -1,0 +1,231 @@
+"""Check that the chart, the Dockerfiles and the code agree on names, ports and paths.
+
+The chart repeats facts owned elsewhere: model names (models.yaml through
+``visionserve.catalog``), ports (``visionserve.settings.DEFAULT_*_PORT``), Triton's health
+endpoints (KServe v2 protocol), the gateway's endpoints and CLI (``visionserve.cli``), the
+image tag and Python packages (``docker/``) and the HPA's custom metric name (the
+prometheus-adapter rule in ``files/``). Each check returns messages; empty means agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helm.chart import Rendered
+from helm.dockerfiles import DOCKER_DIR, parse_dockerfile
+from helm.schema import CHART_DIR
+from visionserve import settings
+from visionserve.catalog import Catalog
+from visionserve.cli import COMMANDS
+
+__all__ = [
+    "GATEWAY_LIVE_PATH",
+    "GATEWAY_METRICS_PATH",
+    "GATEWAY_READY_PATH",
+    "TRITON_LIVE_PATH",
+    "TRITON_READY_PATH",
+    "check_adapter_rule",
+    "check_dockerfiles",
+    "check_render",
+    "check_values",
+]
+
+#: KServe v2 health endpoints Triton serves on its HTTP port.
+TRITON_LIVE_PATH = "/v2/health/live"
+TRITON_READY_PATH = "/v2/health/ready"
+#: The gateway's endpoints (ARCHITECTURE.md, "Gateway").
+GATEWAY_LIVE_PATH = "/livez"
+GATEWAY_READY_PATH = "/readyz"
+GATEWAY_METRICS_PATH = "/metrics"
+
+_TRITON_PORTS = {
+    "http": settings.DEFAULT_HTTP_PORT,
+    "grpc": settings.DEFAULT_GRPC_PORT,
+    "metrics": settings.DEFAULT_METRICS_PORT,
+}
+
+
+def check_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
+    """The chart's default values against the catalog and the servers' default ports."""
+    problems: list[str] = []
+    ensembles = {spec.ensemble for spec in catalog.models.values()}
+    models = list(values["triton"]["models"])
+    if set(models) != ensembles:
+        problems.append(
+            f"values.yaml triton.models {models} must list every catalog ensemble "
+            f"{sorted(ensembles)} (models.yaml is the source of truth)"
+        )
+    for name, port in _TRITON_PORTS.items():
+        if values["triton"]["ports"][name] != port:
+            problems.append(
+                f"values.yaml triton.ports.{name}={values['triton']['ports'][name]} but "
+                f"visionserve.settings.DEFAULT_{name.upper()}_PORT={port}"
+            )
+    if values["gateway"]["port"] != settings.DEFAULT_GATEWAY_PORT:
+        problems.append(
+            f"values.yaml gateway.port={values['gateway']['port']} but "
+            f"visionserve.settings.DEFAULT_GATEWAY_PORT={settings.DEFAULT_GATEWAY_PORT}"
+        )
+    return problems
+
+
+def _container(pod_owner: dict[str, Any], name: str) -> dict[str, Any]:
+    containers = pod_owner["spec"]["template"]["spec"]["containers"]
+    for container in containers:
+        if container["name"] == name:
+            return container
+    raise KeyError(f"{pod_owner['metadata']['name']} has no container {name!r}")
+
+
+def _probe(container: dict[str, Any], kind: str) -> tuple[str, Any]:
+    get = (container.get(kind) or {}).get("httpGet") or {}
+    return get.get("path", ""), get.get("port")
+
+
+def _port_numbers(container: dict[str, Any]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+
+
+def _args(container: dict[str, Any], flag: str) -> list[str]:
+    prefix = f"--{flag}="
+    return [a[len(prefix) :] for a in container.get("args", []) if a.startswith(prefix)]
+
+
+def _check_triton(rendered: Rendered, values: dict[str, Any], catalog: Catalog) -> list[str]:
+    problems: list[str] = []
+    label = rendered.value_set.name
+    triton = _container(rendered.one("Deployment", "triton"), "tritonserver")
+    loaded = _args(triton, "load-model")
+    if loaded != list(values["triton"]["models"]):
+        problems.append(f"{label}: Triton loads {loaded}, values say {values['triton']['models']}")
+    unknown = [m for m in loaded if m not in {s.ensemble for s in catalog.models.values()}]
+    if unknown:
+        problems.append(f"{label}: Triton would load {unknown}, which are not catalog ensembles ({catalog.names})")
+    if _args(triton, "model-control-mode") != ["explicit"]:
+        problems.append(f"{label}: Triton must run with --model-control-mode=explicit")
+    ports = _port_numbers(triton)
+    for name, number in values["triton"]["ports"].items():
+        if ports.get(name) != number:
+            problems.append(f"{label}: Triton container port {name!r} is {ports.get(name)}, values say {number}")
+        if _args(triton, f"{name}-port") != [str(number)]:
+            problems.append(f"{label}: Triton runs with --{name}-port={_args(triton, f'{name}-port')}, expected {number}")
+    expected = {
+        "startupProbe": TRITON_LIVE_PATH,
+        "livenessProbe": TRITON_LIVE_PATH,
+        "readinessProbe": TRITON_READY_PATH,
+    }
+    for kind, path in expected.items():
+        got_path, got_port = _probe(triton, kind)
+        if (got_path, got_port) != (path, "http"):
+            problems.append(f"{label}: Triton {kind} is {got_path} on {got_port!r}, expected {path} on 'http'")
+    if not any(a.startswith("python,shm-default-byte-size=") for a in _args(triton, "backend-config")):
+        problems.append(f"{label}: Triton lacks --backend-config=python,shm-default-byte-size=")
+    mounts = {m["mountPath"]: m["name"] for m in triton.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in rendered.one("Deployment", "triton")["spec"]["template"]["spec"]["volumes"]}
+    shm = volumes.get(mounts.get("/dev/shm", ""), {}).get("emptyDir", {})
+    if shm.get("medium") != "Memory":
+        problems.append(f"{label}: Triton's /dev/shm must be a memory-backed emptyDir")
+    service = rendered.one("Service", "triton")
+    for port in service["spec"]["ports"]:
+        if port["targetPort"] not in ports or port["port"] != ports[port["targetPort"]]:
+            problems.append(f"{label}: Triton Service port {port['name']} does not match a container port")
+    return problems
+
+
+def _check_gateway(rendered: Rendered, values: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    label = rendered.value_set.name
+    gateway = _container(rendered.one("Deployment", "gateway"), "gateway")
+    if _port_numbers(gateway).get("http") != values["gateway"]["port"]:
+        problems.append(f"{label}: gateway container port is not gateway.port={values['gateway']['port']}")
+    if f"--port={values['gateway']['port']}" not in gateway.get("args", []):
+        problems.append(f"{label}: gateway args {gateway.get('args')} do not pass --port={values['gateway']['port']}")
+    expected = {
+        "startupProbe": GATEWAY_LIVE_PATH,
+        "livenessProbe": GATEWAY_LIVE_PATH,
+        "readinessProbe": GATEWAY_READY_PATH,
+    }
+    for kind, path in expected.items():
+        got_path, got_port = _probe(gateway, kind)
+        if (got_path, got_port) != (path, "http"):
+            problems.append(f"{label}: gateway {kind} is {got_path} on {got_port!r}, expected {path} on 'http'")
+    env = {e["name"]: e for e in gateway.get("env", [])}
+    triton_service = rendered.one("Service", "triton")["metadata"]["name"]
+    expected_url = f"{triton_service}:{values['triton']['ports']['grpc']}"
+    if env.get("TRITON_URL", {}).get("value") != expected_url:
+        problems.append(f"{label}: gateway TRITON_URL is {env.get('TRITON_URL')}, expected {expected_url} (Triton gRPC)")
+    for name in ("VISIONSERVE_API_KEY_PEPPER", "DATABASE_URL"):
+        if name not in env:
+            problems.append(f"{label}: gateway has no {name}")
+    for monitor in rendered.find("ServiceMonitor"):
+        for endpoint in monitor["spec"]["endpoints"]:
+            component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
+            ports = {p["name"] for p in rendered.one("Service", component)["spec"]["ports"]}
+            if endpoint["port"] not in ports:
+                problems.append(f"{label}: ServiceMonitor {component} scrapes unknown port {endpoint['port']}")
+            if component == "gateway" and endpoint.get("path") != GATEWAY_METRICS_PATH:
+                problems.append(f"{label}: gateway metrics are on {GATEWAY_METRICS_PATH}")
+    return problems
+
+
+def check_render(rendered: Rendered, values: dict[str, Any], catalog: Catalog) -> list[str]:
+    """A rendered value set against its merged values, the catalog and the fixed endpoints."""
+    problems = _check_triton(rendered, values, catalog) + _check_gateway(rendered, values)
+    notes = rendered.notes
+    for needed in ("visionserve keys create --name", "--role admin"):
+        if needed not in notes:
+            problems.append(f"{rendered.value_set.name}: NOTES.txt does not tell `{needed}`")
+    return problems
+
+
+def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> list[str]:
+    """docker/*.Dockerfile against the chart's default values and the CLI."""
+    problems: list[str] = []
+    triton = parse_dockerfile(docker_dir / "triton.Dockerfile")
+    image = values["triton"]["image"]
+    expected_base = f"{image['registry']}/{image['repository']}:{image['tag']}"
+    if triton.base_images[-1] != expected_base:
+        problems.append(f"triton.Dockerfile derives {triton.base_images[-1]}, the chart runs {expected_base}")
+    if set(triton.exposed_ports) != set(_TRITON_PORTS.values()):
+        problems.append(f"triton.Dockerfile exposes {triton.exposed_ports}, expected {sorted(_TRITON_PORTS.values())}")
+    pins = {p.lower() for p in triton.pip_pins}
+    packages = {p.lower() for p in values["triton"]["pythonPackages"]["packages"]}
+    if pins != packages:
+        problems.append(
+            f"triton.Dockerfile installs {sorted(pins)}, triton.pythonPackages.packages is {sorted(packages)}"
+        )
+    gateway = parse_dockerfile(docker_dir / "gateway.Dockerfile")
+    if settings.DEFAULT_GATEWAY_PORT not in gateway.exposed_ports:
+        problems.append(f"gateway.Dockerfile does not EXPOSE {settings.DEFAULT_GATEWAY_PORT}")
+    if gateway.entrypoint != ("visionserve",):
+        problems.append(f"gateway.Dockerfile ENTRYPOINT is {list(gateway.entrypoint)}, expected ['visionserve']")
+    if not gateway.cmd or gateway.cmd[0] not in COMMANDS or gateway.cmd[0] != "gateway":
+        problems.append(f"gateway.Dockerfile CMD {list(gateway.cmd)} must run the `gateway` subcommand")
+    if f"--port={settings.DEFAULT_GATEWAY_PORT}" not in gateway.cmd:
+        problems.append(f"gateway.Dockerfile CMD does not pass --port={settings.DEFAULT_GATEWAY_PORT}")
+    if "keys" not in COMMANDS:
+        problems.append("visionserve.cli has no `keys` subcommand, which NOTES.txt tells users to run")
+    if not gateway.base_images or not gateway.base_images[-1].startswith("python:3.11"):
+        problems.append(f"gateway.Dockerfile must run on python:3.11 (got {gateway.base_images})")
+    return problems
+
+
+def check_adapter_rule(values: dict[str, Any], chart_dir: Path = CHART_DIR) -> list[str]:
+    """files/prometheus-adapter-rules.yaml serves the metric the Triton HPA asks for."""
+    path = chart_dir / "files" / "prometheus-adapter-rules.yaml"
+    rules = (yaml.safe_load(path.read_text()) or {}).get("rules", {}).get("custom", [])
+    wanted = values["triton"]["autoscaling"]["queueTime"]["metricName"]
+    matching = [r for r in rules if r.get("name", {}).get("as") == wanted]
+    if not matching:
+        return [f"{path.name}: no rule exposes {wanted!r} (triton.autoscaling.queueTime.metricName)"]
+    query = matching[0].get("metricsQuery", "")
+    missing = [m for m in ("nv_inference_queue_duration_us", "nv_inference_request_success") if m not in query]
+    if missing:
+        return [f"{path.name}: the {wanted} rule does not use {missing}"]
+    if re.search(r"\(\s*1\s*\+", query):
+        return [f"{path.name}: the {wanted} rule divides by 1 + requests, which under-reports (triton issue 8979)"]
+    return []
