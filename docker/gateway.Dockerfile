@@ -20,7 +20,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     VISIONSERVE_CATALOG=/opt/visionserve/models.yaml \
     HOME=/tmp \
-    BENTOML_HOME=/tmp/bentoml
+    BENTOML_HOME=/tmp/bentoml \
+    GATEWAY_STATE_DIR=/tmp/visionserve \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=3000
 
 RUN groupadd --system --gid 10001 visionserve \
     && useradd --system --uid 10001 --gid visionserve --home-dir /tmp --no-create-home visionserve
@@ -31,4 +34,4 @@ COPY models.yaml /opt/visionserve/models.yaml
 USER 10001:10001
 EXPOSE 3000
 ENTRYPOINT ["visionserve"]
-CMD ["gateway", "--host=0.0.0.0", "--port=3000"]
+CMD ["gateway"]

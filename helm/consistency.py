@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import AliasChoices
 
+from helm._errors import ChartError
 from helm.chart import Rendered
 from helm.dockerfiles import DOCKER_DIR, parse_dockerfile
 from helm.schema import CHART_DIR
@@ -31,7 +33,9 @@ __all__ = [
     "check_adapter_rule",
     "check_dockerfiles",
     "check_render",
+    "check_gateway_env",
     "check_values",
+    "gateway_env_names",
 ]
 
 #: KServe v2 health endpoints Triton serves on its HTTP port.
@@ -70,6 +74,51 @@ def check_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
             f"values.yaml gateway.port={values['gateway']['port']} but "
             f"visionserve.settings.DEFAULT_GATEWAY_PORT={settings.DEFAULT_GATEWAY_PORT}"
         )
+    return problems
+
+
+#: Variables the chart sets on the gateway that are not gateway settings (helpers, runtime).
+_GATEWAY_HELPER_ENV = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "HOME", "BENTOML_HOME"}
+#: Gateway settings the chart must always set (the rest keep the gateway's defaults).
+_GATEWAY_REQUIRED = ("triton_url", "database_url", "api_key_pepper", "host", "port")
+
+
+def gateway_env_names() -> dict[str, set[str]]:
+    """Environment names each field of ``gateway.settings.GatewaySettings`` accepts (upper case).
+
+    Raises:
+        ChartError: the gateway's settings cannot be imported.
+    """
+    try:
+        from gateway.settings import GatewaySettings
+    except ImportError as exc:
+        raise ChartError(f"cannot import gateway.settings to check the gateway's environment: {exc}") from None
+    prefix = str(GatewaySettings.model_config.get("env_prefix", ""))
+    names: dict[str, set[str]] = {}
+    for field_name, info in GatewaySettings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            accepted = {str(choice) for choice in alias.choices if isinstance(choice, str)}
+        elif isinstance(alias, str):
+            accepted = {alias}
+        else:
+            accepted = {f"{prefix}{field_name}"}
+        names[field_name] = {n.upper() for n in accepted}
+    return names
+
+
+def check_gateway_env(env_names: set[str]) -> list[str]:
+    """The gateway's environment (names) against what GatewaySettings reads."""
+    accepted = gateway_env_names()
+    known = set().union(*accepted.values())
+    problems = [
+        f"gateway env {name} is read by no field of gateway.settings.GatewaySettings"
+        for name in sorted(env_names - known - _GATEWAY_HELPER_ENV)
+    ]
+    for field_name in _GATEWAY_REQUIRED:
+        if not accepted.get(field_name, set()) & env_names:
+            wanted = sorted(accepted.get(field_name, {"?"}))
+            problems.append(f"the chart does not set the gateway's {field_name} (one of {wanted})")
     return problems
 
 
@@ -140,10 +189,13 @@ def _check_gateway(rendered: Rendered, values: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     label = rendered.value_set.name
     gateway = _container(rendered.one("Deployment", "gateway"), "gateway")
+    env = {e["name"]: e for e in gateway.get("env", [])}
     if _port_numbers(gateway).get("http") != values["gateway"]["port"]:
         problems.append(f"{label}: gateway container port is not gateway.port={values['gateway']['port']}")
-    if f"--port={values['gateway']['port']}" not in gateway.get("args", []):
-        problems.append(f"{label}: gateway args {gateway.get('args')} do not pass --port={values['gateway']['port']}")
+    if env.get("GATEWAY_PORT", {}).get("value") != str(values["gateway"]["port"]):
+        problems.append(f"{label}: gateway GATEWAY_PORT is not gateway.port={values['gateway']['port']}")
+    if gateway.get("args") != ["gateway"]:
+        problems.append(f"{label}: the gateway container must run `visionserve gateway` (args {gateway.get('args')})")
     expected = {
         "startupProbe": GATEWAY_LIVE_PATH,
         "livenessProbe": GATEWAY_LIVE_PATH,
@@ -153,14 +205,11 @@ def _check_gateway(rendered: Rendered, values: dict[str, Any]) -> list[str]:
         got_path, got_port = _probe(gateway, kind)
         if (got_path, got_port) != (path, "http"):
             problems.append(f"{label}: gateway {kind} is {got_path} on {got_port!r}, expected {path} on 'http'")
-    env = {e["name"]: e for e in gateway.get("env", [])}
     triton_service = rendered.one("Service", "triton")["metadata"]["name"]
     expected_url = f"{triton_service}:{values['triton']['ports']['grpc']}"
     if env.get("TRITON_URL", {}).get("value") != expected_url:
         problems.append(f"{label}: gateway TRITON_URL is {env.get('TRITON_URL')}, expected {expected_url} (Triton gRPC)")
-    for name in ("VISIONSERVE_API_KEY_PEPPER", "DATABASE_URL"):
-        if name not in env:
-            problems.append(f"{label}: gateway has no {name}")
+    problems += [f"{label}: {p}" for p in check_gateway_env(set(env))]
     for monitor in rendered.find("ServiceMonitor"):
         for endpoint in monitor["spec"]["endpoints"]:
             component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -203,10 +252,15 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
         problems.append(f"gateway.Dockerfile does not EXPOSE {settings.DEFAULT_GATEWAY_PORT}")
     if gateway.entrypoint != ("visionserve",):
         problems.append(f"gateway.Dockerfile ENTRYPOINT is {list(gateway.entrypoint)}, expected ['visionserve']")
-    if not gateway.cmd or gateway.cmd[0] not in COMMANDS or gateway.cmd[0] != "gateway":
+    if list(gateway.cmd) != ["gateway"] or "gateway" not in COMMANDS:
         problems.append(f"gateway.Dockerfile CMD {list(gateway.cmd)} must run the `gateway` subcommand")
-    if f"--port={settings.DEFAULT_GATEWAY_PORT}" not in gateway.cmd:
-        problems.append(f"gateway.Dockerfile CMD does not pass --port={settings.DEFAULT_GATEWAY_PORT}")
+    if gateway.env.get("GATEWAY_PORT") != str(settings.DEFAULT_GATEWAY_PORT):
+        problems.append(
+            f"gateway.Dockerfile sets GATEWAY_PORT={gateway.env.get('GATEWAY_PORT')}, "
+            f"expected DEFAULT_GATEWAY_PORT={settings.DEFAULT_GATEWAY_PORT}"
+        )
+    gateway_vars = {name for name in gateway.env if name.startswith("GATEWAY_")}
+    problems += [f"gateway.Dockerfile: {p}" for p in check_gateway_env(gateway_vars) if p.startswith("gateway env ")]
     if "keys" not in COMMANDS:
         problems.append("visionserve.cli has no `keys` subcommand, which NOTES.txt tells users to run")
     if not gateway.base_images or not gateway.base_images[-1].startswith("python:3.11"):

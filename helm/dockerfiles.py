@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ class Dockerfile:
         pip_pins: ``name==version`` requirements installed with pip.
         entrypoint: the last ENTRYPOINT (exec form), or empty.
         cmd: the last CMD (exec form), or empty.
+        env: variables set by ENV in the last stage.
     """
 
     path: Path
@@ -41,6 +43,7 @@ class Dockerfile:
     pip_pins: tuple[str, ...] = field(default=())
     entrypoint: tuple[str, ...] = field(default=())
     cmd: tuple[str, ...] = field(default=())
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:
@@ -73,6 +76,14 @@ def _exec_form(args: str, path: Path) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _env(args: str) -> dict[str, str]:
+    """``ENV A=1 B=2`` (or the legacy ``ENV A 1``) as a dict."""
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        return {words[0]: " ".join(words[1:])}
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
 def parse_dockerfile(path: Path) -> Dockerfile:
     """Read FROM, EXPOSE, pip pins, ENTRYPOINT and CMD of a Dockerfile."""
     bases: list[str] = []
@@ -80,9 +91,13 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     pins: list[str] = []
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
+    env: dict[str, str] = {}
     for word, args in _instructions(path.read_text()):
         if word == "FROM":
             bases.append(args.split()[0])
+            env = {}
+        elif word == "ENV":
+            env.update(_env(args))
         elif word == "EXPOSE":
             ports.extend(int(p.split("/")[0]) for p in args.split())
         elif word == "RUN" and "pip" in args:
@@ -91,7 +106,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
             entrypoint = _exec_form(args, path)
         elif word == "CMD":
             cmd = _exec_form(args, path)
-    return Dockerfile(path, tuple(bases), tuple(ports), tuple(pins), entrypoint, cmd)
+    return Dockerfile(path, tuple(bases), tuple(ports), tuple(pins), entrypoint, cmd, env)
 
 
 def dockerfiles(docker_dir: Path = DOCKER_DIR) -> list[Path]:

@@ -166,10 +166,11 @@ Args: context, secret (name), key, length.
 
 {{/*
 Environment of the gateway that connects it to its backends: DATABASE_URL, REDIS_URL
-(absent: the gateway's in-process cache), TRITON_URL, and the API-key pepper.
+(absent: the gateway's in-process cache), TRITON_URL, and the API-key pepper. The names are
+those gateway.settings.GatewaySettings reads (checked by `make helm-lint`).
 */}}
 {{- define "visionserve.gateway.backendEnv" -}}
-- name: VISIONSERVE_API_KEY_PEPPER
+- name: GATEWAY_API_KEY_PEPPER
   valueFrom:
     secretKeyRef:
       name: {{ include "visionserve.gateway.secretName" . }}
@@ -183,7 +184,7 @@ Environment of the gateway that connects it to its backends: DATABASE_URL, REDIS
       name: {{ include "visionserve.postgresql.secretName" . }}
       key: {{ .Values.postgresql.auth.passwordKey }}
 - name: DATABASE_URL
-  value: {{ printf "postgresql+psycopg://%s:$(POSTGRES_PASSWORD)@%s:5432/%s" .Values.postgresql.auth.username (include "visionserve.componentName" (dict "context" . "component" "postgresql")) .Values.postgresql.auth.database | quote }}
+  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s:5432/%s" .Values.postgresql.auth.username (include "visionserve.componentName" (dict "context" . "component" "postgresql")) .Values.postgresql.auth.database | quote }}
 {{- else }}
 - name: DATABASE_URL
   valueFrom:
@@ -264,8 +265,8 @@ and fail once, listing them all.
 {{- if not (or .Values.postgresql.enabled .Values.externalDatabase.url .Values.externalDatabase.existingSecret) -}}
   {{- $messages = append $messages "postgresql.enabled=false needs externalDatabase.url or externalDatabase.existingSecret" -}}
 {{- end -}}
-{{- if and .Values.externalDatabase.url (not (hasPrefix "postgresql" .Values.externalDatabase.url)) -}}
-  {{- $messages = append $messages "externalDatabase.url must be a postgresql:// or postgresql+psycopg:// URL" -}}
+{{- if and .Values.externalDatabase.url (not (regexMatch "^postgres(ql)?(\\+psycopg)?://" .Values.externalDatabase.url)) -}}
+  {{- $messages = append $messages "externalDatabase.url must be a postgresql:// (or postgresql+psycopg://) URL" -}}
 {{- end -}}
 {{- if and .Values.redis.enabled (or .Values.externalRedis.url .Values.externalRedis.existingSecret) -}}
   {{- $messages = append $messages "set either redis.enabled or externalRedis, not both" -}}
