@@ -1,0 +1,344 @@
+"""The classification flow behind both classify routes, independent of HTTP.
+
+For each image: sniff the bytes, look the answer up under the model's *served* version; on a
+miss run the full upload checks (in a thread: Pillow releases the GIL), ask Triton (a batch's
+misses in ONE batched request), cache the answer under the version Triton reports, and queue
+one history row — for an answer, a rejected upload and a failed Triton call alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.to_thread
+
+from client import ClientError, InferenceError, ModelNotFound, ServerUnavailable
+from gateway.auth import Identity
+from gateway.cache import CachedAnswer, ResultCache, cache_key
+from gateway.db import utcnow
+from gateway.errors import BadRequest, NotFound, UpstreamError, UpstreamUnavailable
+from gateway.history import HistoryRow, HistoryWriter
+from gateway.metrics import GatewayMetrics
+from gateway.routing import AutoRouter
+from gateway.uploads import UploadPolicy, inspect, sniff, verify_decodes
+from gateway.versions import VersionTracker
+from visionserve.catalog import Catalog
+from visionserve.errors import VisionServeError
+
+__all__ = ["Answer", "Classifier", "ItemOutcome", "Request"]
+
+log = logging.getLogger("visionserve.gateway.classify")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One classification request as the flow needs it.
+
+    Args:
+        caller: who asks.
+        request_id: the request's id (one for all images of a batch).
+        model: a catalog name or ``auto``.
+        top_k: classes wanted.
+        min_score: drop predictions below this.
+        budget_ms: latency budget for ``auto``.
+        started_s: ``time.perf_counter()`` when the request arrived.
+    """
+
+    caller: Identity
+    request_id: str
+    model: str
+    top_k: int
+    min_score: float
+    budget_ms: float | None
+    started_s: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Predictions for one image (already filtered by ``min_score``)."""
+
+    model: str
+    version: int
+    weights: str | None
+    predictions: tuple[tuple[str, int, float], ...]
+    cached: bool
+
+
+@dataclass
+class ItemOutcome:
+    """One image of a batch: an answer or an error (a VisionServeError with a status)."""
+
+    index: int
+    filename: str | None
+    answer: Answer | None = None
+    error: VisionServeError | None = None
+    sha256: str = ""
+    data: bytes = field(default=b"", repr=False)
+
+
+def _triton_error(exc: Exception, model: str, retry_after_s: int) -> tuple[VisionServeError, str]:
+    """Map a client failure to what the caller gets, and a metrics label."""
+    retry = {"Retry-After": str(retry_after_s)}
+    if isinstance(exc, ServerUnavailable):
+        return UpstreamUnavailable(f"Triton is unavailable: {exc}", headers=retry), "unavailable"
+    if isinstance(exc, ModelNotFound):
+        return UpstreamUnavailable(
+            f"model {model!r} is not loaded in Triton", code="model_unavailable", headers=retry
+        ), "not_found"
+    if isinstance(exc, InferenceError) and exc.error_code == 400:
+        return BadRequest(f"the model rejected the image: {exc}", code="rejected_by_model"), "inference"
+    return UpstreamError(f"Triton failed the inference: {exc}"), "inference"
+
+
+class Classifier:
+    """Runs classifications against the cache, Triton and the history.
+
+    Args:
+        catalog: the model catalog.
+        triton: the worker's ``client.AsyncTritonClient``.
+        cache: the result cache.
+        tracker: served versions and readiness.
+        router: the ``auto`` policy.
+        history: the history writer.
+        metrics: the process's metrics.
+        policy: the upload limits.
+        max_top_k: the largest top_k allowed.
+        retry_after_s: ``Retry-After`` of a 503.
+        check_threads: how many upload checks may decode at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        triton: object,
+        cache: ResultCache,
+        tracker: VersionTracker,
+        router: AutoRouter,
+        history: HistoryWriter,
+        metrics: GatewayMetrics,
+        policy: UploadPolicy,
+        max_top_k: int,
+        retry_after_s: int,
+        check_threads: int = 2,
+    ) -> None:
+        self.catalog = catalog
+        self.triton = triton
+        self.cache = cache
+        self.tracker = tracker
+        self.router = router
+        self.history = history
+        self.metrics = metrics
+        self.policy = policy
+        self.max_top_k = max_top_k
+        self.retry_after_s = retry_after_s
+        self._policy_tag = policy.fingerprint
+        self._limiter = anyio.CapacityLimiter(max(1, check_threads))
+
+    # -- model and options --------------------------------------------------------------
+    def resolve_model(self, name: str, budget_ms: float | None) -> str:
+        """A catalog model name for ``name`` (``auto`` applies the routing policy).
+
+        Raises:
+            NotFound: not a catalog model (404).
+            UpstreamUnavailable: ``auto`` and no eligible model is ready (503).
+        """
+        if name == "auto":
+            choice = self.router.choose(self.tracker.ready_models(), budget_ms)
+            if choice is None:
+                raise UpstreamUnavailable(
+                    "no model is ready for `auto`",
+                    code="model_unavailable",
+                    headers={"Retry-After": str(self.retry_after_s)},
+                )
+            return choice.model
+        if name not in self.catalog.models:
+            raise NotFound(
+                f"unknown model {name!r}; choose one of: auto, {', '.join(self.catalog.names)}",
+                code="unknown_model",
+            )
+        return name
+
+    def check_top_k(self, model: str, top_k: int) -> None:
+        limit = min(self.max_top_k, self.catalog.models[model].num_classes)
+        if top_k > limit:
+            raise BadRequest(f"top_k must be at most {limit} for {model}", code="invalid_top_k")
+
+    # -- one image ----------------------------------------------------------------------
+    async def classify_one(self, req: Request, data: bytes) -> Answer:
+        """Classify one image (cache, checks, Triton) and queue its history row.
+
+        Raises:
+            GatewayError / ImageError: what the caller gets (4xx/5xx), after the row is queued.
+        """
+        model = self.resolve_model(req.model, req.budget_ms)
+        self.check_top_k(model, req.top_k)
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            fmt = sniff(data, self.policy)
+            answer = await self._lookup(model, digest, req.top_k)
+            if answer is None:
+                await self._check(data, fmt)
+                answer = (await self._infer(model, [data], [digest], req.top_k))[0]
+        except VisionServeError as exc:
+            self._record(req, model, digest, None, exc)
+            raise
+        answer = self._filtered(answer, req.min_score)
+        self._record(req, model, digest, answer, None)
+        return answer
+
+    # -- a batch ------------------------------------------------------------------------
+    async def classify_batch(
+        self, req: Request, items: Sequence[tuple[bytes, str | None]]
+    ) -> tuple[str, list[ItemOutcome]]:
+        """Classify several images with ONE Triton request for the misses; per-image errors.
+
+        Returns:
+            The model used and one outcome per image, in order.
+
+        Raises:
+            NotFound / BadRequest / UpstreamUnavailable: for the whole request (unknown
+            model, bad top_k, nothing ready, or Triton failed every image that needed it).
+        """
+        model = self.resolve_model(req.model, req.budget_ms)
+        self.check_top_k(model, req.top_k)
+        outcomes = [ItemOutcome(i, name, data=data) for i, (data, name) in enumerate(items)]
+        formats: dict[int, str] = {}
+        for item in outcomes:
+            item.sha256 = hashlib.sha256(item.data).hexdigest()
+            try:
+                formats[item.index] = sniff(item.data, self.policy)
+                item.answer = await self._lookup(model, item.sha256, req.top_k)
+            except VisionServeError as exc:
+                item.error = exc
+        misses = [o for o in outcomes if o.answer is None and o.error is None]
+        if misses:
+            errors = await anyio.to_thread.run_sync(
+                self._check_many, [(o.data, formats[o.index]) for o in misses], limiter=self._limiter
+            )
+            for item, error in zip(misses, errors, strict=True):
+                item.error = error
+            await self._infer_misses(model, [o for o in misses if o.error is None], req.top_k)
+        for item in outcomes:
+            answer = self._filtered(item.answer, req.min_score) if item.answer else None
+            item.answer = answer
+            self._record(req, model, item.sha256, answer, item.error)
+        failed_upstream = [o for o in outcomes if isinstance(o.error, UpstreamUnavailable)]
+        if failed_upstream and all(o.answer is None for o in outcomes):
+            raise failed_upstream[0].error  # type: ignore[misc]
+        return model, outcomes
+
+    async def _infer_misses(self, model: str, misses: list[ItemOutcome], top_k: int) -> None:
+        if not misses:
+            return
+        unique: dict[str, bytes] = {}
+        for item in misses:  # the same image twice in a batch is sent once
+            unique.setdefault(item.sha256, item.data)
+        try:
+            answers = await self._infer(model, list(unique.values()), list(unique), top_k)
+        except VisionServeError as exc:
+            for item in misses:
+                item.error = exc
+            return
+        by_digest = dict(zip(unique, answers, strict=True))
+        for item in misses:
+            item.answer = by_digest[item.sha256]
+
+    # -- steps --------------------------------------------------------------------------
+    async def _lookup(self, model: str, digest: str, top_k: int) -> Answer | None:
+        version = self.tracker.served_version(model)
+        if version is None:
+            self.metrics.cache.labels(model, "miss").inc()
+            return None
+        hit = await self.cache.get(cache_key(digest, model, version, top_k, self._policy_tag))
+        if hit is None:
+            self.metrics.cache.labels(model, "miss").inc()
+            return None
+        self.metrics.cache.labels(model, "hit").inc()
+        return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True)
+
+    async def _check(self, data: bytes, fmt: str) -> None:
+        error = await anyio.to_thread.run_sync(self._check_many, [(data, fmt)], limiter=self._limiter)
+        if error[0] is not None:
+            raise error[0]
+
+    def _check_many(self, items: list[tuple[bytes, str]]) -> list[VisionServeError | None]:
+        """Header/structure checks and a verification decode, per image (runs in a thread)."""
+        errors: list[VisionServeError | None] = []
+        for data, fmt in items:
+            try:
+                inspect(data, fmt, self.policy)
+                verify_decodes(data, self.policy)
+            except VisionServeError as exc:
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
+
+    async def _infer(self, model: str, images: list[bytes], digests: list[str], top_k: int) -> list[Answer]:
+        started = time.perf_counter()
+        try:
+            results = await self.triton.classify_batch(images, model, top_k=top_k)  # type: ignore[attr-defined]
+        except (ClientError, OSError) as exc:
+            error, kind = _triton_error(exc, model, self.retry_after_s)
+            self.metrics.triton_errors.labels(model, kind).inc()
+            log.warning("Triton call for %s failed: %s", model, exc)
+            raise error from exc
+        elapsed_s = time.perf_counter() - started
+        self.metrics.triton_seconds.labels(model).observe(elapsed_s)
+        if len(images) == 1:  # a batch's round trip says little about one request's latency
+            self.router.observe(model, elapsed_s * 1000.0)
+        answers = []
+        for digest, result in zip(digests, results, strict=True):
+            version = int(result.version)
+            self.tracker.note_answer(model, version)
+            preds = tuple((p.label, p.index, p.score) for p in result.predictions)
+            await self.cache.set(
+                cache_key(digest, model, version, top_k, self._policy_tag),
+                CachedAnswer(model, version, preds),
+            )
+            answers.append(Answer(model, version, self.tracker.weights(model, version), preds, False))
+        return answers
+
+    @staticmethod
+    def _filtered(answer: Answer, min_score: float) -> Answer:
+        if min_score <= 0:
+            return answer
+        kept = tuple(p for p in answer.predictions if p[2] >= min_score)
+        return Answer(answer.model, answer.version, answer.weights, kept, answer.cached)
+
+    def _record(
+        self, req: Request, model: str, digest: str, answer: Answer | None, error: VisionServeError | None
+    ) -> None:
+        if error is None:
+            status, http_status = "ok", 200
+        else:
+            http_status = int(getattr(error, "error_code", 500))
+            status = "error" if http_status >= 500 else "rejected"
+        self.history.add(
+            HistoryRow(
+                id=uuid.uuid4().hex,
+                request_id=req.request_id,
+                created_at=utcnow(),
+                user=req.caller.user,
+                key_id=req.caller.key_id,
+                model=model,
+                version=answer.version if answer else None,
+                image_sha256=digest,
+                top_k=req.top_k,
+                predictions=[{"label": p[0], "index": p[1], "score": p[2]} for p in answer.predictions]
+                if answer
+                else [],
+                latency_ms=(time.perf_counter() - req.started_s) * 1000.0,
+                cached=bool(answer and answer.cached),
+                status=status,
+                http_status=http_status,
+                error=f"{getattr(error, 'code', 'internal')}: {error}" if error else None,
+            )
+        )

@@ -1,0 +1,169 @@
+"""ASGI middleware around every response: request id, body size cap, security headers.
+
+Pure ASGI (no BaseHTTPMiddleware): it wraps ``send`` to edit headers, which costs a few
+microseconds and does not buffer bodies.
+
+- ``X-Request-ID``: the caller's value when it is a sane token (≤ 128 of ``[A-Za-z0-9._:-]``),
+  else a new UUID; echoed on every response and stored in ``scope["state"]["request_id"]``.
+- Body cap: a declared ``Content-Length`` over the route's cap is refused with 413 before any
+  byte is read; a chunked body is counted as it streams and cut off at the cap.
+- OWASP REST headers: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a CSP
+  that allows nothing for API responses (the HTML docs page gets a policy it can work with),
+  ``Referrer-Policy: no-referrer``, ``Cross-Origin-Resource-Policy: same-origin``,
+  ``Cache-Control: no-store`` on /v1, optional HSTS; any ``Server`` header is removed.
+- Rate-limit headers placed in ``scope["state"]["ratelimit_headers"]`` by the auth
+  dependency are added here, so every /v1 response carries them, errors included.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from gateway.errors import PayloadTooLarge, error_body
+
+__all__ = ["API_PREFIX", "GatewayMiddleware", "RequestTooLarge"]
+
+API_PREFIX = "/v1"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CSP_API = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_CSP_HTML = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+    b"base-uri 'none'; form-action 'self'"
+)
+_DROP = {b"server", b"x-powered-by"}
+
+
+class RequestTooLarge(PayloadTooLarge):
+    """Raised from ``receive`` when a streamed body passes the cap."""
+
+
+class GatewayMiddleware:
+    """Request id, body cap and security headers for every HTTP response.
+
+    Args:
+        app: the wrapped ASGI app.
+        max_request_bytes: body cap of every route but the batch route.
+        max_batch_request_bytes: body cap of ``/v1/classify/batch``.
+        hsts_max_age_s: HSTS max-age; 0 sends no HSTS header.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_request_bytes: int,
+        max_batch_request_bytes: int,
+        hsts_max_age_s: int = 0,
+    ) -> None:
+        self.app = app
+        self.max_request_bytes = max_request_bytes
+        self.max_batch_request_bytes = max_batch_request_bytes
+        self.hsts = f"max-age={hsts_max_age_s}; includeSubDomains".encode() if hsts_max_age_s > 0 else None
+
+    def _cap(self, path: str) -> int:
+        return (
+            self.max_batch_request_bytes
+            if path.startswith(f"{API_PREFIX}/classify/batch")
+            else self.max_request_bytes
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.match(candidate):
+                    request_id = candidate
+                break
+        request_id = request_id or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started_s"] = time.perf_counter()
+        path: str = scope["path"]
+        is_api = path.startswith(API_PREFIX)
+        started = False
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _DROP]
+                html = any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+                headers += [
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", _CSP_HTML if html else _CSP_API),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-resource-policy", b"same-origin"),
+                ]
+                if is_api:
+                    headers.append((b"cache-control", b"no-store"))
+                    for key, value in (state.get("ratelimit_headers") or {}).items():
+                        headers.append((key.lower().encode(), value.encode()))
+                if self.hsts is not None:
+                    headers.append((b"strict-transport-security", self.hsts))
+                message["headers"] = headers
+            await send(message)
+
+        cap = self._cap(path)
+        declared = _content_length(scope)
+        if declared is not None and declared > cap:
+            await self._reject(send_with_headers, RequestTooLarge(_too_large(cap)))
+            return
+        received = 0
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    raise RequestTooLarge(_too_large(cap))
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send_with_headers)
+        except RequestTooLarge as exc:
+            if started:
+                raise
+            await self._reject(send_with_headers, exc)
+
+    @staticmethod
+    async def _reject(send: Any, exc: Exception) -> None:
+        body = orjson.dumps(error_body(exc))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(cap: int) -> str:
+    return f"the request body is larger than {cap:,} bytes"

@@ -1,0 +1,192 @@
+"""The HTTP API's request and response models: they are the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchItem",
+    "BatchResponse",
+    "ClassifyForm",
+    "ClassifyJSON",
+    "ClassifyOptions",
+    "ClassifyResponse",
+    "ErrorDetail",
+    "ErrorResponse",
+    "HistoryPage",
+    "HistoryRecord",
+    "ModelInfo",
+    "ModelsResponse",
+    "Prediction",
+    "BatchForm",
+    "error_responses",
+    "request_body",
+]
+
+DEFAULT_MODEL = "auto"
+
+
+class Prediction(BaseModel):
+    """One of the top-k classes."""
+
+    label: str = Field(description="class name from the model's labels file")
+    index: int = Field(description="class index (row of the labels file)")
+    score: float = Field(description="probability of the class")
+
+
+class ClassifyOptions(BaseModel):
+    """Options of a classification (form fields, or JSON members)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(DEFAULT_MODEL, description="a catalog model name, or `auto` (see X-Latency-Budget-Ms)")
+    top_k: int = Field(5, ge=1, description="how many classes to return")
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predictions scoring below this")
+
+
+class ClassifyJSON(ClassifyOptions):
+    """JSON form of ``POST /v1/classify``."""
+
+    image_base64: str = Field(
+        description="the encoded image (JPEG, PNG, WebP, BMP or GIF), base64; a data-URL prefix "
+        "(`data:image/png;base64,`) is accepted",
+        min_length=1,
+    )
+
+
+class ClassifyForm(ClassifyOptions):
+    """multipart/form-data form of ``POST /v1/classify``."""
+
+    image: bytes = Field(description="the image file (JPEG, PNG, WebP, BMP or GIF)")
+
+
+class BatchForm(ClassifyOptions):
+    """multipart/form-data of ``POST /v1/classify/batch``: repeat the ``image`` field per image."""
+
+    image: list[bytes] = Field(
+        description="the image files, in order (the field repeated); one model for all"
+    )
+
+
+class ClassifyResponse(BaseModel):
+    """The answer for one image."""
+
+    request_id: str = Field(description="also in the X-Request-ID header")
+    model: str = Field(description="the model that answered (the one `auto` chose)")
+    version: int = Field(description="the model version that produced the predictions")
+    weights: str | None = Field(description="`demo` for demonstration weights, else what the export recorded")
+    predictions: list[Prediction] = Field(description="best first")
+    cached: bool = Field(description="true when answered from the gateway's cache")
+    latency_ms: float = Field(description="time spent in the gateway, Triton included")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. `unsupported_media_type`")
+    message: str = Field(description="what is wrong, for a human")
+
+
+class ErrorResponse(BaseModel):
+    """Every error has this shape."""
+
+    error: ErrorDetail
+
+
+class BatchItem(BaseModel):
+    """The outcome for one image of a batch: predictions, or an error of its own."""
+
+    index: int = Field(description="position of the image in the request")
+    filename: str | None = Field(None, description="the part's filename, if any")
+    status: Literal["ok", "error"]
+    version: int | None = None
+    cached: bool = False
+    predictions: list[Prediction] = Field(default_factory=list)
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    """One result per image, in request order."""
+
+    request_id: str
+    model: str
+    weights: str | None
+    results: list[BatchItem]
+    latency_ms: float
+
+
+class ModelInfo(BaseModel):
+    """A catalog model as served right now."""
+
+    name: str
+    ready: bool = Field(description="the ensemble has a READY version in Triton")
+    served_version: int | None = Field(description="the version requests get (highest ready)")
+    versions: list[int] = Field(description="every READY version")
+    weights: str | None = Field(description="the served version's `weights` config parameter")
+    demo_weights: bool = Field(description="true when the served weights are demonstration weights")
+    framework: str
+    input_size: int
+    num_classes: int
+    top1_accuracy: float | None
+    gflops: float | None
+    expected_latency_ms: float | None = Field(description="what `auto` expects this model to take")
+    latency_measured: bool = Field(description="expected latency is measured (else derived from GFLOPs)")
+    reason: str = Field("", description="why the model is not ready")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+    auto_policy: str = Field(description="how `model=auto` chooses")
+    default_top_k: int
+    triton_reachable: bool
+
+
+class HistoryRecord(BaseModel):
+    """One stored classification attempt."""
+
+    id: str
+    request_id: str
+    created_at: datetime = Field(description="UTC")
+    user: str
+    model: str
+    version: int | None
+    image_sha256: str
+    top_k: int
+    predictions: list[Prediction]
+    latency_ms: float
+    cached: bool
+    status: Literal["ok", "rejected", "error"]
+    http_status: int
+    error: str | None
+
+
+class HistoryPage(BaseModel):
+    records: list[HistoryRecord] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+def request_body(*alternatives: tuple[str, type[BaseModel]]) -> dict[str, Any]:
+    """An OpenAPI ``requestBody`` offering several content types (FastAPI cannot infer it)."""
+    content = {}
+    for media_type, model in alternatives:
+        schema = model.model_json_schema()
+        assert "$defs" not in schema, f"{model.__name__} must be flat to be inlined"
+        content[media_type] = {"schema": schema}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=`` entries documenting the error body for each status."""
+    text = {
+        400: "invalid request or image",
+        401: "missing, unknown or revoked API key",
+        403: "admin only",
+        404: "not found (or someone else's)",
+        413: "too large",
+        415: "not an accepted image format",
+        429: "rate limit exceeded (see Retry-After)",
+        502: "Triton rejected the inference",
+        503: "Triton unavailable (see Retry-After)",
+    }
+    return {s: {"model": ErrorResponse, "description": text.get(s, "error")} for s in statuses}

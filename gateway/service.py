@@ -1,0 +1,603 @@
+"""The gateway: a BentoML 1.4 service in front of Triton (``bentoml serve gateway.service:Gateway``).
+
+The API surface is this file. ``/v1/*`` is a FastAPI app mounted on the service with
+``@bentoml.asgi_app``; its routes are methods of the service class (BentoML binds ``self``),
+typed with the Pydantic models of ``gateway.schemas``, so BentoML's OpenAPI document
+(``/docs.json``, UI at ``/``) shows real schemas. Why not ``@bentoml.api``: it serves POST
+only, answers errors as ``{"error": str}`` (and every 401/403 as "Authorization error"), and
+cannot declare GET routes with query parameters or per-route status codes — the contract
+needs all of those. BentoML still owns the process model (workers), lifecycle hooks
+(``@bentoml.on_startup``/``on_shutdown``), ``/readyz`` (``__is_ready__`` asks Triton),
+``/livez`` and ``/metrics``.
+
+Everything else lives in sibling modules: ``auth`` (keys), ``limits`` (token buckets),
+``uploads`` (checks), ``cache``, ``history``, ``routing`` (``auto``), ``versions`` (served
+versions), ``classify`` (the flow), ``forms`` (request bodies), ``middleware`` (headers,
+body cap, request id), ``metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+import bentoml
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from client import AsyncTritonClient
+from gateway import forms, history
+from gateway.auth import Identity, KeyStore
+from gateway.cache import LocalCache, RedisCache, ResultCache
+from gateway.classify import Answer, Classifier
+from gateway.classify import Request as ClassifyRequest
+from gateway.db import make_engine, migrate
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    error_body,
+    error_headers,
+)
+from gateway.limits import RateLimiter
+from gateway.metrics import get_metrics
+from gateway.middleware import API_PREFIX, GatewayMiddleware
+from gateway.redis_link import RedisLink, connect
+from gateway.routing import AutoRouter
+from gateway.schemas import (
+    BatchForm,
+    BatchItem,
+    BatchResponse,
+    ClassifyForm,
+    ClassifyJSON,
+    ClassifyResponse,
+    ErrorDetail,
+    HistoryPage,
+    HistoryRecord,
+    ModelInfo,
+    ModelsResponse,
+    Prediction,
+    error_responses,
+    request_body,
+)
+from gateway.settings import get_settings, load_pepper
+from gateway.uploads import UploadPolicy
+from gateway.versions import VersionTracker
+from visionserve.catalog import load_catalog
+from visionserve.errors import VisionServeError
+
+__all__ = ["Gateway", "api"]
+
+log = logging.getLogger("visionserve.gateway")
+SETTINGS = get_settings()
+AUTO_POLICY = (
+    "most accurate ready model whose expected latency fits X-Latency-Budget-Ms (else the fastest); "
+    "without a budget, the most accurate ready model"
+)
+EXPORT_MAX_ROWS = 100_000
+
+api = FastAPI(
+    title="visionserve gateway",
+    version="1",
+    docs_url=None,  # BentoML serves the one OpenAPI document (/docs.json) and its UI (/)
+    redoc_url=None,
+    openapi_url=None,
+)
+bearer = HTTPBearer(auto_error=False, description="an API key from `visionserve keys create`")
+
+
+async def _current_gateway() -> Any:
+    # BentoML's class-view dependency is a sync function (FastAPI runs it in a thread, ~0.1 ms
+    # per request); the same lookup as a coroutine runs inline.
+    return bentoml.get_current_service()
+
+
+api.dependency_overrides[bentoml.get_current_service] = _current_gateway
+
+
+# -- errors: every one becomes {"error": {"code", "message"}} ---------------------------------
+@api.exception_handler(VisionServeError)
+async def _known_error(_request: Request, exc: VisionServeError) -> JSONResponse:
+    return JSONResponse(error_body(exc), status_code=exc.error_code, headers=error_headers(exc))
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return JSONResponse(error_body(BadRequest("; ".join(parts) or "invalid request")), status_code=400)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    body = {"error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return JSONResponse(error_body(exc), status_code=500)
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    """Serialise with pydantic-core directly (the response model is still what the docs show)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+def _predictions(answer: Answer) -> list[Prediction]:
+    return [Prediction(label=label, index=index, score=score) for label, index, score in answer.predictions]
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _record(row: history.HistoryRow) -> HistoryRecord:
+    return HistoryRecord(
+        id=row.id,
+        request_id=row.request_id,
+        created_at=row.created_at.replace(tzinfo=UTC),
+        user=row.user,
+        model=row.model,
+        version=row.version,
+        image_sha256=row.image_sha256,
+        top_k=row.top_k,
+        predictions=[Prediction(**p) for p in row.predictions],
+        latency_ms=row.latency_ms,
+        cached=row.cached,
+        status=row.status,
+        http_status=row.http_status,
+        error=row.error,  # type: ignore[arg-type]
+    )
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Identity:
+    """The caller behind ``Authorization: Bearer <key>``, after taking a rate-limit token.
+
+    Raises:
+        Unauthorized: no key, unknown or revoked key (401).
+        RateLimited: the key's (or, without a valid key, the address's) bucket is empty (429).
+    """
+    svc: Gateway = bentoml.get_current_service()
+    return await svc.admit(request, credentials.credentials if credentials else None)
+
+
+Caller = Annotated[Identity, Depends(authenticate)]
+Budget = Annotated[
+    float | None,
+    Header(alias="X-Latency-Budget-Ms", gt=0, description="latency budget for `model=auto`, in ms"),
+]
+
+
+@bentoml.asgi_app(api, path=API_PREFIX)
+@bentoml.service(
+    name="visionserve-gateway",
+    workers=SETTINGS.workers,
+    traffic={"timeout": SETTINGS.triton_timeout_s + 30},
+    tracing={
+        "excluded_urls": [] if SETTINGS.trace_requests else [API_PREFIX, "/livez", "/readyz", "/metrics"]
+    },
+)
+class Gateway:
+    """visionserve gateway in front of Triton.
+
+    API keys, rate limits, upload checks, a version-aware cache and an audit history.
+    Authenticate with `Authorization: Bearer <key>`.
+    """
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        self.catalog = load_catalog()
+        self.engine = make_engine(SETTINGS.sqlalchemy_url)
+        self.keys = KeyStore(self.engine, load_pepper(SETTINGS), cache_ttl_s=SETTINGS.auth_cache_ttl_s)
+        self.metrics = get_metrics()
+        self.policy = UploadPolicy(SETTINGS.max_bytes, SETTINGS.max_pixels, SETTINGS.max_aspect_ratio)
+        self.router = AutoRouter(self.catalog, ms_per_gflop=SETTINGS.ms_per_gflop)
+        self.redis: RedisLink | None = None
+        self.triton: AsyncTritonClient | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @bentoml.on_startup
+    async def open(self) -> None:
+        """Migrate the database, open the Triton channel and Redis, start the background tasks."""
+        revision = await anyio.to_thread.run_sync(migrate, self.engine)
+        log.info("database %s at revision %s", self.engine.url.render_as_string(hide_password=True), revision)
+        self.triton = AsyncTritonClient(
+            SETTINGS.triton_url, protocol="grpc", timeout_s=SETTINGS.triton_timeout_s
+        )
+        cache: ResultCache
+        if SETTINGS.redis_url:
+            self.redis = RedisLink(
+                connect(SETTINGS.redis_url, SETTINGS.redis_timeout_s),
+                retry_s=SETTINGS.redis_retry_s,
+                on_error=lambda op: self.metrics.cache_errors.labels(op).inc(),
+            )
+            cache = RedisCache(self.redis, SETTINGS.cache_ttl_s)
+        else:
+            cache = LocalCache(SETTINGS.cache_max_entries, SETTINGS.cache_ttl_s)
+        self.limiter = RateLimiter(self.redis)
+        self.tracker = VersionTracker(
+            self.triton,
+            self.catalog,
+            interval_s=SETTINGS.version_poll_interval_s,
+            on_change=lambda model, _old, new: self.metrics.served_version.labels(model).set(new or 0),
+        )
+        self.history = history.HistoryWriter(
+            self.engine,
+            flush_interval_s=SETTINGS.history_flush_interval_s,
+            batch_rows=SETTINGS.history_batch_rows,
+            queue_max=SETTINGS.history_queue_max,
+            on_result=lambda kind, n: self.metrics.history_rows.labels(kind).inc(n),
+        )
+        self.classifier = Classifier(
+            catalog=self.catalog,
+            triton=self.triton,
+            cache=cache,
+            tracker=self.tracker,
+            router=self.router,
+            history=self.history,
+            metrics=self.metrics,
+            policy=self.policy,
+            max_top_k=SETTINGS.max_top_k,
+            retry_after_s=SETTINGS.retry_after_s,
+        )
+        await self.tracker.refresh()  # know the served versions before the first request
+        self.tracker.start()
+        self.history.start()
+        log.info(
+            "gateway up: Triton %s (%s), cache %s",
+            SETTINGS.triton_url,
+            "reachable" if self.tracker.reachable else "UNREACHABLE",
+            cache.name,
+        )
+
+    @bentoml.on_shutdown
+    async def close(self) -> None:
+        """Stop polling, write the last history rows, close Triton and Redis."""
+        await self.tracker.close()
+        await self.history.close()
+        if self.triton is not None:
+            await self.triton.close()
+        if self.redis is not None:
+            await self.redis.close()
+        self.engine.dispose()
+
+    async def __is_ready__(self) -> bool:
+        """Ready when Triton serves at least one catalog ensemble (asked now, per ensemble)."""
+        if self.triton is None:
+            return False
+        names = [spec.ensemble for spec in self.catalog.models.values()]
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(self.triton.is_ready(name) for name in names)), timeout=5
+            )
+        except Exception:
+            return False
+        return any(answers)
+
+    # -- auth + rate limit (the dependency of every /v1 route) ------------------------------
+    async def admit(self, request: Request, key: str | None) -> Identity:
+        state = request.scope.setdefault("state", {})
+        identity = await self.keys.alookup(key) if key else None
+        if identity is None:
+            client = request.client.host if request.client else "unknown"
+            decision = await self.limiter.take(
+                f"anon:{client}", SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst
+            )
+            state["ratelimit_headers"] = decision.headers()
+            if not decision.allowed:
+                self.metrics.rate_limited.labels("anonymous").inc()
+                raise RateLimited(
+                    "too many unauthenticated requests", headers={"Retry-After": str(decision.retry_after_s)}
+                )
+            raise Unauthorized("missing API key" if not key else "invalid or revoked API key")
+        decision = await self.limiter.take(f"key:{identity.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst)
+        state["ratelimit_headers"] = decision.headers()
+        if not decision.allowed:
+            self.metrics.rate_limited.labels("key").inc()
+            raise RateLimited(
+                f"rate limit of {SETTINGS.rate_burst} requests (refill {SETTINGS.rate_per_s:g}/s) exceeded",
+                headers={"Retry-After": str(decision.retry_after_s)},
+            )
+        return identity
+
+    async def _charge(self, request: Request, caller: Identity, extra: int) -> None:
+        """Take ``extra`` more tokens (a batch costs one per image)."""
+        if extra <= 0:
+            return
+        decision = await self.limiter.take(
+            f"key:{caller.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst, extra
+        )
+        request.scope["state"]["ratelimit_headers"] = decision.headers()
+        if not decision.allowed:
+            self.metrics.rate_limited.labels("key").inc()
+            raise RateLimited(
+                f"a batch of {extra + 1} images needs {extra + 1} tokens; too few are left",
+                headers={"Retry-After": str(decision.retry_after_s)},
+            )
+
+    def _observe(self, endpoint: str, model: str, status: int, cached: bool, started_s: float) -> None:
+        self.metrics.request_seconds.labels(endpoint, model, str(status), str(cached).lower()).observe(
+            time.perf_counter() - started_s
+        )
+
+    # -- routes ---------------------------------------------------------------------------
+    @api.post(
+        "/classify",
+        response_model=ClassifyResponse,
+        responses=error_responses(400, 401, 404, 413, 415, 429, 502, 503),
+        openapi_extra=request_body(("multipart/form-data", ClassifyForm), ("application/json", ClassifyJSON)),
+        summary="Classify one image",
+    )
+    async def classify(self, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
+        """Top-k classes of one image: multipart field `image`, or JSON `image_base64`."""
+        state = request.scope["state"]
+        started = state.get("started_s", time.perf_counter())
+        model, status, cached = "unknown", 500, False
+        try:
+            options, upload = await forms.read_single(request)
+            model = options.model
+            req = ClassifyRequest(
+                caller,
+                state["request_id"],
+                options.model,
+                options.top_k,
+                options.min_score,
+                budget_ms,
+                started,
+            )
+            answer = await self.classifier.classify_one(req, upload.data)
+            model, status, cached = answer.model, 200, answer.cached
+            return _json(
+                ClassifyResponse(
+                    request_id=req.request_id,
+                    model=answer.model,
+                    version=answer.version,
+                    weights=answer.weights,
+                    predictions=_predictions(answer),
+                    cached=answer.cached,
+                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                )
+            )
+        except VisionServeError as exc:
+            status = exc.error_code
+            if status in (400, 413, 415):
+                self.metrics.uploads_rejected.labels(exc.code).inc()
+            raise
+        finally:
+            self._observe("classify", model, status, cached, started)
+
+    @api.post(
+        "/classify/batch",
+        response_model=BatchResponse,
+        responses=error_responses(400, 401, 404, 413, 415, 429, 503),
+        openapi_extra=request_body(("multipart/form-data", BatchForm)),
+        summary="Classify several images in one Triton request",
+    )
+    async def classify_batch(self, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
+        """Up to `GATEWAY_BATCH_MAX_IMAGES` images (field `image` repeated); one result or error per image."""
+        state = request.scope["state"]
+        started = state.get("started_s", time.perf_counter())
+        model, status = "unknown", 500
+        try:
+            options, uploads = await forms.read_batch(request, SETTINGS.batch_max_images)
+            model = options.model
+            await self._charge(request, caller, len(uploads) - 1)
+            req = ClassifyRequest(
+                caller,
+                state["request_id"],
+                options.model,
+                options.top_k,
+                options.min_score,
+                budget_ms,
+                started,
+            )
+            model, outcomes = await self.classifier.classify_batch(
+                req, [(u.data, u.filename) for u in uploads]
+            )
+            items = []
+            for o in outcomes:
+                if o.error is not None:
+                    if o.error.error_code in (400, 413, 415):
+                        self.metrics.uploads_rejected.labels(o.error.code).inc()
+                    items.append(
+                        BatchItem(
+                            index=o.index,
+                            filename=o.filename,
+                            status="error",
+                            error=ErrorDetail(code=o.error.code, message=str(o.error)),
+                        )
+                    )
+                else:
+                    assert o.answer is not None
+                    items.append(
+                        BatchItem(
+                            index=o.index,
+                            filename=o.filename,
+                            status="ok",
+                            version=o.answer.version,
+                            cached=o.answer.cached,
+                            predictions=_predictions(o.answer),
+                        )
+                    )
+            served = self.tracker.served_version(model)
+            status = 200
+            return _json(
+                BatchResponse(
+                    request_id=req.request_id,
+                    model=model,
+                    weights=self.tracker.weights(model, served),
+                    results=items,
+                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                )
+            )
+        except VisionServeError as exc:
+            status = exc.error_code
+            raise
+        finally:
+            self._observe("classify_batch", model, status, False, started)
+
+    @api.get(
+        "/models", response_model=ModelsResponse, responses=error_responses(401, 429), summary="Served models"
+    )
+    async def list_models(self, caller: Caller) -> Response:
+        """Catalog models with their served and ready versions, demo-weights flag and `auto` figures."""
+        del caller
+        infos = []
+        for spec in self.catalog.models.values():
+            state = self.tracker.state(spec.ensemble)
+            estimate = self.router.estimate(spec.name) if spec.gflops is not None else None
+            infos.append(
+                ModelInfo(
+                    name=spec.name,
+                    ready=state.ready,
+                    served_version=state.served,
+                    versions=list(state.versions),
+                    weights=state.weights,
+                    demo_weights=state.weights == "demo",
+                    framework=spec.framework,
+                    input_size=spec.input_size,
+                    num_classes=spec.num_classes,
+                    top1_accuracy=spec.top1_accuracy,
+                    gflops=spec.gflops,
+                    expected_latency_ms=round(estimate.expected_ms, 3) if estimate else None,
+                    latency_measured=bool(estimate and estimate.measured),
+                    reason=state.reason,
+                )
+            )
+        return _json(
+            ModelsResponse(
+                models=infos,
+                auto_policy=AUTO_POLICY,
+                default_top_k=self.catalog.top_k,
+                triton_reachable=self.tracker.reachable,
+            )
+        )
+
+    def _history_query(
+        self,
+        caller: Identity,
+        user: str | None,
+        model: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> history.HistoryQuery:
+        if user is not None and user != caller.user and not caller.is_admin:
+            raise Forbidden("only admins may read other users' history")
+        who = user if user is not None else (None if caller.is_admin else caller.user)
+        return history.HistoryQuery(
+            user=who,
+            model=model,
+            since=_naive_utc(since),
+            until=_naive_utc(until),
+            cursor=history.decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+
+    @api.get(
+        "/history",
+        response_model=HistoryPage,
+        responses=error_responses(400, 401, 403, 429),
+        summary="Your classification history",
+    )
+    async def list_history(
+        self,
+        caller: Caller,
+        model: Annotated[str | None, Query(description="only this model")] = None,
+        since: Annotated[datetime | None, Query(description="from this time (ISO 8601, inclusive)")] = None,
+        until: Annotated[datetime | None, Query(description="before this time (ISO 8601, exclusive)")] = None,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="records per page")] = 50,
+        user: Annotated[
+            str | None, Query(description="admins: this user's records (default: everyone's)")
+        ] = None,
+    ) -> Response:
+        """The caller's records, newest first (admins: everyone's, or `user=`'s)."""
+        query = self._history_query(caller, user, model, since, until, cursor, limit)
+        await self.history.flush()
+        rows, next_cursor = await anyio.to_thread.run_sync(history.list_page, self.engine, query)
+        return _json(HistoryPage(records=[_record(r) for r in rows], next_cursor=next_cursor))
+
+    @api.get(
+        "/history/export",
+        responses={
+            200: {"content": {"text/csv": {}}, "description": "CSV, one row per record"},
+            **error_responses(400, 401, 403, 429),
+        },
+        response_class=StreamingResponse,
+        summary="Your history as CSV",
+    )
+    async def export_history(
+        self,
+        caller: Caller,
+        model: Annotated[str | None, Query(description="only this model")] = None,
+        since: Annotated[datetime | None, Query(description="from this time (ISO 8601, inclusive)")] = None,
+        until: Annotated[datetime | None, Query(description="before this time (ISO 8601, exclusive)")] = None,
+        user: Annotated[
+            str | None, Query(description="admins: this user's records (default: everyone's)")
+        ] = None,
+        max_rows: Annotated[
+            int, Query(ge=1, le=EXPORT_MAX_ROWS, description="most records")
+        ] = EXPORT_MAX_ROWS,
+    ) -> StreamingResponse:
+        """Same filters as `/v1/history`, newest first, as CSV (spreadsheet formulas neutralised)."""
+        query = self._history_query(caller, user, model, since, until, None, 1)
+        await self.history.flush()
+        lines = history.csv_lines(self.engine, query, max_rows)
+
+        async def body() -> Any:
+            while True:
+                chunk = await anyio.to_thread.run_sync(next, lines, None)
+                if chunk is None:
+                    return
+                yield chunk
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return StreamingResponse(
+            body(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="history-{stamp}.csv"'},
+        )
+
+    @api.get(
+        "/history/{record_id}",
+        response_model=HistoryRecord,
+        responses=error_responses(401, 404, 429),
+        summary="One history record",
+    )
+    async def get_history(
+        self, caller: Caller, record_id: Annotated[str, Path(max_length=64, description="the record's id")]
+    ) -> Response:
+        """One of the caller's records; someone else's record is 404, as if it did not exist."""
+        await self.history.flush()
+        row = await anyio.to_thread.run_sync(
+            history.get_record, self.engine, record_id, None if caller.is_admin else caller.user
+        )
+        if row is None:
+            raise NotFound(f"no history record {record_id!r}")
+        return _json(_record(row))
+
+
+Gateway.add_asgi_middleware(
+    GatewayMiddleware,
+    max_request_bytes=SETTINGS.max_request_bytes,
+    max_batch_request_bytes=SETTINGS.max_batch_request_bytes,
+    hsts_max_age_s=SETTINGS.hsts_max_age_s,
+)

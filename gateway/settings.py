@@ -1,0 +1,184 @@
+"""Gateway configuration, read from the environment once per process.
+
+``TRITON_URL``, ``REDIS_URL`` and ``DATABASE_URL`` are read under their usual names (what
+operators and the Helm chart set); every other knob is ``GATEWAY_<FIELD>``. Unset means the
+embedded defaults: Triton on localhost, an in-process cache and rate limiter, and a SQLite file
+under ``.state/``, so ``make gateway`` works with nothing else running.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from visionserve.imaging import DEFAULT_MAX_ASPECT_RATIO
+from visionserve.settings import DEFAULT_GATEWAY_PORT, DEFAULT_GRPC_PORT
+
+__all__ = ["DEFAULT_MAX_BYTES", "GatewaySettings", "get_settings", "load_pepper"]
+
+MIB = 2**20
+#: Largest encoded image accepted, per format (after base64 decoding). BMP is uncompressed,
+#: so it gets the most room; everything else is a compressed photo format.
+DEFAULT_MAX_BYTES: dict[str, int] = {
+    "JPEG": 12 * MIB,
+    "PNG": 16 * MIB,
+    "WEBP": 12 * MIB,
+    "GIF": 8 * MIB,
+    "BMP": 24 * MIB,
+}
+
+
+def _env_alias(name: str) -> AliasChoices:
+    """Accept both the conventional name (``REDIS_URL``) and ``GATEWAY_REDIS_URL``."""
+    return AliasChoices(name, f"GATEWAY_{name}")
+
+
+class GatewaySettings(BaseSettings):
+    """Every setting of the gateway, with its default and unit.
+
+    Args:
+        triton_url: Triton's gRPC endpoint, ``host:port``.
+        triton_timeout_s: deadline of one inference call.
+        redis_url: ``redis://…``; unset → in-process cache and rate limiter (one worker's view).
+        database_url: SQLAlchemy URL of the history/keys database; ``postgresql://`` is
+            rewritten to the installed psycopg 3 driver.
+        state_dir: where the default SQLite file and the generated pepper live.
+        api_key_pepper: secret mixed into every API-key hash; generated into ``state_dir``
+            when unset (set it from a secret in production, identical on every replica).
+        rate_per_s: tokens added to each key's bucket per second.
+        rate_burst: bucket capacity (the most requests a key may send at once).
+        anonymous_rate_per_s / anonymous_burst: the bucket per client address for requests
+            without a valid key, so key guessing is throttled too.
+        cache_ttl_s: how long a classification stays cached.
+        cache_max_entries: capacity of the in-process LRU.
+        redis_timeout_s: deadline of one Redis command; Redis slower than this counts as down.
+        redis_retry_s: after a Redis failure, how long to go without it before trying again.
+        max_bytes: largest encoded image per format.
+        max_pixels: largest width × height accepted (read from the header, before decoding).
+        max_aspect_ratio: most elongated image accepted (the preprocessing's own guard).
+        max_request_bytes: body cap of every request but batches (base64 JSON included).
+        max_batch_request_bytes: body cap of ``/v1/classify/batch``.
+        batch_max_images: most images in one batch request.
+        max_top_k: largest ``top_k`` a caller may ask for.
+        hsts_max_age_s: ``Strict-Transport-Security`` max-age; 0 leaves the header out.
+        version_poll_interval_s: how often each worker asks Triton which versions are ready.
+        auth_cache_ttl_s: how long a key lookup is reused; a revoked key stops working
+            within this time.
+        history_flush_interval_s: how long history rows wait to be written in one batch.
+        history_batch_rows: most rows per write.
+        history_queue_max: rows kept in memory while the database is unreachable.
+        retry_after_s: ``Retry-After`` sent with a 503.
+        auto_budget_ms: latency budget of ``model=auto`` when the caller sends none
+            (unset: the most accurate ready model).
+        ms_per_gflop: prior for a model's expected latency before it has been measured.
+        workers: gateway worker processes.
+        trace_requests: let BentoML's OpenTelemetry middleware trace /v1 requests (costs
+            about 0.3 ms per request; useful only with a tracing exporter configured).
+        host / port: where ``visionserve gateway`` listens.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    triton_url: str = Field(f"127.0.0.1:{DEFAULT_GRPC_PORT}", validation_alias=_env_alias("TRITON_URL"))
+    triton_timeout_s: float = Field(30.0, gt=0)
+    redis_url: str | None = Field(None, validation_alias=_env_alias("REDIS_URL"))
+    database_url: str | None = Field(None, validation_alias=_env_alias("DATABASE_URL"))
+    state_dir: Path = Path(".state")
+    api_key_pepper: SecretStr | None = None
+
+    rate_per_s: float = Field(10.0, gt=0)
+    rate_burst: int = Field(20, ge=1)
+    anonymous_rate_per_s: float = Field(5.0, gt=0)
+    anonymous_burst: int = Field(20, ge=1)
+
+    cache_ttl_s: float = Field(3600.0, gt=0)
+    cache_max_entries: int = Field(50_000, ge=1)
+    redis_timeout_s: float = Field(0.25, gt=0)
+    redis_retry_s: float = Field(1.0, ge=0)
+
+    max_bytes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
+    max_pixels: int = Field(36_000_000, ge=1)
+    max_aspect_ratio: float = Field(DEFAULT_MAX_ASPECT_RATIO, ge=1)
+    max_request_bytes: int = Field(34 * MIB, ge=1024)
+    max_batch_request_bytes: int = Field(96 * MIB, ge=1024)
+    batch_max_images: int = Field(16, ge=1)
+    max_top_k: int = Field(100, ge=1)
+
+    hsts_max_age_s: int = Field(31_536_000, ge=0)
+    version_poll_interval_s: float = Field(0.25, gt=0, le=0.5)
+    auth_cache_ttl_s: float = Field(1.0, ge=0)
+    history_flush_interval_s: float = Field(0.05, gt=0)
+    history_batch_rows: int = Field(500, ge=1)
+    history_queue_max: int = Field(100_000, ge=1)
+    retry_after_s: int = Field(2, ge=1)
+    auto_budget_ms: float | None = Field(None, gt=0)
+    ms_per_gflop: float = Field(10.0, gt=0)
+
+    workers: int = Field(1, ge=1)
+    trace_requests: bool = False
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_GATEWAY_PORT
+
+    @field_validator("redis_url", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _known_formats(cls, value: dict[str, int]) -> dict[str, int]:
+        merged = {k.upper(): int(v) for k, v in value.items()}
+        unknown = sorted(set(merged) - set(DEFAULT_MAX_BYTES))
+        if unknown:
+            raise ValueError(f"unknown image formats {unknown}; known: {sorted(DEFAULT_MAX_BYTES)}")
+        return {**DEFAULT_MAX_BYTES, **merged}
+
+    @model_validator(mode="after")
+    def _absolute_state_dir(self) -> GatewaySettings:
+        # Workers may start in another directory: pin relative paths to where we were started.
+        object.__setattr__(self, "state_dir", self.state_dir.expanduser().resolve())
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL SQLAlchemy gets: the default SQLite file, or DATABASE_URL with a driver."""
+        url = self.database_url or f"sqlite:///{self.state_dir / 'gateway.db'}"
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+def load_pepper(settings: GatewaySettings) -> bytes:
+    """The API-key pepper: from settings, else from ``state_dir/api_key_pepper`` (created once, 0600).
+
+    Every process that hashes keys (the CLI, each worker, each replica) must see the same
+    pepper, so a generated one is persisted rather than kept in memory.
+    """
+    if settings.api_key_pepper is not None:
+        return settings.api_key_pepper.get_secret_value().encode()
+    path = settings.state_dir / "api_key_pepper"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)  # atomic and never overwrites: a concurrent creator's pepper wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> GatewaySettings:
+    """The process-wide settings (read from the environment on first use)."""
+    return GatewaySettings()

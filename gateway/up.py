@@ -1,0 +1,141 @@
+"""``visionserve up`` / ``make up``: tritonserver and the gateway together, one command.
+
+Starts the bundled tritonserver on the model repository (``serving.launcher.TritonServer``,
+the catalog's default models), waits until every model is ready, then starts the gateway
+(``visionserve gateway``) in its own process group pointed at that server, on embedded
+defaults unless the environment says otherwise. Ctrl-C or SIGTERM stops the gateway's whole
+process group (workers included), then Triton's; if either exits on its own, the other is
+stopped too and the exit code says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from serving.launcher import TritonServer, default_models
+from visionserve.catalog import load_catalog
+from visionserve.settings import (
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    repository_path,
+)
+
+__all__ = ["main", "stop_process_group"]
+
+GATEWAY_STOP_TIMEOUT_S = 20.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="visionserve up", description="Run tritonserver and the gateway together."
+    )
+    p.add_argument("--repository", default=None, help="model repository (default: model_repository/)")
+    p.add_argument("--models", default="", help="comma-separated catalog models (default: all)")
+    p.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port")
+    p.add_argument("--host", default="0.0.0.0", help="gateway address")
+    p.add_argument("--workers", type=int, default=None, help="gateway worker processes")
+    p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="Triton HTTP port")
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="Triton gRPC port")
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Triton metrics port")
+    p.add_argument("--ready-timeout-s", type=float, default=600.0, help="how long Triton may take to load")
+    return p
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = GATEWAY_STOP_TIMEOUT_S) -> int:
+    """SIGTERM the process group of ``proc`` (its session leader), then SIGKILL after ``timeout_s``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    else:  # the leader is gone; make sure nothing of its group lingers
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return int(proc.returncode or 0)
+
+
+def main(argv: list[str]) -> int:
+    """Start Triton, then the gateway; stop both on Ctrl-C / SIGTERM or when either dies."""
+    args = _parser().parse_args(argv)
+    catalog = load_catalog()
+    repository = repository_path() if args.repository is None else Path(args.repository)
+    specs = catalog.select(args.models)
+    models = [
+        name for name in default_models(catalog, repository) if any(name in s.triton_models for s in specs)
+    ]
+    stop = threading.Event()
+    serving = threading.Event()  # set once both are up: from then on a signal just ends the wait loop
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nvisionserve up: {signal.Signals(signum).name}, stopping…", file=sys.stderr, flush=True)
+        stop.set()
+        if not serving.is_set():
+            raise KeyboardInterrupt  # interrupt a Triton start that may take minutes
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = TritonServer(
+        repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        models=models,
+        exit_timeout_s=5,
+    )
+    gateway: subprocess.Popen[bytes] | None = None
+    code = 130
+    try:
+        print(f"visionserve up: starting tritonserver ({', '.join(models)})…", flush=True)
+        server.start(ready_timeout_s=args.ready_timeout_s)
+        if stop.is_set():
+            return 130
+        print(f"visionserve up: Triton ready: HTTP {server.http_url}, gRPC {server.grpc_url}", flush=True)
+        env = {**os.environ, "TRITON_URL": server.grpc_url}
+        cmd = [sys.executable, "-m", "visionserve", "gateway"]
+        cmd += ["--host", args.host, "--port", str(args.port)]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
+        gateway = subprocess.Popen(cmd, env=env, start_new_session=True)
+        serving.set()
+        print(
+            f"visionserve up: gateway on http://{args.host}:{args.port} (docs at /, API under /v1)",
+            flush=True,
+        )
+        while not stop.is_set():
+            if gateway.poll() is not None:
+                print(f"visionserve up: the gateway exited ({gateway.returncode})", file=sys.stderr)
+                code = gateway.returncode or 1
+                break
+            if not server.running:
+                print("visionserve up: tritonserver exited", file=sys.stderr)
+                code = 1
+                break
+            stop.wait(0.5)
+        else:
+            code = 0
+    finally:
+        if gateway is not None:
+            stop_process_group(gateway)
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("visionserve up: stopped", flush=True)
+    return code
