@@ -39,7 +39,10 @@ class ClientBase:
         self, url: str | None = None, *, protocol: Protocol = "grpc", timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
         self._adapter: Adapter = adapter_for(protocol, timeout_s)
-        self._url = normalize_url(url) if url else default_url(protocol)
+        try:
+            self._url = normalize_url(url) if url else default_url(protocol)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
         if not self._url:
             raise InvalidRequest("url is empty: give host:port, e.g. 127.0.0.1:8001")
 

@@ -43,11 +43,14 @@ def default_url(protocol: Protocol) -> str:
 def normalize_url(url: str) -> str:
     """``url`` as tritonclient expects it: no ``http://`` / ``grpc://`` scheme, no trailing slash.
 
-    ``https://`` is left alone on purpose: tritonclient then refuses it with a clear message
-    instead of silently talking plain text to a TLS endpoint.
+    Raises:
+        ValueError: another scheme (``https://``…): this client speaks plain text only, and
+            silently dropping the scheme would send plain text to a TLS endpoint.
     """
     url = url.strip()
     for scheme in _SCHEMES:
         if url.lower().startswith(scheme):
             url = url[len(scheme) :]
+    if "://" in url:
+        raise ValueError(f"unsupported URL scheme in {url!r}: give host:port (plain-text HTTP or gRPC)")
     return url.rstrip("/")

@@ -21,7 +21,7 @@ from client._async import AsyncTritonClient
 from client._base import version_text
 from client._batch import DEFAULT_CONCURRENCY, FileResult, classify_files
 from client._config import DEFAULT_TIMEOUT_S, PROTOCOLS, Protocol, default_url, normalize_url
-from client._errors import ClientError, ModelNotFound
+from client._errors import ClientError, InvalidRequest, ModelNotFound
 from client._files import find_images
 from client._render import (
     classification_document,
@@ -55,7 +55,10 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _url(args: argparse.Namespace) -> str:
-    return normalize_url(args.url) if args.url else default_url(args.protocol)
+    try:
+        return normalize_url(args.url) if args.url else default_url(args.protocol)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -74,7 +74,9 @@ def _config(name: str, *, num_classes: int, labels: bool, weights: str) -> mc.Mo
     return config
 
 
-def _write_model(root: Path, config: mc.ModelConfig, versions: tuple[int, ...], labels: tuple[str, ...]) -> None:
+def _write_model(
+    root: Path, config: mc.ModelConfig, versions: tuple[int, ...], labels: tuple[str, ...]
+) -> None:
     model_dir = root / config.name
     model_dir.mkdir(parents=True)
     (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
@@ -92,7 +94,14 @@ def build_toy_repository(root: Path) -> ToyRepository:
     repo = ToyRepository(path=Path(root))
     repo.path.mkdir(parents=True, exist_ok=True)
     n = repo.num_classes
-    _write_model(repo.path, _config(repo.labelled, num_classes=n, labels=True, weights="demo"), repo.versions, repo.labels)
+    _write_model(
+        repo.path,
+        _config(repo.labelled, num_classes=n, labels=True, weights="demo"),
+        repo.versions,
+        repo.labels,
+    )
     _write_model(repo.path, _config(repo.plain, num_classes=n, labels=False, weights="checkpoint"), (1,), ())
-    _write_model(repo.path, _config(repo.spare, num_classes=n, labels=True, weights="demo"), (1,), repo.labels)
+    _write_model(
+        repo.path, _config(repo.spare, num_classes=n, labels=True, weights="demo"), (1,), repo.labels
+    )
     return repo
