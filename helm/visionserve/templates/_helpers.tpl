@@ -25,9 +25,16 @@ The release-derived prefix of every resource name: fullnameOverride, or <release
 {{- end -}}
 {{- end -}}
 
-{{/* Name of a component's resources: <fullname>-<component>, cut to 63 characters. */}}
+{{/*
+Name of a component's resources: <fullname>-<component>, at most .max characters (63, a DNS
+label). The fullname is cut, never the component, so two components never share a name.
+StatefulSets pass max 52: their pods carry a controller-revision-hash label <name>-<10 chars>
+that must fit in 63.
+*/}}
 {{- define "visionserve.componentName" -}}
-{{- printf "%s-%s" (include "visionserve.fullname" .context) .component | trunc 63 | trimSuffix "-" -}}
+{{- $max := int (default 63 .max) -}}
+{{- $prefix := include "visionserve.fullname" .context | trunc (int (sub $max (add1 (len .component)))) | trimSuffix "-" -}}
+{{- printf "%s-%s" $prefix .component -}}
 {{- end -}}
 
 {{/* helm.sh/chart label value. */}}
