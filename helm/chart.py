@@ -81,7 +81,9 @@ class Rendered:
         found = []
         for _, doc in self.manifests:
             labels = doc.get("metadata", {}).get("labels", {}) or {}
-            if doc.get("kind") == kind and (component is None or labels.get("app.kubernetes.io/component") == component):
+            if doc.get("kind") == kind and (
+                component is None or labels.get("app.kubernetes.io/component") == component
+            ):
                 found.append(doc)
         return found
 
@@ -89,7 +91,9 @@ class Rendered:
         """The single manifest of ``kind`` / ``component``; ChartError when not exactly one."""
         found = self.find(kind, component)
         if len(found) != 1:
-            raise ChartError(f"{self.value_set.name}: expected one {kind} {component or ''}, found {len(found)}")
+            raise ChartError(
+                f"{self.value_set.name}: expected one {kind} {component or ''}, found {len(found)}"
+            )
         return found[0]
 
 
@@ -136,7 +140,12 @@ def render(
     """
     value_set = values if isinstance(values, ValueSet) else ValueSet("custom")
     overrides = value_set.values() if isinstance(values, ValueSet) else (values or {})
-    opts = {"name": release, "namespace": namespace, "kube_version": kube_version, "api_versions": list(api_versions)}
+    opts = {
+        "name": release,
+        "namespace": namespace,
+        "kube_version": kube_version,
+        "api_versions": list(api_versions),
+    }
     try:
         with helm_python.Chart.load(chart_dir) as chart:
             raw = _native.call_string("helm_render", chart._raw(), json.dumps(overrides), json.dumps(opts))
@@ -155,7 +164,9 @@ def render(
             if doc is None:
                 continue
             if not isinstance(doc, dict) or "kind" not in doc:
-                raise ChartError(f"{value_set.name}: {path} renders a document that is not a Kubernetes object")
+                raise ChartError(
+                    f"{value_set.name}: {path} renders a document that is not a Kubernetes object"
+                )
             rendered.manifests.append((path, doc))
     return rendered
 

@@ -46,7 +46,9 @@ class CheckovReport:
         out = list(self.failed)
         for (check, reason), _ in sorted(self.skipped.items()):
             if len(reason.strip()) < MIN_REASON_CHARS:
-                out.append(f"{check} is skipped without a reason (annotate `checkov.io/skipN: {check}=<why>`)")
+                out.append(
+                    f"{check} is skipped without a reason (annotate `checkov.io/skipN: {check}=<why>`)"
+                )
         return out
 
 
@@ -82,7 +84,9 @@ def run_checkov(manifests_by_set: dict[str, list[dict[str, Any]]], timeout_s: fl
         env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
         cmd = [*_checkov_command(), "-d", tmp, "--framework", "kubernetes", "-o", "json", "--skip-download"]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+            )
         except subprocess.TimeoutExpired:
             raise ChartError(f"checkov took longer than {timeout_s:.0f} s") from None
     if proc.returncode not in (0, 1):
@@ -93,7 +97,9 @@ def run_checkov(manifests_by_set: dict[str, list[dict[str, Any]]], timeout_s: fl
         report.passed += len(results.get("passed_checks", []))
         for check in results.get("failed_checks", []):
             value_set = Path(check.get("file_path", "")).stem
-            report.failed.append(f"{value_set}: {check['resource']}: {check['check_id']} {check['check_name']}")
+            report.failed.append(
+                f"{value_set}: {check['resource']}: {check['check_id']} {check['check_name']}"
+            )
         for check in results.get("skipped_checks", []):
             reason = (check.get("check_result") or {}).get("suppress_comment", "") or ""
             report.skipped[(check["check_id"], reason)] += 1

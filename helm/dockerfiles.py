@@ -123,17 +123,21 @@ def _hadolint() -> str:
 
 
 def run_hadolint(paths: list[Path], config: Path | None = None, timeout_s: float = 60) -> list[str]:
-    """hadolint findings as "file:line CODE level: message"; empty when every file is clean."""
+    """Hadolint findings as "file:line CODE level: message"; empty when every file is clean."""
     if not paths:
         raise ChartError(f"no Dockerfiles to lint under {DOCKER_DIR}")
     config = config or paths[0].parent / "hadolint.yaml"
     cmd = [_hadolint(), "--no-color", "-f", "json", *(["--config", str(config)] if config.exists() else [])]
-    proc = subprocess.run([*cmd, *map(str, paths)], capture_output=True, text=True, timeout=timeout_s, check=False)
+    proc = subprocess.run(
+        [*cmd, *map(str, paths)], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
     try:
         findings = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
         raise ChartError(f"hadolint failed (exit {proc.returncode}): {proc.stderr or proc.stdout}") from None
-    problems = [f"{Path(f['file']).name}:{f['line']} {f['code']} {f['level']}: {f['message']}" for f in findings]
+    problems = [
+        f"{Path(f['file']).name}:{f['line']} {f['code']} {f['level']}: {f['message']}" for f in findings
+    ]
     if proc.returncode != 0 and not problems:
         problems.append(f"hadolint exited {proc.returncode}: {proc.stderr.strip()}")
     return problems

@@ -68,5 +68,7 @@ def validate_manifests(
             problems.append(f"{prefix}{template}: {_where(doc)}: {exc.message}")
         except jsonschema.ValidationError as exc:
             where = _path(exc) if exc.absolute_path else ""
-            problems.append(f"{prefix}{template}: {_where(doc)}: {where + ': ' if where else ''}{exc.message}")
+            problems.append(
+                f"{prefix}{template}: {_where(doc)}: {where + ': ' if where else ''}{exc.message}"
+            )
     return problems

@@ -61,7 +61,9 @@ class StepResult:
 def _values(ctx: LintContext) -> StepResult:
     expected = render_schema()
     current = (CHART_DIR / "values.schema.json").read_text()
-    problems = [] if current == expected else ["values.schema.json is stale: run `.venv/bin/python -m helm.schema`"]
+    problems = (
+        [] if current == expected else ["values.schema.json is stale: run `.venv/bin/python -m helm.schema`"]
+    )
     return StepResult(problems, "every value documented; schema generated from values.yaml")
 
 
@@ -98,7 +100,10 @@ def _checkov(ctx: LintContext) -> StepResult:
     ctx.ensure_rendered()
     report = run_checkov({name: [doc for _, doc in r.manifests] for name, r in ctx.rendered.items()})
     skips = ", ".join(sorted({check for check, _ in report.skipped}))
-    return StepResult(report.problems(), f"{report.passed} passed, {len(report.failed)} failed, skipped by the chart: {skips}")
+    return StepResult(
+        report.problems(),
+        f"{report.passed} passed, {len(report.failed)} failed, skipped by the chart: {skips}",
+    )
 
 
 def _hadolint(ctx: LintContext) -> StepResult:
@@ -111,7 +116,9 @@ def _agree(ctx: LintContext) -> StepResult:
     catalog = load_catalog()
     with helm_python.Chart.load(CHART_DIR) as chart:
         defaults = chart.values
-        problems = check_values(defaults, catalog) + check_dockerfiles(defaults) + check_adapter_rule(defaults)
+        problems = (
+            check_values(defaults, catalog) + check_dockerfiles(defaults) + check_adapter_rule(defaults)
+        )
         for value_set in ctx.value_sets:
             merged = chart.merge_values(value_set.values())
             problems += check_render(ctx.rendered[value_set.name], merged, catalog)
@@ -170,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if failed:
         total = sum(len(p) for _, p in failed)
-        print(f"helm-lint: FAILED: {total} problem(s) in {', '.join(n for n, _ in failed)} ({time.monotonic() - started:.0f} s)")
+        print(
+            f"helm-lint: FAILED: {total} problem(s) in {', '.join(n for n, _ in failed)} "
+            f"({time.monotonic() - started:.0f} s)"
+        )
         return 1
     print(f"helm-lint: all {len(results)} steps passed ({time.monotonic() - started:.0f} s)")
     return 0

@@ -123,7 +123,9 @@ def _number(text: str, param: Param) -> int | float:
         try:
             return float(text)
         except ValueError:
-            raise SchemaError(f"values.yaml:{param.line}: bound {text!r} of {param.key} is not a number") from None
+            raise SchemaError(
+                f"values.yaml:{param.line}: bound {text!r} of {param.key} is not a number"
+            ) from None
 
 
 def _leaf(param: Param, default: Any) -> dict[str, Any]:
@@ -144,7 +146,9 @@ def _leaf(param: Param, default: Any) -> dict[str, Any]:
         if name == "enum":
             choices = arg.split("|")
             if default not in choices:
-                raise SchemaError(f"values.yaml:{param.line}: default {default!r} of {param.key} not in {choices}")
+                raise SchemaError(
+                    f"values.yaml:{param.line}: default {default!r} of {param.key} not in {choices}"
+                )
             schema["enum"] = choices + ([None] if "nullable" in param.modifiers else [])
         elif name in {"min", "max"}:
             bound = _number(arg, param)

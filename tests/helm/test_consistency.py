@@ -1,5 +1,4 @@
-"""Names, ports and paths in the chart agree with the catalog, settings, CLI and Dockerfiles —
-and each agreement check catches a disagreement."""
+"""The chart agrees with the catalog, settings, CLI and Dockerfiles; each check catches drift."""
 
 from __future__ import annotations
 
@@ -78,8 +77,15 @@ def test_gateway_env_names_come_from_the_gateway_settings() -> None:
     names = gateway_env_names()
     assert "TRITON_URL" in names["triton_url"]
     assert "DATABASE_URL" in names["database_url"]
-    assert check_gateway_env({"TRITON_URL", "DATABASE_URL", "GATEWAY_API_KEY_PEPPER", "GATEWAY_HOST", "GATEWAY_PORT"}) == []
-    problems = check_gateway_env({"TRITON_URL", "DATABASE_URL", "GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PEPER"})
+    assert (
+        check_gateway_env(
+            {"TRITON_URL", "DATABASE_URL", "GATEWAY_API_KEY_PEPPER", "GATEWAY_HOST", "GATEWAY_PORT"}
+        )
+        == []
+    )
+    problems = check_gateway_env(
+        {"TRITON_URL", "DATABASE_URL", "GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PEPER"}
+    )
     assert any("GATEWAY_PEPER is read by no field" in p for p in problems)
     assert any("api_key_pepper" in p for p in problems)
 

@@ -20,7 +20,12 @@ ROOT = CHART_DIR.parent.parent
 
 def test_make_helm_lint_passes() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "helm.lint"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", "helm.lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for step in ("[1/7]", "[7/7]", "checkov", "hadolint", "Kubernetes schema validation"):
@@ -30,7 +35,9 @@ def test_make_helm_lint_passes() -> None:
 
 
 def test_lint_exits_non_zero_with_a_summary_when_a_step_fails(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(lint.STEPS, "values", ("always fails", lambda ctx: lint.StepResult(["broken on purpose"])))
+    monkeypatch.setitem(
+        lint.STEPS, "values", ("always fails", lambda ctx: lint.StepResult(["broken on purpose"]))
+    )
     assert lint.main(["--only", "values"]) == 1
     out = capsys.readouterr().out
     assert "- broken on purpose" in out and "helm-lint: FAILED: 1 problem(s) in values" in out
@@ -63,7 +70,9 @@ def test_checkov_fails_an_insecure_pod_and_honours_reasoned_skips() -> None:
             "namespace": "visionserve",
             "annotations": {"checkov.io/skip1": "CKV_K8S_43=pinned by tag in this test"},
         },
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]
+        },
     }
     report = run_checkov({"bad": [pod]})
     failed = " | ".join(report.failed)

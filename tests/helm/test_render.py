@@ -43,8 +43,15 @@ def test_every_value_set_renders_triton_and_gateway(name: str, rendered_sets: di
     rendered = rendered_sets[name]
     assert rendered.one("Deployment", "triton")
     assert rendered.one("Deployment", "gateway")
-    assert {s["metadata"]["name"] for s in rendered.find("Service")} >= {"demo-visionserve-triton", "demo-visionserve-gateway"}
-    assert all(doc["metadata"]["namespace"] == "visionserve" for _, doc in rendered.manifests if doc["kind"] != "Namespace")
+    assert {s["metadata"]["name"] for s in rendered.find("Service")} >= {
+        "demo-visionserve-triton",
+        "demo-visionserve-gateway",
+    }
+    assert all(
+        doc["metadata"]["namespace"] == "visionserve"
+        for _, doc in rendered.manifests
+        if doc["kind"] != "Namespace"
+    )
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -118,7 +125,9 @@ def test_generated_secrets_are_random_url_safe_and_kept(default_render: Rendered
     pepper = base64.b64decode(pepper_secret["data"]["api-key-pepper"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{48}", pepper)
     assert pepper_secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    password = base64.b64decode(default_render.one("Secret", "postgresql")["data"]["postgres-password"]).decode()
+    password = base64.b64decode(
+        default_render.one("Secret", "postgresql")["data"]["postgres-password"]
+    ).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
     again = render()
     assert base64.b64decode(again.one("Secret", "gateway")["data"]["api-key-pepper"]).decode() != pepper
@@ -143,7 +152,11 @@ def test_grafana_dashboard_is_valid_json_with_triton_and_gateway_panels(default_
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["visionserve.json"])
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    for metric in ("nv_inference_queue_duration_us", "nv_inference_request_success", "bentoml_service_request_total"):
+    for metric in (
+        "nv_inference_queue_duration_us",
+        "nv_inference_request_success",
+        "bentoml_service_request_total",
+    ):
         assert metric in exprs
 
 
@@ -165,7 +178,9 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     rules = yaml.safe_load((CHART_DIR / "files" / "prometheus-adapter-rules.yaml").read_text())
     assert pods_metric["pods"]["metric"]["name"] == rules["rules"]["custom"][0]["name"]["as"]
     assert pods_metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "20000"}
-    assert rendered.one("HorizontalPodAutoscaler", "gateway")["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert (
+        rendered.one("HorizontalPodAutoscaler", "gateway")["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    )
 
 
 def test_external_redis_and_postgres(rendered_sets: dict[str, Rendered]) -> None:
@@ -173,8 +188,14 @@ def test_external_redis_and_postgres(rendered_sets: dict[str, Rendered]) -> None
     assert rendered.find("StatefulSet") == []
     env = _env(_container(rendered.one("Deployment", "gateway"), "gateway"))
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "visionserve-database", "key": "url"}
-    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-visionserve-external", "key": "redis-url"}
-    assert env["GATEWAY_API_KEY_PEPPER"]["valueFrom"]["secretKeyRef"] == {"name": "visionserve-pepper", "key": "pepper"}
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-visionserve-external",
+        "key": "redis-url",
+    }
+    assert env["GATEWAY_API_KEY_PEPPER"]["valueFrom"]["secretKeyRef"] == {
+        "name": "visionserve-pepper",
+        "key": "pepper",
+    }
     assert "POSTGRES_PASSWORD" not in env and "REDIS_PASSWORD" not in env
     external = rendered.one("Secret", "external")
     assert base64.b64decode(external["data"]["redis-url"]).decode().startswith("rediss://")
@@ -200,9 +221,15 @@ def test_gcs_repository(rendered_sets: dict[str, Rendered]) -> None:
     triton = rendered_sets["gcs"].one("Deployment", "triton")
     container = _container(triton, "tritonserver")
     assert "--model-repository=gs://visionserve-models/model_repository" in container["args"]
-    assert _env(container)["GOOGLE_APPLICATION_CREDENTIALS"]["value"] == "/var/run/secrets/visionserve/gcs/credentials.json"
+    assert (
+        _env(container)["GOOGLE_APPLICATION_CREDENTIALS"]["value"]
+        == "/var/run/secrets/visionserve/gcs/credentials.json"
+    )
     secret = _volumes(triton)["gcs-credentials"]["secret"]
-    assert secret == {"secretName": "visionserve-gcs", "items": [{"key": "key.json", "path": "credentials.json"}]}
+    assert secret == {
+        "secretName": "visionserve-gcs",
+        "items": [{"key": "key.json", "path": "credentials.json"}],
+    }
 
 
 def test_init_container_repository(rendered_sets: dict[str, Rendered]) -> None:
@@ -212,7 +239,9 @@ def test_init_container_repository(rendered_sets: dict[str, Rendered]) -> None:
     assert init["command"][:3] == ["aws", "s3", "sync"]
     assert {"name": "model-repository", "mountPath": "/models"} in init["volumeMounts"]
     assert _volumes(triton)["model-repository"]["emptyDir"] == {"sizeLimit": "30Gi"}
-    mount = next(m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository")
+    mount = next(
+        m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository"
+    )
     assert mount["readOnly"] is True
 
 
@@ -232,7 +261,9 @@ def test_ingress_and_network_policy(rendered_sets: dict[str, Rendered]) -> None:
         "app.kubernetes.io/component": "gateway",
     }}}]  # fmt: skip
     assert metrics["ports"] == [{"port": 8002, "protocol": "TCP"}]
-    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
     for component in ("redis", "postgresql"):
         rule = rendered.one("NetworkPolicy", component)["spec"]["ingress"][0]
         assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
@@ -248,7 +279,10 @@ def test_notes_tell_how_to_reach_everything_and_create_the_first_key(default_ren
     notes = default_render.notes
     assert "port-forward svc/demo-visionserve-triton 8000:8000 8001:8001 8002:8002" in notes
     assert "port-forward svc/demo-visionserve-gateway 3000:3000" in notes
-    assert "exec -it deploy/demo-visionserve-gateway -- visionserve keys create --name admin --role admin" in notes
+    assert (
+        "exec -it deploy/demo-visionserve-gateway -- visionserve keys create --name admin --role admin"
+        in notes
+    )
     assert "/v2/models/mobilenet_v2/ready" in notes
 
 

@@ -19,7 +19,7 @@ def _validate(values: dict) -> None:
 
 def test_a_values_file_with_a_wrong_type_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad-values.yaml"
-    bad.write_text("triton:\n  replicaCount: two\n  gpu:\n    enabled: \"yes\"\n")
+    bad.write_text('triton:\n  replicaCount: two\n  gpu:\n    enabled: "yes"\n')
     values = load_values(bad)
     with pytest.raises(helm_python.HelmValuesError) as err:
         _validate(values)
@@ -91,7 +91,11 @@ def test_every_value_is_documented_under_a_section() -> None:
     assert all(p.section for p in params.values())
     assert len(params) > 150
     schema = build_schema(text)
-    assert schema["properties"]["triton"]["properties"]["models"]["default"] == ["mobilenet_v2", "resnet50", "resnet18"]
+    assert schema["properties"]["triton"]["properties"]["models"]["default"] == [
+        "mobilenet_v2",
+        "resnet50",
+        "resnet18",
+    ]
 
 
 def test_generator_refuses_undocumented_and_phantom_values() -> None:
@@ -118,7 +122,13 @@ def test_generated_schema_types_and_bounds() -> None:
     )
     a = schema["properties"]["a"]
     assert a["additionalProperties"] is False
-    assert a["properties"]["n"] == {"type": "integer", "description": "Count", "default": 2, "minimum": 1, "maximum": 9}
+    assert a["properties"]["n"] == {
+        "type": "integer",
+        "description": "Count",
+        "default": 2,
+        "minimum": 1,
+        "maximum": 9,
+    }
     assert a["properties"]["tags"]["items"] == {"type": "string"}
     assert a["properties"]["extra"]["type"] == "object" and "properties" not in a["properties"]["extra"]
     assert a["properties"]["s"]["type"] == ["string", "null"]
