@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from tests.integration.client.toy_repository import ToyRepository
 from visionserve.catalog import IMAGE_INPUT, PROBABILITIES
 
 pytestmark = pytest.mark.integration
+#: How long Triton may take to publish the statistics of a request it has answered.
+STATS_SETTLE_S = 5.0
 
 
 def expected_top(repo: ToyRepository, data: bytes, version: int, k: int, labels: bool = True) -> list[tuple]:
@@ -84,8 +87,11 @@ def test_batch_is_one_request(any_client: Any, toy_repo: ToyRepository, images: 
     batch = list(images.values())
     requests_before, items_before = counts()
     results = any_client.classify_batch(batch, toy_repo.labelled, top_k=2)
-    requests_after, items_after = counts()
-    assert (requests_after - requests_before, items_after - items_before) == (1, len(batch))
+    # Triton records statistics just after it sends the response: wait for them to land.
+    deadline = time.monotonic() + STATS_SETTLE_S
+    while (after := counts())[1] - items_before < len(batch) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (after[0] - requests_before, after[1] - items_before) == (1, len(batch))
     for data, result in zip(batch, results, strict=True):
         assert_matches(result, expected_top(toy_repo, data, 2, 2))
 

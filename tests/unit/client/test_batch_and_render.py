@@ -155,3 +155,11 @@ def test_health_document() -> None:
     )
     assert doc["models"] == [{"name": "m", "version": "1", "ready": False}]
     assert (doc["live"], doc["ready"], doc["healthy"]) == (True, False, False)
+
+
+def test_labels_are_shown_verbatim() -> None:
+    """``:b:`` is an emoji code and ``[red]`` markup to rich: labels must not be interpreted."""
+    odd = Classification("m", "1", (Prediction("a:b:c", 0, 0.5), Prediction("[red]x[/red] :smile:", 1, 0.5)))
+    results = [FileResult(Path("[b].jpg"), odd)]
+    text = _text(classification_table(results, model="m", protocol="grpc", url="h:1", weights=""))
+    assert "a:b:c" in text and "[red]x[/red] :smile:" in text and "[b].jpg" in text

@@ -1,0 +1,80 @@
+"""The catalog loads into typed objects and names the bad field when it cannot."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from visionserve.catalog import PROBABILITIES, load_catalog
+from visionserve.errors import CatalogError
+from visionserve.settings import PROJECT_ROOT
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "models.yaml").read_text())
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_real_catalog_has_the_three_models() -> None:
+    catalog = load_catalog()
+    assert catalog.names == ["mobilenet_v2", "resnet50", "resnet18"]
+    r18 = catalog.get("resnet18")
+    assert r18.layout == "NCHW" and r18.input_shape == (3, 224, 224)
+    assert catalog.get("resnet50").input_shape == (224, 224, 3)
+    assert r18.triton_models == ["resnet18", "resnet18_preprocess", "resnet18_onnx", "resnet18_torchscript"]
+    assert r18.tensor_names("torchscript") == ("preprocessed_image__0", f"{PROBABILITIES}__0")
+    assert r18.tensor_names("onnx")[1] == PROBABILITIES
+
+
+def test_bad_field_is_named(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["resnet18"]["input_size"] = "big"
+    with pytest.raises(CatalogError, match=r"models\.resnet18\.input_size"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_unknown_field_is_rejected(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["resnet50"]["colour"] = "blue"
+    with pytest.raises(CatalogError, match=r"models\.resnet50\.colour"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_serve_format_must_be_exported(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["mobilenet_v2"]["serve_format"] = "torchscript"
+    with pytest.raises(CatalogError, match="serve_format"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_keras_cannot_export_torchscript(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["resnet50"]["formats"] = ["onnx", "torchscript"]
+    with pytest.raises(CatalogError, match="cannot export"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_geometry_must_match_input_size(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["resnet18"]["preprocessing"]["crop"] = 200
+    with pytest.raises(CatalogError, match="input_size"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(CatalogError, match="unknown model 'vgg16'.*resnet18"):
+        load_catalog().get("vgg16")
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="not found"):
+        load_catalog(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unclosed")
+    with pytest.raises(CatalogError, match="not valid YAML"):
+        load_catalog(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("defaults: {}\n")
+    with pytest.raises(CatalogError, match="models"):
+        load_catalog(empty)

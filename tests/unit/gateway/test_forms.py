@@ -1,0 +1,109 @@
+"""Request bodies: base64 with data-URL prefixes; multipart and JSON parsing errors are 400/415."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway import forms
+from gateway.errors import BadRequest
+from visionserve.errors import VisionServeError
+
+DATA = b"\xff\xd8\xff\xe0 some jpeg bytes"
+
+
+def test_base64_plain_data_url_and_wrapped_lines() -> None:
+    b64 = base64.b64encode(DATA).decode()
+    assert forms.decode_base64_image(b64) == DATA
+    assert forms.decode_base64_image("data:image/jpeg;base64," + b64) == DATA
+    assert forms.decode_base64_image("data:application/octet-stream;base64," + b64) == DATA
+    wrapped = "\n".join(b64[i : i + 8] for i in range(0, len(b64), 8))
+    assert forms.decode_base64_image(wrapped) == DATA
+
+
+@pytest.mark.parametrize("bad", ["***", "abc", "data:image/png;base64,@@@@"])
+def test_invalid_base64_is_a_400(bad: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        forms.decode_base64_image(bad)
+    assert info.value.code == "invalid_base64"
+
+
+async def single(request: Request) -> JSONResponse:
+    try:
+        options, upload = await forms.read_single(request)
+    except VisionServeError as exc:
+        return JSONResponse({"status": exc.error_code, "code": exc.code, "msg": str(exc)})
+    return JSONResponse({"status": 200, "model": options.model, "top_k": options.top_k, "n": len(upload.data),
+                         "filename": upload.filename})  # fmt: skip
+
+
+async def batch(request: Request) -> JSONResponse:
+    try:
+        options, uploads = await forms.read_batch(request, max_images=3)
+    except VisionServeError as exc:
+        return JSONResponse({"status": exc.error_code, "code": exc.code, "msg": str(exc)})
+    return JSONResponse({"status": 200, "n": [len(u.data) for u in uploads], "min_score": options.min_score})
+
+
+@pytest.fixture
+def http() -> httpx.AsyncClient:
+    app = Starlette(routes=[Route("/single", single, methods=["POST"]), Route("/batch", batch, methods=["POST"])])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.mark.anyio
+async def test_multipart_and_json_bodies(http: httpx.AsyncClient) -> None:
+    async with http as c:
+        mp = await c.post("/single", files={"image": ("a.jpg", DATA)}, data={"model": "resnet18", "top_k": "3"})
+        js = await c.post("/single", json={"image_base64": base64.b64encode(DATA).decode(), "top_k": 2})
+        many = await c.post("/batch", files=[("image", ("a", DATA)), ("image", ("b", DATA[:5]))],
+                            data={"min_score": "0.1"})  # fmt: skip
+    assert mp.json() == {"status": 200, "model": "resnet18", "top_k": 3, "n": len(DATA), "filename": "a.jpg"}
+    assert js.json()["model"] == "auto" and js.json()["top_k"] == 2
+    assert many.json() == {"status": 200, "n": [len(DATA), 5], "min_score": 0.1}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "kwargs,status,code",
+    [
+        ({"json": {"image_base64": "QUJD", "top_k": 0}}, 400, "invalid_request"),
+        ({"json": {"image_base64": "QUJD", "extra": 1}}, 400, "invalid_request"),
+        ({"json": {"top_k": 3}}, 400, "invalid_request"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_request"),
+        ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "invalid_request"),
+        ({"content": b"raw", "headers": {"content-type": "image/jpeg"}}, 415, "unsupported_content_type"),
+        ({"data": {"model": "x"}, "files": {"other": ("a", b"1")}}, 400, "invalid_request"),
+        ({"data": {"top_k": "many"}, "files": {"image": ("a", b"1")}}, 400, "invalid_request"),
+        ({"files": [("image", ("a", b"1")), ("image", ("b", b"2"))]}, 400, None),
+    ],
+)
+async def test_malformed_single_bodies(http: httpx.AsyncClient, kwargs: dict, status: int, code: str | None) -> None:
+    async with http as c:
+        try:
+            r = await c.post("/single", **kwargs)
+        except Exception as exc:  # starlette's own multipart errors surface as HTTPException(400)
+            pytest.fail(f"unexpected {exc!r}")
+    if r.status_code == 400 and "status" not in r.text:  # HTTPException from starlette's parser
+        assert status == 400
+        return
+    assert r.json()["status"] == status, r.json()
+    if code:
+        assert r.json()["code"] == code
+
+
+@pytest.mark.anyio
+async def test_batch_limits(http: httpx.AsyncClient) -> None:
+    async with http as c:
+        none = await c.post("/batch", data={"model": "x"}, files={"other": ("a", b"1")})
+        too_many = await c.post("/batch", files=[("image", (f"{i}", b"1")) for i in range(4)])
+        json_body = await c.post("/batch", json={"image_base64": "QUJD"})
+    assert none.json()["status"] == 400
+    assert too_many.json()["code"] == "too_many_images"
+    assert json_body.json()["status"] == 415

@@ -1,0 +1,60 @@
+"""Token buckets: burst, refill, headers, Retry-After (in-process; Redis in the integration tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.limits import LocalBuckets, RateLimiter, decide
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_then_refusal_then_refill() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(clock)
+    decisions = [buckets.take("k", rate_per_s=2.0, burst=3) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    refused = decisions[-1]
+    assert refused.retry_after_s == 1  # one token takes 0.5 s at 2/s: rounded up
+    assert refused.headers()["Retry-After"] == "1"
+    clock.now += 0.5
+    assert buckets.take("k", 2.0, 3).allowed
+    assert not buckets.take("k", 2.0, 3).allowed
+
+
+def test_buckets_are_per_key_and_refill_caps_at_burst() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(clock)
+    for _ in range(3):
+        buckets.take("a", 1.0, 3)
+    assert buckets.take("b", 1.0, 3).remaining == 2
+    clock.now += 3600
+    assert buckets.take("a", 1.0, 3).remaining == 2  # full again (3), minus this one
+
+
+def test_cost_larger_than_tokens_is_refused_without_taking_any() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(clock)
+    assert not buckets.take("k", 1.0, 5, cost=6).allowed
+    assert buckets.take("k", 1.0, 5, cost=5).allowed
+
+
+def test_headers_report_limit_remaining_and_reset() -> None:
+    d = decide(True, tokens=2.5, rate_per_s=0.5, burst=10, cost=1)
+    assert d.headers() == {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "15"}
+    refused = decide(False, tokens=0.2, rate_per_s=0.5, burst=10, cost=1)
+    assert refused.headers()["Retry-After"] == "2"  # (1 - 0.2) / 0.5 = 1.6 s -> 2
+
+
+@pytest.mark.anyio
+async def test_limiter_without_redis_uses_local_buckets() -> None:
+    limiter = RateLimiter(None)
+    results = [(await limiter.take("key:x", 1.0, 2)).allowed for _ in range(3)]
+    assert results == [True, True, False]

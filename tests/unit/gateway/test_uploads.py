@@ -1,0 +1,86 @@
+"""Upload checks: every hostile file gets its status and code; every valid variant passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from gateway.uploads import UploadPolicy, check_upload, inspect, sniff
+from tests.unit.gateway.corpus import hostile_corpus, photo, valid_corpus
+from visionserve.errors import ImageError
+from visionserve.samples import sample_images
+
+POLICY = UploadPolicy()
+
+
+def test_the_hostile_corpus_is_large_and_covers_every_status() -> None:
+    corpus = hostile_corpus()
+    assert len(corpus) >= 30
+    assert {h.status for h in corpus} == {400, 413, 415}
+    assert len({h.name for h in corpus}) == len(corpus)
+
+
+@pytest.mark.parametrize("item", hostile_corpus(), ids=lambda h: h.name)
+def test_hostile_upload_is_refused_with_its_status(item) -> None:
+    with pytest.raises(ImageError) as info:
+        check_upload(item.data, POLICY)
+    assert info.value.error_code == item.status, str(info.value)
+    if item.code is not None:
+        assert info.value.code == item.code, str(info.value)
+    assert str(info.value)  # a message for the caller
+
+
+@pytest.mark.parametrize("name,data", valid_corpus(), ids=lambda v: v if isinstance(v, str) else "")
+def test_valid_variants_pass(name: str, data: bytes) -> None:
+    info = check_upload(data, POLICY)
+    assert info.width > 0 and info.height > 0
+    assert info.size_bytes == len(data)
+
+
+def test_real_sample_images_of_every_format_pass() -> None:
+    for image in sample_images(15, seed=11):
+        info = check_upload(image.data, POLICY)
+        assert info.format == image.format
+        assert (info.width, info.height) == image.size
+
+
+def test_declared_type_is_irrelevant_sniff_reads_the_bytes() -> None:
+    png = next(d for n, d in valid_corpus() if n == "rgb.png")
+    assert sniff(png, POLICY) == "PNG"
+    with pytest.raises(UnsupportedImage, match="PDF"):
+        sniff(b"%PDF-1.4 pretending to be a jpeg", POLICY)
+
+
+def test_per_format_size_limits_apply() -> None:
+    png = next(d for n, d in valid_corpus() if n == "rgb.png")
+    jpeg = next(d for n, d in valid_corpus() if n == "baseline.jpg")
+    tight = UploadPolicy(max_bytes={"JPEG": 10**6, "PNG": len(png) - 1, "WEBP": 1, "GIF": 1, "BMP": 1})
+    assert sniff(jpeg, tight) == "JPEG"
+    with pytest.raises(ImageTooLarge) as info:
+        sniff(png, tight)
+    assert info.value.error_code == 413
+
+
+def test_pixel_limit_is_read_from_the_header_before_decoding() -> None:
+    import io
+
+    buf = io.BytesIO()
+    photo((200, 100)).save(buf, "PNG")
+    data = buf.getvalue()
+    assert inspect(data, "PNG", UploadPolicy(max_pixels=20_000)).width == 200
+    with pytest.raises(ImageTooLarge) as info:
+        inspect(data, "PNG", UploadPolicy(max_pixels=19_999))
+    assert info.value.code == "too_many_pixels"
+
+
+def test_trailing_padding_is_tolerated_but_trailing_data_is_not() -> None:
+    jpeg = next(d for n, d in valid_corpus() if n == "baseline.jpg")
+    check_upload(jpeg + b"\x00" * 100, POLICY)
+    with pytest.raises(InvalidImage) as info:
+        check_upload(jpeg + b"\x00" * 10 + b"X", POLICY)
+    assert info.value.code == "polyglot"
+
+
+def test_policy_fingerprint_changes_with_limits() -> None:
+    assert UploadPolicy().fingerprint == UploadPolicy().fingerprint
+    assert UploadPolicy(max_pixels=1000).fingerprint != UploadPolicy().fingerprint
