@@ -16,6 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imaging import InvalidImage, Pipeline  # noqa: E402  (copied beside this file)
 
 
+def _invalid(message):
+    """A per-request error with INVALID_ARG status (HTTP 400), where the python backend supports codes."""
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -36,7 +42,7 @@ class TritonPythonModel:
                 out = pb_utils.Tensor(self.output_name, batch.astype(self.output_dtype, copy=False))
                 responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             except InvalidImage as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"invalid image: {exc}")))
+                responses.append(pb_utils.InferenceResponse(error=_invalid(f"invalid image: {exc}")))
             except Exception as exc:  # never let one request take the stub down
                 responses.append(pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"preprocessing failed: {type(exc).__name__}: {exc}")))
