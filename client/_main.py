@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from client._async import AsyncTritonClient
 from client._base import version_text
@@ -37,6 +38,7 @@ __all__ = ["classify_main", "health_main", "models_main"]
 
 #: Below this many files a progress bar is noise.
 PROGRESS_MIN_FILES = 2
+_YES_NO = {True: Text("yes", style="green"), False: Text("no", style="bold red")}
 
 
 def _connection_args(parser: argparse.ArgumentParser) -> None:
@@ -237,14 +239,15 @@ def health_main(argv: list[str]) -> int:
             health_document(url=url, protocol=protocol, live=live, ready=ready, models=rows, healthy=healthy)
         )
         return 0 if healthy else 1
-    out = Console()
-    mark = {True: "[green]yes[/]", False: "[bold red]no[/]"}
-    out.print(f"Triton at {protocol}://{url}: live {mark[live]}, ready {mark[ready]}", highlight=False)
+    out = Console(highlight=False)
+    out.print(
+        Text.assemble(f"Triton at {protocol}://{url}: live ", _YES_NO[live], ", ready ", _YES_NO[ready])
+    )
     if not live:
-        out.print("[red]cannot reach it[/]: is it running? Start it with `make serve`", highlight=False)
+        out.print(Text.assemble(("cannot reach it", "red"), ": is it running? Start it with `make serve`"))
     if rows:
         out.print(health_table(rows, title="model readiness"))
     if not required_ok:
         missing = [name for name, v, r in rows if name in args.model and not v and not r]
-        out.print(f"[bold red]not ready:[/] {', '.join(missing)}", highlight=False)
+        out.print(Text.assemble(("not ready: ", "bold red"), ", ".join(missing)))
     return 0 if healthy else 1

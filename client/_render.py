@@ -31,6 +31,15 @@ DEMO_NOTE = "DEMO WEIGHTS — not a trained model: these labels are meaningless"
 _STATE_STYLE = {"READY": "green", "LOADING": "yellow", "UNLOADING": "yellow"}
 
 
+def _plain(text: str, style: str = "") -> Text:
+    """Text shown verbatim.
+
+    Rich would otherwise read ``[...]`` as markup and ``:b:`` in a label like ``a:b:c`` as an
+    emoji code.
+    """
+    return Text(text, style=style)
+
+
 def _yes_no(flag: bool) -> Text:
     return Text("yes", style="green") if flag else Text("no", style="bold red")
 
@@ -78,7 +87,9 @@ def classification_table(
     caption = Text(f"{len(results) - failed} classified, {failed} failed")
     if weights == "demo":
         caption = Text.assemble(Text(f"⚠ {DEMO_NOTE}", style="bold yellow"), "\n", caption)
-    table = Table(title=f"{model}{served} · {protocol}://{url}", caption=caption, caption_justify="left")
+    table = Table(
+        title=_plain(f"{model}{served} · {protocol}://{url}"), caption=caption, caption_justify="left"
+    )
     table.add_column("File", overflow="fold")
     table.add_column("Version", justify="right")
     table.add_column("#", justify="right")
@@ -89,11 +100,11 @@ def classification_table(
         c = result.classification
         if c is None:
             table.add_row(
-                str(result.path),
+                _plain(str(result.path)),
                 "",
                 "",
                 "",
-                Text(f"{result.error_type}: {result.error_detail}", style="red"),
+                _plain(f"{result.error_type}: {result.error_detail}", style="red"),
                 "",
                 end_section=True,
             )
@@ -102,17 +113,23 @@ def classification_table(
             last = rank == len(c.predictions)
             first = rank == 1
             table.add_row(
-                str(result.path) if first else "",
-                c.version if first else "",
+                _plain(str(result.path)) if first else "",
+                _plain(c.version) if first else "",
                 str(rank),
                 str(p.index),
-                p.label or Text("—", style="dim"),
+                _plain(p.label) if p.label else _plain("—", style="dim"),
                 f"{p.score:.4f}",
                 end_section=last,
             )
         if not c.predictions:
             table.add_row(
-                str(result.path), c.version, "", "", Text("no predictions", style="dim"), "", end_section=True
+                _plain(str(result.path)),
+                _plain(c.version),
+                "",
+                "",
+                _plain("no predictions", "dim"),
+                "",
+                end_section=True,
             )
     return table
 
@@ -130,18 +147,18 @@ def models_document(
 
 def models_table(statuses: Sequence[ModelStatus], weights: Mapping[str, str], *, title: str) -> Table:
     """Model, version, state, readiness, weights and Triton's reason per index row."""
-    table = Table(title=title)
+    table = Table(title=_plain(title))
     for name in ("Model", "Version", "State", "Ready", "Weights", "Reason"):
         table.add_column(name, overflow="fold")
     for s in statuses:
         w = weights.get(s.name, "")
         table.add_row(
-            s.name,
-            s.version or "—",
-            Text(s.state, style=_STATE_STYLE.get(s.state, "dim")),
+            _plain(s.name),
+            _plain(s.version or "—"),
+            _plain(s.state, style=_STATE_STYLE.get(s.state, "dim")),
             _yes_no(s.ready),
-            Text(f"{w} (not trained)", style="bold yellow") if w == "demo" else w,
-            s.reason,
+            _plain(f"{w} (not trained)", style="bold yellow") if w == "demo" else _plain(w),
+            _plain(s.reason),
         )
     return table
 
@@ -169,9 +186,9 @@ def health_document(
 
 def health_table(models: Sequence[tuple[str, str, bool]], *, title: str) -> Table:
     """Per-model readiness."""
-    table = Table(title=title)
+    table = Table(title=_plain(title))
     for name in ("Model", "Version", "Ready"):
         table.add_column(name)
     for name, version, ready in models:
-        table.add_row(name, version or "(any)", _yes_no(ready))
+        table.add_row(_plain(name), _plain(version or "(any)"), _yes_no(ready))
     return table
