@@ -53,14 +53,18 @@ async def batch(request: Request) -> JSONResponse:
 
 @pytest.fixture
 def http() -> httpx.AsyncClient:
-    app = Starlette(routes=[Route("/single", single, methods=["POST"]), Route("/batch", batch, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/single", single, methods=["POST"]), Route("/batch", batch, methods=["POST"])]
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
 @pytest.mark.anyio
 async def test_multipart_and_json_bodies(http: httpx.AsyncClient) -> None:
     async with http as c:
-        mp = await c.post("/single", files={"image": ("a.jpg", DATA)}, data={"model": "resnet18", "top_k": "3"})
+        mp = await c.post(
+            "/single", files={"image": ("a.jpg", DATA)}, data={"model": "resnet18", "top_k": "3"}
+        )
         js = await c.post("/single", json={"image_base64": base64.b64encode(DATA).decode(), "top_k": 2})
         many = await c.post("/batch", files=[("image", ("a", DATA)), ("image", ("b", DATA[:5]))],
                             data={"min_score": "0.1"})  # fmt: skip
@@ -84,7 +88,9 @@ async def test_multipart_and_json_bodies(http: httpx.AsyncClient) -> None:
         ({"files": [("image", ("a", b"1")), ("image", ("b", b"2"))]}, 400, None),
     ],
 )
-async def test_malformed_single_bodies(http: httpx.AsyncClient, kwargs: dict, status: int, code: str | None) -> None:
+async def test_malformed_single_bodies(
+    http: httpx.AsyncClient, kwargs: dict, status: int, code: str | None
+) -> None:
     async with http as c:
         try:
             r = await c.post("/single", **kwargs)
