@@ -126,7 +126,7 @@ class AsyncTritonClient(ClientBase):
         version = version_text(version)
         try:
             with self._translate(model=model or "", version=version):
-                if model is None:
+                if not model:
                     return bool(await self._client().is_server_ready(**self._adapter.call_kwargs))
                 return bool(await self._client().is_model_ready(model, version, **self._adapter.call_kwargs))
         except ServerUnavailable:
