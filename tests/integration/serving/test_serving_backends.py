@@ -9,6 +9,7 @@ in the same batch carry on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,13 +78,22 @@ def _infer(protocol: str, server: TritonServer, model: TinyModel, batch: np.ndar
         client.close()
 
 
-def _counts(server: TritonServer, model: TinyModel) -> tuple[int, int]:
+def _counts(server: TritonServer, model: TinyModel, at_least: int = 0) -> tuple[int, int]:
+    """(inference_count, execution_count), once ``at_least`` inferences are counted.
+
+    Triton records statistics just after it sends the responses, so a count read right
+    after the last response may lag by one.
+    """
     client = httpclient.InferenceServerClient(server.http_url)
+    deadline = time.monotonic() + 10
     try:
-        stats = client.get_inference_statistics(model.name)["model_stats"][0]
+        while True:
+            stats = client.get_inference_statistics(model.name)["model_stats"][0]
+            if int(stats["inference_count"]) >= at_least or time.monotonic() > deadline:
+                return int(stats["inference_count"]), int(stats["execution_count"])
+            time.sleep(0.05)
     finally:
         client.close()
-    return int(stats["inference_count"]), int(stats["execution_count"])
 
 
 def _stubs(server: TritonServer) -> set[int]:
@@ -120,7 +130,7 @@ def test_concurrent_requests_run_in_batches(
     inferences_before, executions_before = _counts(server, model)
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         results = list(pool.map(lambda i: _infer("grpc", server, model, rows[i : i + 1]), range(len(rows))))
-    inferences_after, executions_after = _counts(server, model)
+    inferences_after, executions_after = _counts(server, model, inferences_before + CONCURRENT_REQUESTS)
     inferences, executions = inferences_after - inferences_before, executions_after - executions_before
     assert inferences == CONCURRENT_REQUESTS
     assert executions < inferences, f"{executions} executions for {inferences} requests: no batching"
@@ -154,7 +164,7 @@ def test_bad_request_fails_alone_and_the_server_keeps_serving(
     for i, result in enumerate(results[:-1]):
         assert isinstance(result, dict), f"good request {i} failed: {result}"
         np.testing.assert_allclose(result["y"], expected[i : i + 1], rtol=1e-5, atol=1e-6)
-    _, executions = _counts(server, ONNX_LOOSE)
+    _, executions = _counts(server, ONNX_LOOSE, inferences_before + len(results))
     assert executions - executions_before < len(results), "the bad request was not batched with good ones"
     assert _stubs(server) == stubs_before, "a stub process died or was restarted"
     assert _infer("grpc", server, ONNX_LOOSE, good[:2])["y"].shape == (2, 3)

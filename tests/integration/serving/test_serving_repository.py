@@ -8,7 +8,9 @@ concurrent requests to a backbone are batched. (Ensemble top-k parity is the cli
 
 from __future__ import annotations
 
+import functools
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,8 +41,10 @@ def _served_version(repository: Path, model: str) -> int:
     return max(int(p.name) for p in (repository / model).iterdir() if p.name.isdigit())
 
 
-def _reference(repository: Path, spec: ModelSpec, fmt: str, batch: np.ndarray) -> np.ndarray:
-    """The artifact's output for ``batch``, computed by the framework in this process."""
+@functools.cache
+def _reference(repository: Path, spec: ModelSpec, fmt: str) -> np.ndarray:
+    """The artifact's output for ``_batch(spec)``, computed by the framework in this process (once)."""
+    batch = _batch(spec)
     model = spec.backbone_model(fmt)  # type: ignore[arg-type]
     artifact = repository / model / str(_served_version(repository, model)) / ARTIFACTS[fmt]
     in_name, out_name = spec.tensor_names(fmt)  # type: ignore[arg-type]
@@ -60,6 +64,10 @@ def _reference(repository: Path, spec: ModelSpec, fmt: str, batch: np.ndarray) -
     return signature(**{in_name: tf.constant(batch)})[out_name].numpy()
 
 
+def _batch(spec: ModelSpec) -> np.ndarray:
+    return np.random.default_rng(7).normal(size=(2, *spec.input_shape)).astype(np.float32)
+
+
 def _infer_tensor(protocol: str, server: TritonServer, model: str, name: str, batch: np.ndarray, out: str):  # noqa: ANN202
     lib = httpclient if protocol == "http" else grpcclient
     client = lib.InferenceServerClient(server.http_url if protocol == "http" else server.grpc_url)
@@ -76,6 +84,19 @@ def _jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def _counts_after(
+    client: httpclient.InferenceServerClient, model: str, before: dict, expected: int
+) -> tuple[int, int]:
+    """(inferences, executions) since ``before``; statistics land just after the responses do."""
+    deadline = time.monotonic() + 10
+    while True:
+        after = client.get_inference_statistics(model)["model_stats"][0]
+        inferences = int(after["inference_count"]) - int(before["inference_count"])
+        if inferences >= expected or time.monotonic() > deadline:
+            return inferences, int(after["execution_count"]) - int(before["execution_count"])
+        time.sleep(0.05)
 
 
 def test_every_model_in_the_repository_is_ready(triton: TritonServer, exported_repository: Path) -> None:
@@ -97,13 +118,10 @@ def test_backbone_answers_what_its_artifact_gives_in_process(
 ) -> None:
     spec, fmt = backbone
     in_name, out_name = spec.tensor_names(fmt)  # type: ignore[arg-type]
-    batch = np.random.default_rng(7).normal(size=(2, *spec.input_shape)).astype(np.float32)
-    served = _infer_tensor(protocol, triton, spec.backbone_model(fmt), in_name, batch, out_name)  # type: ignore[arg-type]
+    served = _infer_tensor(protocol, triton, spec.backbone_model(fmt), in_name, _batch(spec), out_name)  # type: ignore[arg-type]
     assert served.shape == (2, spec.num_classes) and served.dtype == np.float32
     np.testing.assert_allclose(served.sum(axis=1), 1.0, rtol=1e-4)
-    np.testing.assert_allclose(
-        served, _reference(exported_repository, spec, fmt, batch), rtol=1e-4, atol=1e-6
-    )
+    np.testing.assert_allclose(served, _reference(exported_repository, spec, fmt), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("spec", list(CATALOG.models.values()), ids=lambda s: s.name)
@@ -143,10 +161,8 @@ def test_concurrent_backbone_requests_are_batched(triton: TritonServer) -> None:
                     range(8),
                 )
             )
-        after = client.get_inference_statistics(model)["model_stats"][0]
+        inferences, executions = _counts_after(client, model, before, len(rows))
     finally:
         client.close()
-    inferences = int(after["inference_count"]) - int(before["inference_count"])
-    executions = int(after["execution_count"]) - int(before["execution_count"])
     assert inferences == len(rows) and executions < inferences
     assert all(o.shape == (1, spec.num_classes) for o in outs)
