@@ -95,10 +95,14 @@ def test_default_triton_has_sized_memory_shm_probes_and_pvc(default_render: Rend
     pvc = default_render.one("PersistentVolumeClaim", "models")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert "replicas" in triton["spec"] and not default_render.find("HorizontalPodAutoscaler")
-    # The stock image gets Pillow from the init container, on PYTHONPATH.
+    # The stock image gets Pillow from the init container: a venv first on Triton's PATH
+    # (tests/helm/test_python_packages.py runs these commands on a real tritonserver).
     init = _pod_spec(triton)["initContainers"][0]
-    assert init["name"] == "python-packages" and any(a.startswith("pillow==") for a in init["command"])
-    assert _env(container)["PYTHONPATH"]["value"] == "/opt/visionserve/python"
+    assert init["name"] == "python-packages" and "pillow==13.0.0" in init["command"]
+    assert 'PATH="/opt/visionserve/venv/bin:$PATH" exec tritonserver "$@"' in container["command"]
+    assert {"name": "python-packages", "mountPath": "/opt/visionserve/venv", "readOnly": True} in container[
+        "volumeMounts"
+    ]
 
 
 def test_default_gateway_reaches_triton_postgres_and_redis(default_render: Rendered) -> None:
@@ -167,7 +171,7 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["resources"]["limits"]["memory"] == "32Gi"
     assert container["image"] == "registry.example.com/visionserve/tritonserver:26.07-py3-visionserve"
-    assert "initContainers" not in _pod_spec(triton) and "PYTHONPATH" not in _env(container)
+    assert "initContainers" not in _pod_spec(triton) and container["command"] == ["tritonserver"]
     assert _pod_spec(triton)["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert _pod_spec(triton)["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert _pod_spec(triton)["imagePullSecrets"] == [{"name": "registry-credentials"}]
