@@ -268,6 +268,11 @@ def test_ingress_and_network_policy(rendered_sets: dict[str, Rendered]) -> None:
     assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "monitoring"
     }
+    gateway_rules = rendered.one("NetworkPolicy", "gateway")["spec"]["ingress"]
+    assert gateway_rules[0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "ingress-nginx"
+    }
+    assert gateway_rules[1]["from"] == metrics["from"], "the gateway's /metrics must stay scrapeable"
     for component in ("redis", "postgresql"):
         rule = rendered.one("NetworkPolicy", component)["spec"]["ingress"][0]
         assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
