@@ -31,6 +31,7 @@ from client._errors import (
     InvalidRequest,
     ModelLoadError,
     ModelNotFound,
+    ModelReloading,
     ServerUnavailable,
 )
 from client._files import IMAGE_EXTENSIONS, find_images, read_image
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidRequest",
     "ModelLoadError",
     "ModelNotFound",
+    "ModelReloading",
     "ModelStatus",
     "Prediction",
     "Protocol",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -10,8 +11,8 @@ import numpy as np
 
 from client._base import ClientBase, version_text
 from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, Protocol
-from client._errors import InvalidRequest, ServerUnavailable
+from client._config import DEFAULT_TIMEOUT_S, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
 
 __all__ = ["AsyncTritonClient"]
@@ -85,10 +86,11 @@ class AsyncTritonClient(ClientBase):
             return []
         version = version_text(version)
         inputs, outputs = self._classify_request(images, top_k)
-        with self._translate(model=model, version=version):
-            result = await self._client().infer(
+        result = await self._infer_retrying(
+            model, version, lambda: self._client().infer(
                 model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
             )
+        )
         return self._classify_response(result, model, expected=len(images))
 
     async def infer(
@@ -102,15 +104,28 @@ class AsyncTritonClient(ClientBase):
         """Raw tensors in, raw tensors out; see ``TritonClient.infer``."""
         version = version_text(version)
         request_inputs, request_outputs = self._infer_request(inputs, outputs)
-        with self._translate(model=model, version=version):
-            result = await self._client().infer(
+        result = await self._infer_retrying(
+            model, version, lambda: self._client().infer(
                 model,
                 request_inputs,
                 model_version=version,
                 outputs=request_outputs,
                 **self._adapter.call_kwargs,
             )
+        )
         return self._infer_response(result, model, outputs)
+
+    async def _infer_retrying(self, model: str, version: str, send: Callable[[], Awaitable[Any]]) -> Any:
+        """Send an inference; retry while a reload has swapped the model out (ModelReloading)."""
+        for attempt in range(RELOAD_RETRIES + 1):
+            try:
+                with self._translate(model=model, version=version):
+                    return await send()
+            except ModelReloading:
+                if attempt == RELOAD_RETRIES:
+                    raise
+                await asyncio.sleep(RELOAD_RETRY_DELAY_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     # -- health ---------------------------------------------------------------------------
     async def is_live(self) -> bool:

@@ -54,3 +54,8 @@ def normalize_url(url: str) -> str:
     if "://" in url:
         raise ValueError(f"unsupported URL scheme in {url!r}: give host:port (plain-text HTTP or gRPC)")
     return url.rstrip("/")
+
+#: Attempts after the first when Triton answers "not at ready state" during a model reload.
+RELOAD_RETRIES = 3
+#: Pause before each such retry (doubled every attempt).
+RELOAD_RETRY_DELAY_S = 0.05

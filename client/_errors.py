@@ -4,6 +4,7 @@ Error tree::
 
     VisionServeError                     (visionserve.errors)
     └── ClientError                      anything the client reports on purpose
+        ├── ModelReloading               a reload swapped the model out under the request (retried)
         ├── ServerUnavailable            Triton cannot be reached: refused, timed out, name unknown
         │                                (also a visionserve.errors.ServerError)
         ├── ModelNotFound                the model, or that version of it, is not served
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidRequest",
     "ModelLoadError",
     "ModelNotFound",
+    "ModelReloading",
     "ServerUnavailable",
     "to_client_error",
 ]
@@ -74,6 +76,18 @@ class ServerUnavailable(ClientError, ServerError):
 
     error_code = 503
     code = "server_unavailable"
+
+
+class ModelReloading(ClientError):
+    """The model version that took the request was being swapped out by a reload.
+
+    Triton 2.51 binds a request to a model instance when it arrives; if a reload (a version
+    switch, or a composing model's reload that re-creates the ensemble) unloads that instance
+    before the request is queued, Triton answers UNAVAILABLE "version N is not at ready state".
+    Inference is idempotent, so the clients retry it (``RELOAD_RETRIES``).
+    """
+
+    error_code = 503
 
 
 class ModelNotFound(ClientError):
@@ -171,6 +185,9 @@ def to_client_error(
         status = exc.status()
         message = exc.message() or str(exc)
         lowered = message.lower()
+        if "is not at ready state" in lowered:
+            return ModelReloading(f"{_describe_model(model, version)} on {where} is reloading: {message}",
+                                  detail=message)
         if status in _UNAVAILABLE:
             if status == "StatusCode.DEADLINE_EXCEEDED":
                 limit = f" within {timeout_s:g} s" if timeout_s else " in time"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -11,8 +12,8 @@ import numpy as np
 
 from client._base import ClientBase, version_text
 from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, Protocol
-from client._errors import InvalidRequest, ServerUnavailable
+from client._config import DEFAULT_TIMEOUT_S, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
 
 __all__ = ["TritonClient"]
@@ -126,10 +127,11 @@ class TritonClient(ClientBase):
             return []
         version = version_text(version)
         inputs, outputs = self._classify_request(images, top_k)
-        with self._translate(model=model, version=version):
-            result = self._client().infer(
+        result = self._infer_retrying(
+            model, version, lambda: self._client().infer(
                 model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
             )
+        )
         return self._classify_response(result, model, expected=len(images))
 
     def infer(
@@ -157,15 +159,28 @@ class TritonClient(ClientBase):
         """
         version = version_text(version)
         request_inputs, request_outputs = self._infer_request(inputs, outputs)
-        with self._translate(model=model, version=version):
-            result = self._client().infer(
+        result = self._infer_retrying(
+            model, version, lambda: self._client().infer(
                 model,
                 request_inputs,
                 model_version=version,
                 outputs=request_outputs,
                 **self._adapter.call_kwargs,
             )
+        )
         return self._infer_response(result, model, outputs)
+
+    def _infer_retrying(self, model: str, version: str, send: Callable[[], Any]) -> Any:
+        """Send an inference; retry while a reload has swapped the model out (ModelReloading)."""
+        for attempt in range(RELOAD_RETRIES + 1):
+            try:
+                with self._translate(model=model, version=version):
+                    return send()
+            except ModelReloading:
+                if attempt == RELOAD_RETRIES:
+                    raise
+                time.sleep(RELOAD_RETRY_DELAY_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     # -- health ---------------------------------------------------------------------------
     def is_live(self) -> bool:
