@@ -87,6 +87,16 @@ def test_default_triton_has_sized_memory_shm_probes_and_pvc(default_render: Rend
     volumes = _volumes(triton)
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1073741824"}
     assert volumes["model-repository"]["persistentVolumeClaim"]["claimName"] == "demo-visionserve-models"
+    mount = next(
+        m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository"
+    )
+    # A sub-directory: publishing stages beside the repository, on the same filesystem.
+    assert mount == {
+        "name": "model-repository",
+        "mountPath": "/models",
+        "readOnly": True,
+        "subPath": "model_repository",
+    }
     container = _container(triton, "tritonserver")
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     budget_s = container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"]
