@@ -151,6 +151,11 @@ def render(
             raw = _native.call_string("helm_render", chart._raw(), json.dumps(overrides), json.dumps(opts))
     except helm_python.HelmError as exc:
         raise ChartError(f"{value_set.name}: {exc}") from None
+    except AttributeError as exc:  # the SDK's native layer moved: say so instead of a traceback
+        raise ChartError(
+            f"helm-python-sdk {helm_python.__version__} has no native helm_render call ({exc}); "
+            "this module was written against 0.2.2"
+        ) from None
     templates: dict[str, str] = json.loads(raw)
     rendered = Rendered(value_set, templates)
     for path, text in sorted(templates.items()):
