@@ -1,2 +1,4 @@
-"""Exporters (Keras → SavedModel → ONNX; torchvision → TorchScript + ONNX), the repository
-writer and version publishing. Entry point: ``visionserve export`` (``export.cli``)."""
+"""Exporters, the repository writer and version publishing.
+
+Keras → SavedModel → ONNX; torchvision → TorchScript + ONNX. Entry point: ``visionserve export``.
+"""

@@ -84,8 +84,10 @@ class Backbone(ABC):
         expected = self.predict(check_batch)
         got = load_runner(fmt, artifact)(check_batch)
         diff = float(np.max(np.abs(got - expected)))
-        if got.shape != expected.shape or diff > PARITY_TOLERANCE or not np.array_equal(
-            got.argmax(1), expected.argmax(1)
+        if (
+            got.shape != expected.shape
+            or diff > PARITY_TOLERANCE
+            or not np.array_equal(got.argmax(1), expected.argmax(1))
         ):
             raise ParityError(
                 f"{self.spec.name} {fmt}: exported model disagrees with its source "

@@ -20,9 +20,12 @@ DEFAULT_SERVER_URL = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repository", type=Path, default=None, help="model repository (default: model_repository/)")
     parser.add_argument(
-        "--server-url", default=os.environ.get("TRITON_GRPC_URL", DEFAULT_SERVER_URL),
+        "--repository", type=Path, default=None, help="model repository (default: model_repository/)"
+    )
+    parser.add_argument(
+        "--server-url",
+        default=os.environ.get("TRITON_GRPC_URL", DEFAULT_SERVER_URL),
         help="gRPC address of a running tritonserver to switch live ('' to only write to disk)",
     )
     parser.add_argument("--catalog", type=Path, default=None, help="models.yaml to use")
@@ -31,16 +34,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _control(url: str) -> TritonControl | None:
     control = TritonControl.connect(url)
     if url and control is None:
-        print(f"(no tritonserver answering at {url}: writing to disk only; it serves the new version when started)")
+        print(
+            f"(no tritonserver answering at {url}: writing to disk only; it serves the new version when started)"
+        )
     return control
 
 
 def export_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="visionserve export", description="Export models and publish version N+1.")
+    parser = argparse.ArgumentParser(
+        prog="visionserve export", description="Export models and publish version N+1."
+    )
     parser.add_argument("--model", default="", help="catalog model(s), comma-separated (default: all)")
     parser.add_argument("--weights", default="auto", help="auto | imagenet | demo | /path/to/checkpoint")
     parser.add_argument("--labels", default=None, help="labels file (one class per line) for a checkpoint")
-    parser.add_argument("--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)")
+    parser.add_argument(
+        "--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)"
+    )
     _common(parser)
     args = parser.parse_args(argv)
 
@@ -57,8 +66,16 @@ def export_main(argv: list[str]) -> int:
     try:
         for spec in specs:
             choice = parse_weights(args.weights, spec.checkpoint)
-            results.append(export_model(spec, choice, repo, labels=args.labels, control=control,
-                                        keep_versions=args.keep or catalog.keep_versions))
+            results.append(
+                export_model(
+                    spec,
+                    choice,
+                    repo,
+                    labels=args.labels,
+                    control=control,
+                    keep_versions=args.keep or catalog.keep_versions,
+                )
+            )
     finally:
         if control:
             control.close()
@@ -76,15 +93,24 @@ def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
     for r in results:
         for a in r.artifacts:
             weights = "[bold red]DEMO[/]" if r.weights == "demo" else r.weights
-            table.add_row(r.model, str(r.version), weights, a.fmt, f"{a.size_bytes / 2**20:.1f} MiB",
-                          f"{a.max_abs_diff:.2e}", f"{a.seconds:.1f} s")
+            table.add_row(
+                r.model,
+                str(r.version),
+                weights,
+                a.fmt,
+                f"{a.size_bytes / 2**20:.1f} MiB",
+                f"{a.max_abs_diff:.2e}",
+                f"{a.seconds:.1f} s",
+            )
     console = Console()
     console.print(table)
     console.print(f"total export time: {seconds:.1f} s")
 
 
 def rollback_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="visionserve rollback", description="Serve an earlier version again.")
+    parser = argparse.ArgumentParser(
+        prog="visionserve rollback", description="Serve an earlier version again."
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--version", type=int, required=True)
     _common(parser)
@@ -117,7 +143,14 @@ def versions_main(argv: list[str]) -> int:
         served = served_version(repo, spec)
         for v in committed_versions(repo, spec):
             info = read_version(repo, spec, v)
-            table.add_row(spec.name, str(v), "●" if v == served else "", info.weights, str(info.num_classes),
-                          ",".join(info.formats), info.created)
+            table.add_row(
+                spec.name,
+                str(v),
+                "●" if v == served else "",
+                info.weights,
+                str(info.num_classes),
+                ",".join(info.formats),
+                info.created,
+            )
     Console().print(table)
     return 0

@@ -86,7 +86,11 @@ class KerasBackbone(Backbone):
         """
         import keras
 
-        layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+        layers = [
+            layer
+            for layer in self.model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
         saved = [layer.momentum for layer in layers]
         for layer in layers:
             layer.momentum = 0.0
@@ -130,9 +134,21 @@ class KerasBackbone(Backbone):
             saved = path.parent / ".onnx-source.savedmodel"
             self._savedmodel(saved)
         cmd = [
-            sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved), "--output", str(path),
-            "--opset", str(ONNX_OPSET), "--signature_def", "serving_default",
-            "--rename-inputs", PREPROCESSED, "--rename-outputs", PROBABILITIES,
+            sys.executable,
+            "-m",
+            "tf2onnx.convert",
+            "--saved-model",
+            str(saved),
+            "--output",
+            str(path),
+            "--opset",
+            str(ONNX_OPSET),
+            "--signature_def",
+            "serving_default",
+            "--rename-inputs",
+            PREPROCESSED,
+            "--rename-outputs",
+            PROBABILITIES,
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

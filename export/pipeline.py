@@ -14,7 +14,15 @@ import torchvision  # noqa: F401  (torchvision -> triton must load before Tensor
 from export.backbone import Backbone, Exported
 from export.demo import CALIBRATION_IMAGES
 from export.labels import read_labels, resolve_labels
-from export.publish import TritonControl, commit_staged, next_version, prune, remove_orphans, staging_dir, switch_version
+from export.publish import (
+    TritonControl,
+    commit_staged,
+    next_version,
+    prune,
+    remove_orphans,
+    staging_dir,
+    switch_version,
+)
 from export.repository import VersionInfo, write_version_files
 from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
@@ -54,8 +62,13 @@ def _batch(spec: ModelSpec, count: int, seed: int) -> np.ndarray:
     return pipeline.batch([s.data for s in sample_images(count, seed=seed)])
 
 
-def _build(spec: ModelSpec, backbone: Backbone, choice: WeightsChoice, num_classes: int | None,
-           log: Callable[[str], None]) -> None:
+def _build(
+    spec: ModelSpec,
+    backbone: Backbone,
+    choice: WeightsChoice,
+    num_classes: int | None,
+    log: Callable[[str], None],
+) -> None:
     calibration = _batch(spec, CALIBRATION_IMAGES, seed=101) if choice.kind in {"demo", "auto"} else None
     if choice.kind == "auto":
         try:
@@ -109,15 +122,20 @@ def export_model(
             step(f"exporting {fmt} …")
             exported = backbone.export(fmt, staging / spec.backbone_model(fmt) / str(version), check)
             result.artifacts.append(exported)
-            step(f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
-                 f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)")
+            step(
+                f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
+                f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)"
+            )
         pre_dir = staging / spec.preprocess_model / str(version)
         pre_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
         shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
         info = VersionInfo(
-            version=version, weights=backbone.weights, num_classes=backbone.num_classes,
-            formats=list(spec.formats), checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
+            version=version,
+            weights=backbone.weights,
+            num_classes=backbone.num_classes,
+            formats=list(spec.formats),
+            checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
             parity={e.fmt: e.max_abs_diff for e in result.artifacts},
         )
         write_version_files(staging / spec.ensemble / str(version), info, label_list)

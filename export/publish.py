@@ -37,7 +37,15 @@ from export.repository import (
 from visionserve.catalog import ModelSpec
 from visionserve.errors import RepositoryError, ServerError
 
-__all__ = ["TritonControl", "commit_staged", "next_version", "prune", "remove_orphans", "staging_dir", "switch_version"]
+__all__ = [
+    "TritonControl",
+    "commit_staged",
+    "next_version",
+    "prune",
+    "remove_orphans",
+    "staging_dir",
+    "switch_version",
+]
 
 Log = Callable[[str], None]
 

@@ -119,10 +119,14 @@ def preprocess_config(spec: ModelSpec, versions: list[int], info: VersionInfo) -
     return cfg
 
 
-def backbone_config(spec: ModelSpec, fmt: str, versions: list[int], info: VersionInfo, classes: int) -> mc.ModelConfig:
+def backbone_config(
+    spec: ModelSpec, fmt: str, versions: list[int], info: VersionInfo, classes: int
+) -> mc.ModelConfig:
     """A backbone; kind is left to Triton (GPU when present, else CPU), as native backends expect."""
     cfg = mc.ModelConfig(
-        name=spec.backbone_model(fmt), platform=PLATFORMS[fmt], max_batch_size=spec.max_batch_size,
+        name=spec.backbone_model(fmt),
+        platform=PLATFORMS[fmt],
+        max_batch_size=spec.max_batch_size,
         default_model_filename=ARTIFACTS[fmt],
     )
     in_name, out_name = spec.tensor_names(fmt)
@@ -139,7 +143,9 @@ def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     """The user-facing model: image bytes → probabilities, every step pinned to one version."""
     cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=spec.max_batch_size)
     cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
-    cfg.output.add(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE)
+    cfg.output.add(
+        name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE
+    )
     cfg.version_policy.specific.versions.append(info.version)
     cfg.response_cache.enable = True
     _weights_param(cfg, info)

@@ -28,9 +28,9 @@ def load_runner(fmt: Format, artifact: Path, *, threads: int | None = None) -> R
         name = session.get_inputs()[0].name
         return lambda batch: session.run(None, {name: batch})[0]
     if fmt == "torchscript":
-        import torch
-
         import warnings
+
+        import torch
 
         torch.set_num_threads(threads)
         with warnings.catch_warnings():

@@ -131,8 +131,13 @@ class TorchBackbone(Backbone):
                 torch.jit.trace(self.model, example).save(str(artifact))
         elif fmt == "onnx":
             torch.onnx.export(
-                self.model, (example,), str(artifact), dynamo=False, opset_version=ONNX_OPSET,
-                input_names=[in_name], output_names=[out_name],
+                self.model,
+                (example,),
+                str(artifact),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=[in_name],
+                output_names=[out_name],
                 dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
             )
         else:

@@ -115,7 +115,9 @@ class ModelSpec(_Strict):
         allowed = {"keras": {"onnx", "savedmodel"}, "torch": {"onnx", "torchscript"}}[self.framework]
         bad = [f for f in self.formats if f not in allowed]
         if bad:
-            raise ValueError(f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}")
+            raise ValueError(
+                f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}"
+            )
         expected_layout = "NHWC" if self.framework == "keras" else "NCHW"
         if self.layout != expected_layout:
             raise ValueError(f"layout of a {self.framework} model is {expected_layout}, not {self.layout}")

@@ -1,5 +1,6 @@
 """Export CLI: clear errors, checkpoints of any class count, failed checks publish nothing,
-a killed export leaves no partial version, rollback and pruning on disk."""
+a killed export leaves no partial version, rollback and pruning on disk.
+"""
 
 from __future__ import annotations
 

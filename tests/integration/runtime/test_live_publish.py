@@ -46,8 +46,14 @@ class Loop(threading.Thread):
                 image = REPEATED if i % 2 == 0 else IMAGES[1 + i % 5]
                 try:
                     result = triton.classify(image, SPEC.ensemble, top_k=5)
-                    self.results.append((time.monotonic(), result.version,
-                                         tuple(p.index for p in result.predictions), image is REPEATED))
+                    self.results.append(
+                        (
+                            time.monotonic(),
+                            result.version,
+                            tuple(p.index for p in result.predictions),
+                            image is REPEATED,
+                        )
+                    )
                 except Exception as exc:  # noqa: BLE001 - every failure counts
                     self.errors.append(f"{type(exc).__name__}: {exc}")
                 i += 1
@@ -65,17 +71,29 @@ def _reference_top5(repo: Path, version: int) -> tuple[int, ...]:
 
 def _cli(*args: str) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "visionserve", *args], capture_output=True, text=True, env=env,
-                          cwd=PROJECT_ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "visionserve", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 @pytest.fixture
 def server(fresh_repository: Path, tmp_path: Path):  # noqa: ANN201
     http, grpc, metrics = free_ports(3)
-    srv = TritonServer(fresh_repository, http_port=http, grpc_port=grpc, metrics_port=metrics,
-                       models=[SPEC.ensemble, SPEC.preprocess_model, SPEC.backbone_model()],
-                       exit_timeout_s=2, log_path=tmp_path / "triton.log")
+    srv = TritonServer(
+        fresh_repository,
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        models=[SPEC.ensemble, SPEC.preprocess_model, SPEC.backbone_model()],
+        exit_timeout_s=2,
+        log_path=tmp_path / "triton.log",
+    )
     srv.start(ready_timeout_s=180)
     yield srv
     srv.stop()

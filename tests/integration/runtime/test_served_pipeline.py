@@ -71,8 +71,12 @@ def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _encoded(img: Image.Image, fmt: str) -> bytes:
@@ -105,7 +109,9 @@ def test_hostile_images_fail_alone_and_nothing_dies(triton: TritonServer, protoc
             with pytest.raises(InferenceError, match=message) as err:
                 client.classify(data, "resnet18", top_k=5)
             assert err.value.error_code == 400, name
-            assert client.classify(good, "resnet18", top_k=3).predictions, f"server stopped serving after {name}"
+            assert client.classify(good, "resnet18", top_k=3).predictions, (
+                f"server stopped serving after {name}"
+            )
     assert _stubs(triton) == stubs_before, "a python backend stub died or was replaced"
 
 
@@ -117,8 +123,13 @@ def test_wrong_input_name_type_and_shape_are_clear(triton: TritonServer) -> None
         with pytest.raises(InferenceError, match="(?i)data-type|datatype|BYTES|FP32"):
             client.infer("resnet18", {"image": np.zeros((1, 1), dtype=np.float32)}, ["probabilities"])
         with pytest.raises(InferenceError, match="(?i)shape"):
-            client.infer("resnet18", {"image": np.array([[IMAGES[0], IMAGES[1]]], dtype=object)}, ["probabilities"])
+            client.infer(
+                "resnet18", {"image": np.array([[IMAGES[0], IMAGES[1]]], dtype=object)}, ["probabilities"]
+            )
         with pytest.raises(InferenceError, match="(?i)shape"):
-            client.infer("resnet18_onnx", {"preprocessed_image": np.zeros((1, 3, 100, 100), np.float32)},
-                         ["probabilities"])
+            client.infer(
+                "resnet18_onnx",
+                {"preprocessed_image": np.zeros((1, 3, 100, 100), np.float32)},
+                ["probabilities"],
+            )
         assert client.classify(IMAGES[0], "resnet18").predictions
