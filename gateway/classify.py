@@ -84,16 +84,17 @@ class ItemOutcome:
 
 def _triton_error(exc: Exception, model: str, retry_after_s: int) -> tuple[VisionServeError, str]:
     """Map a client failure to what the caller gets, and a metrics label."""
+    # Callers get no internal detail (addresses, Triton's messages): that goes to the log.
     retry = {"Retry-After": str(retry_after_s)}
     if isinstance(exc, ServerUnavailable):
-        return UpstreamUnavailable(f"Triton is unavailable: {exc}", headers=retry), "unavailable"
+        return UpstreamUnavailable("the inference server is unavailable; retry later", headers=retry), "unavailable"
     if isinstance(exc, ModelNotFound):
         return UpstreamUnavailable(
-            f"model {model!r} is not loaded in Triton", code="model_unavailable", headers=retry
+            f"model {model!r} is not loaded right now; retry later", code="model_unavailable", headers=retry
         ), "not_found"
     if isinstance(exc, InferenceError) and exc.error_code == 400:
-        return BadRequest(f"the model rejected the image: {exc}", code="rejected_by_model"), "inference"
-    return UpstreamError(f"Triton failed the inference: {exc}"), "inference"
+        return BadRequest(f"model {model!r} could not process the image", code="rejected_by_model"), "inference"
+    return UpstreamError(f"the inference server failed to classify the image with {model!r}"), "inference"
 
 
 class Classifier:

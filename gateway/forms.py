@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from gateway.errors import BadRequest, UnsupportedImage
 from gateway.schemas import ClassifyJSON, ClassifyOptions
 
-__all__ = ["Upload", "decode_base64_image", "read_batch", "read_single"]
+__all__ = ["Upload", "decode_base64_image", "parse_multipart", "read_batch", "read_single"]
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 _OPTION_FIELDS = ("model", "top_k", "min_score")
@@ -65,26 +65,87 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def parse_multipart(body: bytes, content_type: str, *, max_parts: int) -> list[tuple[str, str | None, bytes]]:
+    """Split an in-memory multipart/form-data body into (name, filename, data) parts.
+
+    The body is already complete and capped (``GatewayMiddleware``), so the parts are found by
+    searching for the delimiter (RFC 7578 / RFC 2046: ``CRLF--boundary``), with python-multipart
+    parsing the part headers. Streaming through python-multipart and Starlette's UploadFile
+    costs about 0.3 ms per request on this path, a third of a cache hit.
+
+    Raises:
+        BadRequest: no boundary, a malformed body, or more than ``max_parts`` parts.
+    """
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary", b"")
+    if not 1 <= len(boundary) <= 200:
+        raise BadRequest("multipart body without a valid boundary", code="invalid_multipart")
+    delimiter = b"--" + boundary
+    start = body.find(delimiter)
+    if start < 0 or (start > 0 and body[start - 2 : start] != b"\r\n"):
+        raise BadRequest("multipart body does not start with its boundary", code="invalid_multipart")
+    pos = start + len(delimiter)
+    parts: list[tuple[str, str | None, bytes]] = []
+    separator = b"\r\n" + delimiter
+    while True:
+        if body.startswith(b"--", pos):  # close delimiter: what follows is the epilogue
+            return parts
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0 or body[pos:line_end].strip(b" \t"):
+            raise BadRequest("malformed multipart delimiter line", code="invalid_multipart")
+        head_start = line_end + 2
+        if body.startswith(b"\r\n", head_start):  # a part without headers
+            head_end, data_start = head_start, head_start + 2
+        else:
+            head_end = body.find(b"\r\n\r\n", head_start)
+            if head_end < 0:
+                raise BadRequest("multipart part headers are not terminated", code="invalid_multipart")
+            data_start = head_end + 4
+        data_end = body.find(separator, data_start)
+        if data_end < 0:
+            raise BadRequest("multipart body is not closed by its boundary", code="invalid_multipart")
+        name: str | None = None
+        filename: str | None = None
+        for line in body[head_start:head_end].split(b"\r\n"):
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == b"content-disposition":
+                kind, disposition = parse_options_header(value.strip())
+                if kind != b"form-data" or b"name" not in disposition:
+                    raise BadRequest("multipart part is not form-data with a name", code="invalid_multipart")
+                name = disposition[b"name"].decode("utf-8", "replace")
+                raw = disposition.get(b"filename")
+                filename = raw.decode("utf-8", "replace") if raw is not None else None
+        if name is None:
+            raise BadRequest("multipart part without Content-Disposition", code="invalid_multipart")
+        parts.append((name, filename, body[data_start:data_end]))
+        if len(parts) > max_parts:
+            raise BadRequest(f"too many multipart parts (at most {max_parts})", code="invalid_multipart")
+        pos = data_end + len(separator)
+
+
 async def _form_parts(request: Request, max_files: int) -> tuple[dict[str, str], list[Upload]]:
-    form = await request.form(
-        max_files=max_files, max_fields=len(_OPTION_FIELDS) + 2, max_part_size=_MAX_FIELD_BYTES
-    )
+    body = await request.body()
+    parts = parse_multipart(body, request.headers.get("content-type", ""), max_parts=max_files + len(_OPTION_FIELDS))
     options: dict[str, str] = {}
     uploads: list[Upload] = []
-    try:
-        for name, value in form.multi_items():
-            if name == "image":
-                if not isinstance(value, UploadFile):
-                    raise BadRequest("send `image` as a file part (with a filename), not as a text field")
-                uploads.append(Upload(await value.read(), value.filename))
-            elif name in _OPTION_FIELDS:
-                if isinstance(value, UploadFile) or name in options:
-                    raise BadRequest(f"`{name}` must be given once, as a text field")
-                options[name] = value
-            else:
-                raise BadRequest(f"unknown form field {name!r}; expected image, model, top_k, min_score")
-    finally:
-        await form.close()
+    for name, filename, data in parts:
+        if name == "image":
+            if filename is None:
+                raise BadRequest("send `image` as a file part (with a filename), not as a text field")
+            if len(uploads) >= max_files:
+                raise BadRequest(f"too many files (at most {max_files})", code="too_many_images")
+            uploads.append(Upload(data, filename))
+        elif name in _OPTION_FIELDS:
+            if filename is not None or name in options:
+                raise BadRequest(f"`{name}` must be given once, as a text field")
+            if len(data) > _MAX_FIELD_BYTES:
+                raise BadRequest(f"`{name}` is too long")
+            try:
+                options[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"`{name}` is not UTF-8 text") from None
+        else:
+            raise BadRequest(f"unknown form field {name!r}; expected image, model, top_k, min_score")
     return options, uploads
 
 

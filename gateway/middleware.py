@@ -6,7 +6,8 @@ microseconds and does not buffer bodies.
 - ``X-Request-ID``: the caller's value when it is a sane token (≤ 128 of ``[A-Za-z0-9._:-]``),
   else a new UUID; echoed on every response and stored in ``scope["state"]["request_id"]``.
 - Body cap: a declared ``Content-Length`` over the route's cap is refused with 413 before any
-  byte is read; a chunked body is counted as it streams and cut off at the cap.
+  byte is read; a chunked body is counted as it streams: at the cap the middleware answers
+  413 itself and hands the app a disconnect, dropping anything the app sends after.
 - OWASP REST headers: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a CSP
   that allows nothing for API responses (the HTML docs page gets a policy it can work with),
   ``Referrer-Policy: no-referrer``, ``Cross-Origin-Resource-Policy: same-origin``,
@@ -26,7 +27,7 @@ import orjson
 
 from gateway.errors import PayloadTooLarge, error_body
 
-__all__ = ["API_PREFIX", "GatewayMiddleware", "RequestTooLarge"]
+__all__ = ["API_PREFIX", "GatewayMiddleware"]
 
 API_PREFIX = "/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -37,10 +38,6 @@ _CSP_HTML = (
     b"base-uri 'none'; form-action 'self'"
 )
 _DROP = {b"server", b"x-powered-by"}
-
-
-class RequestTooLarge(PayloadTooLarge):
-    """Raised from ``receive`` when a streamed body passes the cap."""
 
 
 class GatewayMiddleware:
@@ -91,9 +88,12 @@ class GatewayMiddleware:
         path: str = scope["path"]
         is_api = path.startswith(API_PREFIX)
         started = False
+        refused = False  # we answered 413 ourselves: whatever the app sends later is dropped
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _DROP]
@@ -118,40 +118,42 @@ class GatewayMiddleware:
         cap = self._cap(path)
         declared = _content_length(scope)
         if declared is not None and declared > cap:
-            await self._reject(send_with_headers, RequestTooLarge(_too_large(cap)))
+            await self._reject(send_with_headers, cap)
             return
         received = 0
 
         async def counting_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    raise RequestTooLarge(_too_large(cap))
+                    # A streamed (chunked) body passed the cap: answer 413 now and tell the app
+                    # the client is gone, so it stops reading.
+                    if not started:
+                        await self._reject(send_with_headers, cap)
+                    refused = True
+                    return {"type": "http.disconnect"}
             return message
 
         try:
             await self.app(scope, counting_receive, send_with_headers)
-        except RequestTooLarge as exc:
-            if started:
+        except Exception:
+            if not refused:
                 raise
-            await self._reject(send_with_headers, exc)
+            # the app failed on the disconnect we simulated; the caller already has its 413
 
     @staticmethod
-    async def _reject(send: Any, exc: Exception) -> None:
-        body = orjson.dumps(error_body(exc))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+    async def _reject(send: Any, cap: int) -> None:
+        body = orjson.dumps(error_body(PayloadTooLarge(f"the request body is larger than {cap:,} bytes")))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -163,7 +165,3 @@ def _content_length(scope: dict[str, Any]) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _too_large(cap: int) -> str:
-    return f"the request body is larger than {cap:,} bytes"

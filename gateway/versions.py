@@ -138,9 +138,12 @@ class VersionTracker:
         try:
             rows = await self._client.models()
         except Exception as exc:  # ServerUnavailable and anything else: keep serving what we know
-            if self.reachable:
+            if self.reachable or self.last_poll_s is None:
                 log.warning("Triton unreachable: %s", exc)
             self.reachable = False
+            for name, state in self._states.items():
+                if not state.ready:
+                    self._states[name] = ModelState(name, False, (), None, None, "Triton is unreachable")
             return False
         ready: dict[str, set[int]] = {n: set() for n in self._names}
         reasons: dict[str, str] = {}

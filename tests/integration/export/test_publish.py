@@ -1,5 +1,6 @@
-"""Export CLI: clear errors, checkpoints of any class count, failed checks publish nothing,
-a killed export leaves no partial version, rollback and pruning on disk.
+"""Export CLI: clear errors, checkpoints, parity gate, killed exports, rollback and pruning.
+
+Failed checks publish nothing; a killed export leaves no partial version.
 """
 
 from __future__ import annotations
