@@ -31,7 +31,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 
 venv: $(PY) ## create .venv and install visionserve with its test tools
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[all,dev]'
 
 setup: venv ## create .venv, install everything, export all models (works offline)
 	$(VS) export --weights $(WEIGHTS)

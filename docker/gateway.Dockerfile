@@ -11,7 +11,7 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check .
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check '.[gateway]'
 
 FROM python:3.11-slim-bookworm
 
