@@ -111,9 +111,7 @@ class KeyStore:
         for _ in range(5):  # a 48-bit id collision is unlikely; retry rather than fail
             key_id = secrets.token_hex(6)
             key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-            row = ApiKey(
-                id=key_id, name=name, role=role, key_hash=hash_key(self._pepper, key), created_at=utcnow()
-            )
+            row = ApiKey(id=key_id, name=name, role=role, key_hash=hash_key(self._pepper, key), created_at=utcnow())
             try:
                 with Session(self._engine) as session, session.begin():
                     session.add(row)

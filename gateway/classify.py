@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -255,13 +255,13 @@ class Classifier:
     async def _lookup(self, model: str, digest: str, top_k: int) -> Answer | None:
         version = self.tracker.served_version(model)
         if version is None:
-            self.metrics.cache.labels(model, "miss").inc()
+            self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
         hit = await self.cache.get(cache_key(digest, model, version, top_k, self._policy_tag))
         if hit is None:
-            self.metrics.cache.labels(model, "miss").inc()
+            self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
-        self.metrics.cache.labels(model, "hit").inc()
+        self.metrics.child(self.metrics.cache, model, "hit").inc()
         return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True)
 
     async def _check(self, data: bytes, fmt: str) -> None:
@@ -288,11 +288,11 @@ class Classifier:
             results = await self.triton.classify_batch(images, model, top_k=top_k)  # type: ignore[attr-defined]
         except (ClientError, OSError) as exc:
             error, kind = _triton_error(exc, model, self.retry_after_s)
-            self.metrics.triton_errors.labels(model, kind).inc()
+            self.metrics.child(self.metrics.triton_errors, model, kind).inc()
             log.warning("Triton call for %s failed: %s", model, exc)
             raise error from exc
         elapsed_s = time.perf_counter() - started
-        self.metrics.triton_seconds.labels(model).observe(elapsed_s)
+        self.metrics.child(self.metrics.triton_seconds, model).observe(elapsed_s)
         if len(images) == 1:  # a batch's round trip says little about one request's latency
             self.router.observe(model, elapsed_s * 1000.0)
         answers = []
@@ -324,7 +324,7 @@ class Classifier:
             status = "error" if http_status >= 500 else "rejected"
         self.history.add(
             HistoryRow(
-                id=uuid.uuid4().hex,
+                id=f"{random.getrandbits(128):032x}",  # an id, not a secret: access is checked per user
                 request_id=req.request_id,
                 created_at=utcnow(),
                 user=req.caller.user,

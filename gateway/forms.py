@@ -65,6 +65,25 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+#: The common shape ``form-data; name="…"[; filename="…"]`` without escapes, matched directly;
+#: anything else goes through python-multipart's full header parser.
+_SIMPLE_DISPOSITION = re.compile(rb'^form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?$')
+
+
+def _disposition(value: bytes) -> tuple[str, str | None]:
+    """(name, filename) of a Content-Disposition header value of a form-data part."""
+    simple = _SIMPLE_DISPOSITION.match(value)
+    if simple:
+        raw_name, raw_filename = simple.group(1), simple.group(2)
+    else:
+        kind, params = parse_options_header(value)
+        if kind != b"form-data" or b"name" not in params:
+            raise BadRequest("multipart part is not form-data with a name", code="invalid_multipart")
+        raw_name, raw_filename = params[b"name"], params.get(b"filename")
+    name = raw_name.decode("utf-8", "replace")
+    return name, raw_filename.decode("utf-8", "replace") if raw_filename is not None else None
+
+
 def parse_multipart(body: bytes, content_type: str, *, max_parts: int) -> list[tuple[str, str | None, bytes]]:
     """Split an in-memory multipart/form-data body into (name, filename, data) parts.
 
@@ -109,12 +128,7 @@ def parse_multipart(body: bytes, content_type: str, *, max_parts: int) -> list[t
         for line in body[head_start:head_end].split(b"\r\n"):
             key, _, value = line.partition(b":")
             if key.strip().lower() == b"content-disposition":
-                kind, disposition = parse_options_header(value.strip())
-                if kind != b"form-data" or b"name" not in disposition:
-                    raise BadRequest("multipart part is not form-data with a name", code="invalid_multipart")
-                name = disposition[b"name"].decode("utf-8", "replace")
-                raw = disposition.get(b"filename")
-                filename = raw.decode("utf-8", "replace") if raw is not None else None
+                name, filename = _disposition(value.strip())
         if name is None:
             raise BadRequest("multipart part without Content-Disposition", code="invalid_multipart")
         parts.append((name, filename, body[data_start:data_end]))

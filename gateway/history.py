@@ -270,12 +270,7 @@ def _filters(query: HistoryQuery) -> list[Any]:
 def list_page(engine: Engine, query: HistoryQuery) -> tuple[list[HistoryRow], str | None]:
     """One page, newest first, and the cursor of the next page (None on the last)."""
     rec = ClassificationRecord
-    stmt = (
-        select(rec)
-        .where(*_filters(query))
-        .order_by(rec.created_at.desc(), rec.id.desc())
-        .limit(query.limit + 1)
-    )
+    stmt = select(rec).where(*_filters(query)).order_by(rec.created_at.desc(), rec.id.desc()).limit(query.limit + 1)
     with Session(engine) as session:
         rows = [_row(r) for r in session.scalars(stmt)]
     more = len(rows) > query.limit

@@ -76,18 +76,13 @@ class GatewayMetrics:
         )
         self.cache = Counter(f"{_NS}_cache_lookups", "Cache lookups.", ["model", "result"], registry=reg)
         self.cache_errors = Counter(f"{_NS}_cache_errors", "Failed Redis operations.", ["op"], registry=reg)
-        self.triton_errors = Counter(
-            f"{_NS}_triton_errors", "Failed Triton calls.", ["model", "kind"], registry=reg
-        )
-        self.rate_limited = Counter(
-            f"{_NS}_rate_limited", "Requests refused with 429.", ["bucket"], registry=reg
-        )
+        self.triton_errors = Counter(f"{_NS}_triton_errors", "Failed Triton calls.", ["model", "kind"], registry=reg)
+        self.rate_limited = Counter(f"{_NS}_rate_limited", "Requests refused with 429.", ["bucket"], registry=reg)
         self.uploads_rejected = Counter(
             f"{_NS}_uploads_rejected", "Uploads refused by the checks.", ["code"], registry=reg
         )
-        self.history_rows = Counter(
-            f"{_NS}_history_rows", "History rows by outcome.", ["result"], registry=reg
-        )
+        self.history_rows = Counter(f"{_NS}_history_rows", "History rows by outcome.", ["result"], registry=reg)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.served_version = Gauge(
             f"{_NS}_served_version",
             "Served version per ensemble.",
@@ -95,6 +90,14 @@ class GatewayMetrics:
             multiprocess_mode="livemax",
             registry=reg,
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoised (label values here come from bounded sets)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 @lru_cache(maxsize=1)

@@ -18,9 +18,9 @@ microseconds and does not buffer bodies.
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -65,9 +65,7 @@ class GatewayMiddleware:
 
     def _cap(self, path: str) -> int:
         return (
-            self.max_batch_request_bytes
-            if path.startswith(f"{API_PREFIX}/classify/batch")
-            else self.max_request_bytes
+            self.max_batch_request_bytes if path.startswith(f"{API_PREFIX}/classify/batch") else self.max_request_bytes
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -81,7 +79,7 @@ class GatewayMiddleware:
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or f"{random.getrandbits(128):032x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started_s"] = time.perf_counter()

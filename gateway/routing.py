@@ -52,9 +52,7 @@ class AutoRouter:
         min_samples: samples before a measurement replaces the estimate.
     """
 
-    def __init__(
-        self, catalog: Catalog, *, ms_per_gflop: float = 10.0, alpha: float = 0.2, min_samples: int = 3
-    ):
+    def __init__(self, catalog: Catalog, *, ms_per_gflop: float = 10.0, alpha: float = 0.2, min_samples: int = 3):
         self._catalog = catalog
         self._prior = ms_per_gflop
         self._alpha = alpha
@@ -76,9 +74,7 @@ class AutoRouter:
         if latency_ms < 0 or model not in self._catalog.models:
             return
         previous = self._ewma.get(model)
-        self._ewma[model] = (
-            latency_ms if previous is None else previous + self._alpha * (latency_ms - previous)
-        )
+        self._ewma[model] = latency_ms if previous is None else previous + self._alpha * (latency_ms - previous)
         self._samples[model] = self._samples.get(model, 0) + 1
 
     def _measured(self, model: str) -> float | None:

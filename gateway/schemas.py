@@ -66,9 +66,7 @@ class ClassifyForm(ClassifyOptions):
 class BatchForm(ClassifyOptions):
     """multipart/form-data of ``POST /v1/classify/batch``: repeat the ``image`` field per image."""
 
-    image: list[bytes] = Field(
-        description="the image files, in order (the field repeated); one model for all"
-    )
+    image: list[bytes] = Field(description="the image files, in order (the field repeated); one model for all")
 
 
 class ClassifyResponse(BaseModel):

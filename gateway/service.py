@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
+from bentoml import get_current_service
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -167,7 +168,7 @@ async def authenticate(
         Unauthorized: no key, unknown or revoked key (401).
         RateLimited: the key's (or, without a valid key, the address's) bucket is empty (429).
     """
-    svc: Gateway = bentoml.get_current_service()
+    svc: Gateway = get_current_service()
     return await svc.admit(request, credentials.credentials if credentials else None)
 
 
@@ -183,9 +184,7 @@ Budget = Annotated[
     name="visionserve-gateway",
     workers=SETTINGS.workers,
     traffic={"timeout": SETTINGS.triton_timeout_s + 30},
-    tracing={
-        "excluded_urls": [] if SETTINGS.trace_requests else [API_PREFIX, "/livez", "/readyz", "/metrics"]
-    },
+    tracing={"excluded_urls": [] if SETTINGS.trace_requests else [API_PREFIX, "/livez", "/readyz", "/metrics"]},
 )
 class Gateway:
     """visionserve gateway in front of Triton.
@@ -211,9 +210,7 @@ class Gateway:
         """Migrate the database, open the Triton channel and Redis, start the background tasks."""
         revision = await anyio.to_thread.run_sync(migrate, self.engine)
         log.info("database %s at revision %s", self.engine.url.render_as_string(hide_password=True), revision)
-        self.triton = AsyncTritonClient(
-            SETTINGS.triton_url, protocol="grpc", timeout_s=SETTINGS.triton_timeout_s
-        )
+        self.triton = AsyncTritonClient(SETTINGS.triton_url, protocol="grpc", timeout_s=SETTINGS.triton_timeout_s)
         cache: ResultCache
         if SETTINGS.redis_url:
             self.redis = RedisLink(
@@ -277,9 +274,7 @@ class Gateway:
             return False
         names = [spec.ensemble for spec in self.catalog.models.values()]
         try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(self.triton.is_ready(name) for name in names)), timeout=5
-            )
+            answers = await asyncio.wait_for(asyncio.gather(*(self.triton.is_ready(name) for name in names)), timeout=5)
         except Exception:
             return False
         return any(answers)
@@ -314,9 +309,7 @@ class Gateway:
         """Take ``extra`` more tokens (a batch costs one per image)."""
         if extra <= 0:
             return
-        decision = await self.limiter.take(
-            f"key:{caller.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst, extra
-        )
+        decision = await self.limiter.take(f"key:{caller.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst, extra)
         request.scope["state"]["ratelimit_headers"] = decision.headers()
         if not decision.allowed:
             self.metrics.rate_limited.labels("key").inc()
@@ -326,9 +319,10 @@ class Gateway:
             )
 
     def _observe(self, endpoint: str, model: str, status: int, cached: bool, started_s: float) -> None:
-        self.metrics.request_seconds.labels(endpoint, model, str(status), str(cached).lower()).observe(
-            time.perf_counter() - started_s
-        )
+        # Label values must come from bounded sets: a caller's unknown model name is "unknown".
+        label = model if model == "auto" or model in self.catalog.models else "unknown"
+        child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
+        child.observe(time.perf_counter() - started_s)
 
     # -- what the routes do ------------------------------------------------------------------
     async def classify(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
@@ -363,7 +357,7 @@ class Gateway:
         except VisionServeError as exc:
             status = exc.error_code
             if status in (400, 413, 415):
-                self.metrics.uploads_rejected.labels(exc.code).inc()
+                self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
             raise
         finally:
             self._observe("classify", model, status, cached, started)
@@ -385,14 +379,12 @@ class Gateway:
                 budget_ms,
                 started,
             )
-            model, outcomes = await self.classifier.classify_batch(
-                req, [(u.data, u.filename) for u in uploads]
-            )
+            model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
             items = []
             for o in outcomes:
                 if o.error is not None:
                     if o.error.error_code in (400, 413, 415):
-                        self.metrics.uploads_rejected.labels(o.error.code).inc()
+                        self.metrics.child(self.metrics.uploads_rejected, o.error.code).inc()
                     error = ErrorDetail(code=o.error.code, message=str(o.error))
                     items.append(BatchItem(index=o.index, filename=o.filename, status="error", error=error))
                 else:
@@ -488,7 +480,7 @@ class Gateway:
 # -- routes: thin, typed, documented; the work is in Gateway's methods above -------------------
 async def current_gateway() -> Any:
     """The service instance (a coroutine: FastAPI runs it inline, not in a thread)."""
-    return bentoml.get_current_service()
+    return get_current_service()
 
 
 Svc = Annotated[Any, Depends(current_gateway)]
@@ -521,9 +513,7 @@ def history_filters(
     model: Annotated[str | None, Query(description="only this model")] = None,
     since: Annotated[datetime | None, Query(description="from this time (ISO 8601, inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="before this time (ISO 8601, exclusive)")] = None,
-    user: Annotated[
-        str | None, Query(description="admins: this user's records (default: everyone's)")
-    ] = None,
+    user: Annotated[str | None, Query(description="admins: this user's records (default: everyone's)")] = None,
 ) -> HistoryFilters:
     return HistoryFilters(model, since, until, user)
 
@@ -555,9 +545,7 @@ async def classify_batch(svc: Svc, request: Request, caller: Caller, budget_ms: 
     return await svc.classify_batch(request, caller, budget_ms)
 
 
-@api.get(
-    "/models", response_model=ModelsResponse, responses=error_responses(401, 429), summary="Served models"
-)
+@api.get("/models", response_model=ModelsResponse, responses=error_responses(401, 429), summary="Served models")
 async def list_models(svc: Svc, caller: Caller) -> Response:
     """Catalog models with their served and ready versions, demo-weights flag and `auto` figures."""
     del caller

@@ -35,9 +35,7 @@ GATEWAY_STOP_TIMEOUT_S = 20.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="visionserve up", description="Run tritonserver and the gateway together."
-    )
+    p = argparse.ArgumentParser(prog="visionserve up", description="Run tritonserver and the gateway together.")
     p.add_argument("--repository", default=None, help="model repository (default: model_repository/)")
     p.add_argument("--models", default="", help="comma-separated catalog models (default: all)")
     p.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port")
@@ -79,9 +77,7 @@ def main(argv: list[str]) -> int:
     catalog = load_catalog()
     repository = repository_path() if args.repository is None else Path(args.repository)
     specs = catalog.select(args.models)
-    models = [
-        name for name in default_models(catalog, repository) if any(name in s.triton_models for s in specs)
-    ]
+    models = [name for name in default_models(catalog, repository) if any(name in s.triton_models for s in specs)]
     stop = threading.Event()
     serving = threading.Event()  # set once both are up: from then on a signal just ends the wait loop
 

@@ -349,8 +349,7 @@ def inspect(data: bytes, fmt: str, policy: UploadPolicy) -> ImageInfo:
         )
     if max(width, height) > policy.max_aspect_ratio * min(width, height):
         raise InvalidImage(
-            f"the image is {width}x{height}; aspect ratios above "
-            f"{policy.max_aspect_ratio:g}:1 are not accepted",
+            f"the image is {width}x{height}; aspect ratios above {policy.max_aspect_ratio:g}:1 are not accepted",
             code="bad_aspect_ratio",
         )
     try:

@@ -161,9 +161,7 @@ class VersionTracker:
             if served is not None and (name, served) not in self._weights:
                 await self._load_weights(name, served)
             reason = "" if versions else reasons.get(name, "not loaded in Triton")
-            self._set(
-                name, ModelState(name, bool(versions), versions, served, self.weights(name, served), reason)
-            )
+            self._set(name, ModelState(name, bool(versions), versions, served, self.weights(name, served), reason))
         self.reachable = True
         self.last_poll_s = time.monotonic()
         return True

@@ -53,18 +53,14 @@ async def batch(request: Request) -> JSONResponse:
 
 @pytest.fixture
 def http() -> httpx.AsyncClient:
-    app = Starlette(
-        routes=[Route("/single", single, methods=["POST"]), Route("/batch", batch, methods=["POST"])]
-    )
+    app = Starlette(routes=[Route("/single", single, methods=["POST"]), Route("/batch", batch, methods=["POST"])])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
 @pytest.mark.anyio
 async def test_multipart_and_json_bodies(http: httpx.AsyncClient) -> None:
     async with http as c:
-        mp = await c.post(
-            "/single", files={"image": ("a.jpg", DATA)}, data={"model": "resnet18", "top_k": "3"}
-        )
+        mp = await c.post("/single", files={"image": ("a.jpg", DATA)}, data={"model": "resnet18", "top_k": "3"})
         js = await c.post("/single", json={"image_base64": base64.b64encode(DATA).decode(), "top_k": 2})
         many = await c.post("/batch", files=[("image", ("a", DATA)), ("image", ("b", DATA[:5]))],
                             data={"min_score": "0.1"})  # fmt: skip
@@ -88,9 +84,7 @@ async def test_multipart_and_json_bodies(http: httpx.AsyncClient) -> None:
         ({"files": [("image", ("a", b"1")), ("image", ("b", b"2"))]}, 400, None),
     ],
 )
-async def test_malformed_single_bodies(
-    http: httpx.AsyncClient, kwargs: dict, status: int, code: str | None
-) -> None:
+async def test_malformed_single_bodies(http: httpx.AsyncClient, kwargs: dict, status: int, code: str | None) -> None:
     async with http as c:
         try:
             r = await c.post("/single", **kwargs)
@@ -113,3 +107,57 @@ async def test_batch_limits(http: httpx.AsyncClient) -> None:
     assert none.json()["status"] == 400
     assert too_many.json()["code"] == "too_many_images"
     assert json_body.json()["status"] == 415
+
+
+def _body(
+    boundary: str, parts: list[tuple[str, str | None, bytes]], preamble: bytes = b"", epilogue: bytes = b""
+) -> bytes:
+    out = preamble
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disp}\r\nContent-Type: x/y\r\n\r\n".encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode() + epilogue
+
+
+def test_multipart_parser_matches_what_httpx_sends() -> None:
+    req = httpx.Request("POST", "http://t", files=[("image", ("a b\".jpg", DATA)), ("image", ("c", b"\r\n--x"))],
+                        data={"model": "resnet18"})  # fmt: skip
+    body = req.read()
+    parts = forms.parse_multipart(body, req.headers["content-type"], max_parts=5)
+    # httpx escapes quotes in filenames HTML5-style
+    assert [(n, f) for n, f, _ in parts] == [("model", None), ("image", "a b%22.jpg"), ("image", "c")]
+    assert parts[1][2] == DATA and parts[2][2] == b"\r\n--x"
+
+
+def test_multipart_parser_preamble_epilogue_and_binary_data() -> None:
+    data = bytes(range(256)) * 4 + b"\r\n--almost-the-boundary"
+    body = _body("BND", [("image", "x.bin", data), ("top_k", None, b"3")], preamble=b"ignored\r\n", epilogue=b"junk")
+    parts = forms.parse_multipart(body, "multipart/form-data; boundary=BND", max_parts=5)
+    assert parts == [("image", "x.bin", data), ("top_k", None, b"3")]
+
+
+@pytest.mark.parametrize(
+    "body,ctype",
+    [
+        (b'--BND\r\nContent-Disposition: form-data; name="a"\r\n\r\nvalue', "multipart/form-data; boundary=BND"),
+        (b"no boundary at all", "multipart/form-data; boundary=BND"),
+        (b'--BND\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--BND--', "multipart/form-data"),
+        (b"--BND\r\nContent-Type: text/plain\r\n\r\nv\r\n--BND--", "multipart/form-data; boundary=BND"),
+        (
+            b'--BND\r\nContent-Disposition: attachment; name="a"\r\n\r\nv\r\n--BND--',
+            "multipart/form-data; boundary=BND",
+        ),
+        (b'--BND\r\nContent-Disposition: form-data; name="a"', "multipart/form-data; boundary=BND"),
+        (b"--BNDxx\r\n", "multipart/form-data; boundary=BND"),
+    ],
+)
+def test_multipart_parser_refuses_malformed_bodies(body: bytes, ctype: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        forms.parse_multipart(body, ctype, max_parts=5)
+    assert info.value.code == "invalid_multipart"
+
+
+def test_multipart_parser_limits_parts() -> None:
+    body = _body("B", [("image", f"{i}", b"1") for i in range(4)])
+    with pytest.raises(BadRequest):
+        forms.parse_multipart(body, "multipart/form-data; boundary=B", max_parts=3)
