@@ -1,0 +1,108 @@
+"""Locustfile: ``GatewayUser``, HTTP against the visionserve gateway with an API key.
+
+Each request uploads one image (multipart ``image`` + ``model`` + ``top_k``) to
+``POST /v1/classify``, for a model drawn from the weighted mix (``--models``), either a
+repeated hot image (``--repeat-share``; cache hits once seen) or never-seen bytes (a miss in
+every cache). Requests are named ``<model> fresh`` / ``<model> repeat``, so the report shows
+hit and miss latency per model. Every answer is checked — status, the model that answered,
+a positive version, the top-k (count, indices, probabilities, order, labels) — and a fresh
+image answered ``cached: true`` is a failure: a cache that returns results for bytes it never
+saw is wrong, however fast.
+
+    locust -f loadtest/gateway_user.py -H http://127.0.0.1:3000 --api-key "$KEY"
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from locust import FastHttpUser, task
+from urllib3.filepost import encode_multipart_formdata
+
+from loadtest.checks import WrongAnswer
+from loadtest.images import ImagePicker, Pick
+from loadtest.options import workload_for
+from loadtest.workload import Workload
+from visionserve.settings import DEFAULT_GATEWAY_PORT
+
+__all__ = ["CLASSIFY_PATH", "GatewayUser", "check_gateway_answer"]
+
+CLASSIFY_PATH = "/v1/classify"
+_RATE_HINT = " (the key's rate limit: raise GATEWAY_RATE_PER_S / GATEWAY_RATE_BURST for load tests)"
+_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
+
+
+def check_gateway_answer(body: dict[str, Any], *, model: str, fresh: bool, workload: Workload) -> None:
+    """Validate one ``ClassifyResponse`` of the gateway.
+
+    Raises:
+        WrongAnswer: another model answered, no valid version, a fresh image answered from the
+            cache, or an invalid top-k.
+    """
+    if body.get("model") != model:
+        raise WrongAnswer(f"asked {model}, answered by {body.get('model')!r}")
+    version = body.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise WrongAnswer(f"{model}: version {version!r} is not a positive integer")
+    if fresh and body.get("cached"):
+        raise WrongAnswer(f"{model}: never-seen image answered from the cache")
+    try:
+        predictions = [(p["label"], p["index"], p["score"]) for p in body.get("predictions") or []]
+    except (KeyError, TypeError):
+        raise WrongAnswer(f"{model}: malformed predictions {body.get('predictions')!r:.200}") from None
+    workload.check(model, predictions)
+
+
+class GatewayUser(FastHttpUser):
+    """A client of the gateway's HTTP API (one keep-alive connection per user)."""
+
+    host = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
+
+    def wait_time(self) -> float:
+        return self.workload.settings.think_time_s
+
+    def on_start(self) -> None:
+        self.workload = workload_for(self.environment)
+        if not self.workload.settings.api_key:
+            raise RuntimeError(
+                "GatewayUser needs an API key: --api-key or VISIONSERVE_API_KEY "
+                "(create one with `visionserve keys create --name loadtest`)"
+            )
+        self.rng = random.Random()
+        self.picker: ImagePicker = self.workload.picker()
+        self.headers = {"Authorization": f"Bearer {self.workload.settings.api_key}"}
+
+    def _body(self, model: str, pick: Pick) -> tuple[bytes, str]:
+        image = pick.image
+        fields = {
+            "model": model,
+            "top_k": str(self.workload.top_k),
+            "image": (image.name, pick.data, _MIME.get(image.format, "application/octet-stream")),
+        }
+        return encode_multipart_formdata(fields)
+
+    @task
+    def classify(self) -> None:
+        model = self.workload.choose_model(self.rng)
+        pick = self.picker.pick()
+        body, content_type = self._body(model, pick)
+        name = f"{model} {'repeat' if pick.repeated else 'fresh'}"
+        with self.client.post(
+            CLASSIFY_PATH,
+            data=body,
+            headers={**self.headers, "Content-Type": content_type},
+            name=name,
+            timeout=self.workload.settings.timeout_s,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                hint = _RATE_HINT if response.status_code == 429 else ""
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}{hint}")
+                return
+            try:
+                check_gateway_answer(json.loads(response.content), model=model, fresh=not pick.repeated,
+                                     workload=self.workload)  # fmt: skip
+            except (WrongAnswer, ValueError) as exc:
+                response.failure(f"wrong answer: {exc}")

@@ -1,0 +1,70 @@
+"""Locustfile: ``TritonHttpUser``, Triton's KServe v2 HTTP endpoint through Locust's ``FastHttpUser``.
+
+``POST /v2/models/<model>/infer`` with the binary-data extension: tritonclient.http builds the
+body (JSON header + raw image bytes, ``Inference-Header-Content-Length``) and parses the
+answer, while Locust's own geventhttpclient connection (kept alive per user) carries it, so
+Locust times exactly the HTTP exchange. Every answer's top-k is checked like the gRPC user's.
+
+    locust -f loadtest/triton_http_user.py -H http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import random
+
+import tritonclient.http as httpclient
+from locust import FastHttpUser, task
+
+from loadtest.checks import WrongAnswer
+from loadtest.images import ImagePicker
+from loadtest.options import workload_for
+from loadtest.triton_request import classification_request, predictions_of
+from visionserve.settings import DEFAULT_HTTP_PORT
+
+__all__ = ["HEADER_LENGTH", "TritonHttpUser"]
+
+#: Length of the JSON part of a binary-data request or response (the rest is raw tensors).
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+class TritonHttpUser(FastHttpUser):
+    """Classifies images with Triton's ensembles over HTTP (one keep-alive connection per user)."""
+
+    host = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
+
+    def wait_time(self) -> float:
+        return self.workload.settings.think_time_s
+
+    def on_start(self) -> None:
+        self.workload = workload_for(self.environment)
+        self.rng = random.Random()
+        self.picker: ImagePicker = self.workload.picker()
+
+    @task
+    def classify(self) -> None:
+        model = self.workload.choose_model(self.rng)
+        pick = self.picker.pick()
+        inputs, outputs = classification_request(httpclient, pick.data, self.workload.top_k)
+        body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+        headers = {"Content-Type": "application/octet-stream"}
+        if json_size is not None:
+            headers[HEADER_LENGTH] = str(json_size)
+        with self.client.post(
+            f"/v2/models/{model}/infer",
+            data=body,
+            headers=headers,
+            name=f"{model} {'repeat' if pick.repeated else 'fresh'}",
+            timeout=self.workload.settings.timeout_s,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            try:
+                length = response.headers.get(HEADER_LENGTH)
+                result = httpclient.InferenceServerClient.parse_response_body(
+                    response.content, header_length=int(length) if length else None
+                )
+                self.workload.check(model, predictions_of(result, model))
+            except (WrongAnswer, ValueError) as exc:
+                response.failure(f"wrong answer: {exc}")

@@ -1,0 +1,104 @@
+"""What every simulated user sends and how its answers are judged, built once per process.
+
+A ``Workload`` holds the parts the three user classes share: the model mix, the image set,
+top-k, the labels each answer is checked against. It knows nothing about Locust (the
+locustfiles turn Locust's parsed options into ``LoadSettings``), so it is unit-tested and
+reused as is.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.checks import LabelBook, check_predictions, read_repository_labels
+from loadtest.images import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, ImagePicker, LoadImage, image_set
+from loadtest.mix import ModelMix, parse_mix
+from visionserve.catalog import Catalog, load_catalog
+
+__all__ = ["DEFAULT_TIMEOUT_S", "LoadSettings", "Workload"]
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The knobs of a load test (Locust command-line options of the locustfiles).
+
+    Args:
+        api_key: the gateway's API key (gateway user only).
+        models: the model mix, ``"resnet18=3,mobilenet_v2=1"``; empty = all, equally.
+        repeat_share: share of requests that repeat a hot image (cache hits once seen).
+        top_k: predictions asked per image; 0 = the catalog default.
+        image_count: images in the generated set.
+        image_seed: which generated set.
+        labels_dir: a model repository whose ``labels.txt`` files give the expected labels;
+            empty = learn them from the answers.
+        think_time_s: pause between a user's requests (0 = closed loop, as fast as answered).
+        timeout_s: limit of one request.
+    """
+
+    api_key: str = ""
+    models: str = ""
+    repeat_share: float = 0.0
+    top_k: int = 0
+    image_count: int = DEFAULT_IMAGE_COUNT
+    image_seed: int = DEFAULT_IMAGE_SEED
+    labels_dir: str = ""
+    think_time_s: float = 0.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+class Workload:
+    """The shared, per-process state of the simulated users.
+
+    Args:
+        settings: the load-test settings.
+        catalog: the model catalog (``load_catalog()`` when None).
+
+    Raises:
+        CatalogError: the mix names a model the catalog lacks.
+        ValueError: a setting is out of range.
+    """
+
+    def __init__(self, settings: LoadSettings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog or load_catalog()
+        self.mix: ModelMix = parse_mix(settings.models, self.catalog)
+        self.top_k = settings.top_k or self.catalog.top_k
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if not 0.0 <= settings.repeat_share <= 1.0:
+            raise ValueError(f"repeat share must be within [0, 1], got {settings.repeat_share}")
+        if settings.timeout_s <= 0:
+            raise ValueError(f"timeout must be > 0 s, got {settings.timeout_s}")
+        repository = Path(settings.labels_dir) if settings.labels_dir else None
+        known = {m: labels for m in self.mix.names if (labels := read_repository_labels(repository, m))}
+        self.labels = LabelBook(known)
+        self._images: tuple[LoadImage, ...] | None = None
+
+    @property
+    def images(self) -> tuple[LoadImage, ...]:
+        """The image set, generated (or read from its cache) on first use."""
+        if self._images is None:
+            self._images = image_set(self.settings.image_count, seed=self.settings.image_seed)
+        return self._images
+
+    def picker(self, seed: int | None = None) -> ImagePicker:
+        """A picker for one simulated user."""
+        return ImagePicker(self.images, repeat_share=self.settings.repeat_share, seed=seed)
+
+    def choose_model(self, rng: random.Random) -> str:
+        return self.mix.choose(rng)
+
+    def check(self, model: str, predictions: Sequence[tuple[str, int, float]]) -> None:
+        """Raise ``WrongAnswer`` unless ``predictions`` is a valid top-k of ``model``."""
+        check_predictions(
+            predictions,
+            model=model,
+            top_k=self.top_k,
+            num_classes=self.catalog.get(model).num_classes,
+            labels=self.labels,
+        )
