@@ -64,9 +64,7 @@ def select_models(catalog: Catalog, names: str | None, all_formats: bool) -> lis
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="visionserve serve", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--repository", type=Path, default=None, help="model repository (default: model_repository/)"
-    )
+    p.add_argument("--repository", type=Path, default=None, help="model repository (default: model_repository/)")
     p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
     p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
     p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
@@ -84,9 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
     p.add_argument("--log-file", type=Path, default=DEFAULT_LOG_PATH, help="where the server log goes")
-    p.add_argument(
-        "--exit-timeout", type=int, default=5, help="seconds Triton waits for in-flight work on stop"
-    )
+    p.add_argument("--exit-timeout", type=int, default=5, help="seconds Triton waits for in-flight work on stop")
     p.add_argument("--ready-timeout", type=float, default=120, help="seconds to wait for every model to load")
     return p
 

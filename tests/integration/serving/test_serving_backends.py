@@ -123,9 +123,7 @@ def test_torchscript_outputs_map_by_index_not_config_order(server: TritonServer)
 
 
 @pytest.mark.parametrize("model", [ONNX, TORCHSCRIPT, SAVEDMODEL], ids=lambda m: m.name)
-def test_concurrent_requests_run_in_batches(
-    server: TritonServer, tiny_repository: Path, model: TinyModel
-) -> None:
+def test_concurrent_requests_run_in_batches(server: TritonServer, tiny_repository: Path, model: TinyModel) -> None:
     rows = _rows(CONCURRENT_REQUESTS, seed=3)
     inferences_before, executions_before = _counts(server, model)
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
@@ -141,9 +139,7 @@ def test_concurrent_requests_run_in_batches(
             np.testing.assert_allclose(result[name], expected[name][i : i + 1], rtol=1e-5, atol=1e-6)
 
 
-def test_bad_request_fails_alone_and_the_server_keeps_serving(
-    server: TritonServer, tiny_repository: Path
-) -> None:
+def test_bad_request_fails_alone_and_the_server_keeps_serving(server: TritonServer, tiny_repository: Path) -> None:
     stubs_before = _stubs(server)
     good = _rows(6, seed=4)
     bad = np.zeros((1, FEATURES - 1), np.float32)  # config dims [-1] let it through to onnxruntime
@@ -181,9 +177,7 @@ def test_bad_request_fails_alone_and_the_server_keeps_serving(
 def test_wrong_dtype_or_shape_is_a_clear_error(server: TritonServer, batch: np.ndarray, message: str) -> None:
     client = httpclient.InferenceServerClient(server.http_url)
     try:
-        tensor = httpclient.InferInput(
-            "x", list(batch.shape), "FP64" if batch.dtype == np.float64 else "FP32"
-        )
+        tensor = httpclient.InferInput("x", list(batch.shape), "FP64" if batch.dtype == np.float64 else "FP32")
         tensor.set_data_from_numpy(batch)
         with pytest.raises(InferenceServerException) as err:
             client.infer(ONNX.name, [tensor])

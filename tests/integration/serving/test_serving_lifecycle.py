@@ -77,17 +77,13 @@ def test_stop_leaves_no_process_region_or_directory(onnx_repository: Path, tmp_p
     server.stop()  # idempotent
 
 
-def test_a_model_that_fails_to_load_is_reported_with_its_reason(
-    onnx_repository: Path, tmp_path: Path
-) -> None:
+def test_a_model_that_fails_to_load_is_reported_with_its_reason(onnx_repository: Path, tmp_path: Path) -> None:
     repository = tmp_path / "repository"
     shutil.copytree(onnx_repository / ONNX.name, repository / ONNX.name)
     config = repository / ONNX.name / "config.pbtxt"
     config.write_text(config.read_text().replace('name: "y"', 'name: "scores"'))
     ports = free_ports(3)
-    server = TritonServer(
-        repository, http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2], exit_timeout_s=1
-    )
+    server = TritonServer(repository, http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2], exit_timeout_s=1)
     with pytest.raises(ServerError) as err:
         server.start(ready_timeout_s=60)
     message = str(err.value)
@@ -135,9 +131,7 @@ def test_serve_cli_stops_server_and_stubs_on_sigterm(onnx_repository: Path, tmp_
                 break
         assert lines[-1].startswith("ready in"), "".join(lines)
         assert "tinynet_preprocess" in lines[-1]
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{http_port}/v2/models/tinynet/ready", timeout=5
-        ) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/tinynet/ready", timeout=5) as resp:
             assert resp.status == 200
         descendants = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         assert len(descendants) >= 2  # tritonserver + stubs

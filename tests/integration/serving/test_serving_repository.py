@@ -86,9 +86,7 @@ def _jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _counts_after(
-    client: httpclient.InferenceServerClient, model: str, before: dict, expected: int
-) -> tuple[int, int]:
+def _counts_after(client: httpclient.InferenceServerClient, model: str, before: dict, expected: int) -> tuple[int, int]:
     """(inferences, executions) since ``before``; statistics land just after the responses do."""
     deadline = time.monotonic() + 10
     while True:

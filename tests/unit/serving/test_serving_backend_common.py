@@ -94,9 +94,7 @@ def test_gpu_instance_kind_and_device() -> None:
     assert (s.instance_kind, s.device_id) == ("GPU", 1)
 
 
-@pytest.mark.parametrize(
-    ("instances", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 16, 8), (4, 6, 1)]
-)
+@pytest.mark.parametrize(("instances", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 16, 8), (4, 6, 1)])
 def test_thread_rule_never_oversubscribes(instances: int, cores: int, threads: int) -> None:
     assert threads_per_instance(instances, cores) == threads
     assert threads * instances <= max(cores, instances)
@@ -152,17 +150,13 @@ def test_a_runtime_failure_is_retried_alone_to_find_the_culprit() -> None:
 
 def test_outputs_are_checked_and_cast_to_the_configured_type() -> None:
     s = _settings()
-    [result] = run_batched(
-        [{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"y": b["x"].astype(np.float64)}
-    )
+    [result] = run_batched([{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"y": b["x"].astype(np.float64)})
     assert isinstance(result, dict) and result["y"].dtype == np.float32
     [missing] = run_batched([{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"z": b["x"]})
     assert isinstance(missing, RuntimeError) and "no output 'y'" in str(missing)
     [short] = run_batched([{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"y": b["x"][:1]})
     assert isinstance(short, RuntimeError) and "with batch 2" in str(short)
-    [wrong_kind] = run_batched(
-        [{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"y": np.array([["a"], ["b"]])}
-    )
+    [wrong_kind] = run_batched([{"x": np.ones((2, 2), np.float32)}], s, lambda b: {"y": np.array([["a"], ["b"]])})
     assert isinstance(wrong_kind, RuntimeError) and "config says float32" in str(wrong_kind)
 
 

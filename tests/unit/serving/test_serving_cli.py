@@ -51,10 +51,6 @@ def test_select_models_unknown_entry() -> None:
         select_models(load_catalog(), "nope", all_formats=False)
 
 
-def test_serve_on_an_empty_repository_exits_with_a_hint(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert (
-        visionserve_main(["serve", "--repository", str(tmp_path), "--log-file", str(tmp_path / "log")]) == 1
-    )
+def test_serve_on_an_empty_repository_exits_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert visionserve_main(["serve", "--repository", str(tmp_path), "--log-file", str(tmp_path / "log")]) == 1
     assert "run `make export`" in capsys.readouterr().err

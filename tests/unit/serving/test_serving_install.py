@@ -30,9 +30,7 @@ def test_an_incomplete_wheel_names_what_is_missing() -> None:
 
 def test_environment_puts_this_interpreter_first() -> None:
     found = find_install()
-    env = server_environment(
-        found, {"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/lib", "OMP_NUM_THREADS": "4"}
-    )
+    env = server_environment(found, {"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/lib", "OMP_NUM_THREADS": "4"})
     path = env["PATH"].split(os.pathsep)
     assert path[0] == str(Path(sys.executable).parent) and "/usr/bin" in path
     libs = env["LD_LIBRARY_PATH"].split(os.pathsep)

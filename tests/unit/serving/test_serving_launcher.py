@@ -57,9 +57,7 @@ def test_shm_region_holds_a_full_batch_of_the_largest_model(tmp_path: Path) -> N
     names = []
     for spec in catalog.models.values():
         name = spec.backbone_model()
-        _write(
-            tmp_path, name, _backbone_config(name, spec.serve_format, spec.input_shape, spec.max_batch_size)
-        )
+        _write(tmp_path, name, _backbone_config(name, spec.serve_format, spec.input_shape, spec.max_batch_size))
         names.append(name)
     _write(tmp_path, "ens", 'name: "ens"\nplatform: "ensemble"\nmax_batch_size: 512\n')  # not a python model
     default, growth = shm_byte_sizes(tmp_path, [*names, "ens"])
