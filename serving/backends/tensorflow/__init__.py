@@ -1,0 +1,1 @@
+"""Python-based tensorflow backend (copied into the backend directory as <dir>/tensorflow/model.py)."""
