@@ -1,0 +1,38 @@
+"""``visionserve bench all | serving | gateway``: the benchmark entry point.
+
+``all`` is ``make bench`` (every path side by side, one report), ``serving`` is ``make
+bench-serving`` (served ensembles vs. the in-process ceiling), ``gateway`` is ``make
+bench-gateway`` (``bench.gateway``). Each module is imported only when its benchmark runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["BENCHMARKS", "main"]
+
+#: name -> (module, help)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "all": ("bench.suite", "every path side by side for each model: ceiling, Triton, gateway miss/hit, naive"),
+    "serving": ("bench.serving", "served ensembles over gRPC vs. the in-process ceiling, concurrency 1-8"),
+    "gateway": ("bench.gateway", "gateway (cache miss / hit) vs. Triton direct"),
+}
+
+
+def _usage() -> str:
+    rows = "\n".join(f"  {name:<8} {help_}" for name, (_, help_) in BENCHMARKS.items())
+    return f"usage: visionserve bench <benchmark> [options]\n\nbenchmarks:\n{rows}"
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch to a benchmark's ``main(rest)``."""
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in BENCHMARKS:
+        print(f"visionserve bench: unknown benchmark {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[name][0])
+    return int(module.main(rest) or 0)

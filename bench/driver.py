@@ -1,0 +1,126 @@
+"""Closed-loop load: ``concurrency`` workers, each sending its next request when the last returns.
+
+A run has a warm-up (results discarded: connection set-up, first batches, allocator growth),
+then a measurement window; only requests that *complete* inside the window count, and
+throughput is their images over the window's length. After the window no new request starts
+and in-flight ones drain uncounted. The same driver runs async clients (Triton, gateway,
+naive server) and the in-process ceiling (a blocking call, concurrency 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bench.stats import Measurement, summarize
+
+__all__ = ["Window", "run_closed_loop", "run_serial"]
+
+
+@dataclass
+class Window:
+    """Timing of one run: warm-up, then the measured window (``time.perf_counter`` seconds)."""
+
+    warmup_s: float
+    duration_s: float
+    start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def opens(self) -> float:
+        return self.start + self.warmup_s
+
+    @property
+    def closes(self) -> float:
+        return self.opens + self.duration_s
+
+    def inside(self, t: float) -> bool:
+        return self.opens <= t <= self.closes
+
+
+async def run_closed_loop(
+    send: Callable[[int], Awaitable[object]],
+    *,
+    label: str,
+    model: str,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    images_per_request: int = 1,
+) -> Measurement:
+    """Drive ``send(i)`` (i = 0, 1, 2 … across workers) from ``concurrency`` coroutines.
+
+    Args:
+        send: one request; raising counts as an error (its latency is not recorded).
+        label: what path the Measurement is of.
+        model: the model it is of.
+        concurrency: coroutines sending at once.
+        duration_s: measurement window.
+        warmup_s: time before the window whose results are discarded.
+        images_per_request: images each request carries.
+
+    Returns:
+        The Measurement of the window.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors = 0
+    window = Window(warmup_s, duration_s)
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < window.closes:
+            t0 = time.perf_counter()
+            try:
+                await send(next(counter))
+            except Exception:  # noqa: BLE001 - counted; the benchmark reports errors, never hides them
+                if window.inside(time.perf_counter()):
+                    errors += 1
+                continue
+            t1 = time.perf_counter()
+            if window.inside(t1):
+                latencies.append(t1 - t0)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summarize(
+        latencies, duration_s, label=label, model=model, concurrency=concurrency, errors=errors,
+        images_per_request=images_per_request,
+    )  # fmt: skip
+
+
+def run_serial(
+    call: Callable[[int], object],
+    *,
+    label: str,
+    model: str,
+    duration_s: float,
+    warmup_s: float,
+    images_per_request: int = 1,
+) -> Measurement:
+    """The blocking twin of ``run_closed_loop`` for in-process work: one call at a time.
+
+    ``concurrency`` in the result is the batch size (images per call).
+    """
+    latencies: list[float] = []
+    errors = 0
+    window = Window(warmup_s, duration_s)
+    for i in itertools.count():
+        t0 = time.perf_counter()
+        if t0 >= window.closes:
+            break
+        try:
+            call(i)
+        except Exception:  # noqa: BLE001 - counted, as above
+            errors += int(window.inside(time.perf_counter()))
+            continue
+        t1 = time.perf_counter()
+        if window.inside(t1):
+            latencies.append(t1 - t0)
+    return summarize(
+        latencies, duration_s, label=label, model=model, concurrency=images_per_request, errors=errors,
+        images_per_request=images_per_request,
+    )  # fmt: skip
