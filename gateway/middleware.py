@@ -106,8 +106,11 @@ class GatewayMiddleware:
                 ]
                 if is_api:
                     headers.append((b"cache-control", b"no-store"))
+                    present = {k.lower() for k, _ in headers}
                     for key, value in (state.get("ratelimit_headers") or {}).items():
-                        headers.append((key.lower().encode(), value.encode()))
+                        name = key.lower().encode()
+                        if name not in present:  # e.g. Retry-After set by the 429 itself
+                            headers.append((name, value.encode()))
                 if self.hsts is not None:
                     headers.append((b"strict-transport-security", self.hsts))
                 message["headers"] = headers

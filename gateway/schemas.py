@@ -53,7 +53,6 @@ class ClassifyJSON(ClassifyOptions):
     image_base64: str = Field(
         description="the encoded image (JPEG, PNG, WebP, BMP or GIF), base64; a data-URL prefix "
         "(`data:image/png;base64,`) is accepted",
-        min_length=1,
     )
 
 

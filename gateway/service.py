@@ -601,6 +601,13 @@ async def get_history(
     return _json(await svc.history_record(caller, record_id))
 
 
+@api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def no_such_route(caller: Caller, request: Request) -> Response:
+    """Anything else under /v1: authenticated and rate-limited like the rest, then 404."""
+    del caller
+    raise NotFound(f"no route {request.method} {request.url.path}")
+
+
 Gateway.add_asgi_middleware(
     GatewayMiddleware,
     max_request_bytes=SETTINGS.max_request_bytes,

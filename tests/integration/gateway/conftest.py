@@ -154,3 +154,30 @@ def shared_gateways(triton, redis_url: str, postgres_url: str, tmp_path_factory:
     with running_gateway(base / "a", triton.grpc_url, env=env, workers=2) as a:
         with running_gateway(base / "b", triton.grpc_url, env=env, workers=1) as b:
             yield a, b
+
+
+_SEEDS = iter(range(10_000, 10**9))
+
+
+def unique_jpeg(size: tuple[int, int] = (160, 120)) -> bytes:
+    """A JPEG nobody has sent before in this session (so neither cache can answer it)."""
+    import io
+
+    from tests.unit.gateway.corpus import photo
+
+    buf = io.BytesIO()
+    photo(size, seed=next(_SEEDS)).save(buf, "JPEG", quality=88)
+    return buf.getvalue()
+
+
+def ensemble_counts(triton_url: str, model: str) -> tuple[int, int]:
+    """(inference_count, execution_count) of an ensemble, from Triton's statistics extension."""
+    from client import TritonClient
+
+    with TritonClient(triton_url) as client:
+        stats = client.statistics(model)["model_stats"]
+    total = [0, 0]
+    for entry in stats:
+        total[0] += int(entry["inference_count"])
+        total[1] += int(entry["execution_count"])
+    return total[0], total[1]
