@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LabelBook", "WrongAnswer", "check_predictions", "read_repository_labels"]
+if TYPE_CHECKING:
+    from loadtest.workload import Workload
+
+__all__ = ["LabelBook", "WrongAnswer", "check_gateway_answer", "check_predictions", "read_repository_labels"]
 
 #: Softmax outputs may exceed 1 by float rounding; a score above this is not a probability.
 _SCORE_SLACK = 1e-3
@@ -100,3 +104,24 @@ def check_predictions(
             raise WrongAnswer(f"{model}: class {index} has no label (was class_count sent?)")
         if labels is not None:
             labels.check(model, index, label)
+
+
+def check_gateway_answer(body: dict[str, Any], *, model: str, fresh: bool, workload: Workload) -> None:
+    """Validate one ``ClassifyResponse`` of the gateway.
+
+    Raises:
+        WrongAnswer: another model answered, no valid version, a fresh image answered from the
+            cache, or an invalid top-k.
+    """
+    if body.get("model") != model:
+        raise WrongAnswer(f"asked {model}, answered by {body.get('model')!r}")
+    version = body.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise WrongAnswer(f"{model}: version {version!r} is not a positive integer")
+    if fresh and body.get("cached"):
+        raise WrongAnswer(f"{model}: never-seen image answered from the cache")
+    try:
+        predictions = [(p["label"], p["index"], p["score"]) for p in body.get("predictions") or []]
+    except (KeyError, TypeError):
+        raise WrongAnswer(f"{model}: malformed predictions {body.get('predictions')!r:.200}") from None
+    workload.check(model, predictions)

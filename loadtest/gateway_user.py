@@ -16,43 +16,20 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
 
 from locust import FastHttpUser, task
 from urllib3.filepost import encode_multipart_formdata
 
-from loadtest.checks import WrongAnswer
+from loadtest.checks import WrongAnswer, check_gateway_answer
 from loadtest.images import ImagePicker, Pick
 from loadtest.options import workload_for
-from loadtest.workload import Workload
 from visionserve.settings import DEFAULT_GATEWAY_PORT
 
-__all__ = ["CLASSIFY_PATH", "GatewayUser", "check_gateway_answer"]
+__all__ = ["CLASSIFY_PATH", "GatewayUser"]
 
 CLASSIFY_PATH = "/v1/classify"
 _RATE_HINT = " (the key's rate limit: raise GATEWAY_RATE_PER_S / GATEWAY_RATE_BURST for load tests)"
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
-
-
-def check_gateway_answer(body: dict[str, Any], *, model: str, fresh: bool, workload: Workload) -> None:
-    """Validate one ``ClassifyResponse`` of the gateway.
-
-    Raises:
-        WrongAnswer: another model answered, no valid version, a fresh image answered from the
-            cache, or an invalid top-k.
-    """
-    if body.get("model") != model:
-        raise WrongAnswer(f"asked {model}, answered by {body.get('model')!r}")
-    version = body.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise WrongAnswer(f"{model}: version {version!r} is not a positive integer")
-    if fresh and body.get("cached"):
-        raise WrongAnswer(f"{model}: never-seen image answered from the cache")
-    try:
-        predictions = [(p["label"], p["index"], p["score"]) for p in body.get("predictions") or []]
-    except (KeyError, TypeError):
-        raise WrongAnswer(f"{model}: malformed predictions {body.get('predictions')!r:.200}") from None
-    workload.check(model, predictions)
 
 
 class GatewayUser(FastHttpUser):

@@ -1,0 +1,85 @@
+"""The load-test image set (generated once, cached) and the picker (repeats vs. fresh bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from loadtest import images as images_module
+from loadtest.images import ImagePicker, image_set, images_dir
+
+
+@pytest.fixture(autouse=True)
+def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VISIONSERVE_IMAGES_DIR", str(tmp_path))
+    image_set.cache_clear()
+    yield tmp_path
+    image_set.cache_clear()
+
+
+def test_the_set_is_varied_cached_and_identical_when_read_back(cache_root: Path) -> None:
+    first = image_set(10, seed=5)
+    assert len(first) == 10
+    assert {i.format for i in first} == {"JPEG", "PNG", "WEBP", "BMP", "GIF"}
+    assert len({i.size for i in first}) > 2
+    assert len({hashlib.sha256(i.data).hexdigest() for i in first}) == 10
+    directory = images_dir(10, 5)
+    assert directory.parent == cache_root and (directory / "manifest.json").exists()
+    image_set.cache_clear()
+    again = image_set(10, seed=5)  # read from disk this time
+    assert again == first
+
+
+def test_a_corrupted_cache_is_regenerated(cache_root: Path) -> None:
+    original = image_set(5, seed=6)
+    victim = images_dir(5, 6) / original[0].name
+    victim.write_bytes(b"garbage")
+    image_set.cache_clear()
+    assert image_set(5, seed=6) == original
+
+
+def test_an_empty_set_is_refused(cache_root: Path) -> None:
+    with pytest.raises(ValueError):
+        image_set(0)
+
+
+def test_fresh_picks_never_repeat_bytes() -> None:
+    pool = image_set(5, seed=7)
+    picker = ImagePicker(pool, repeat_share=0.0, seed=1)
+    picks = [picker.pick() for _ in range(40)]
+    assert not any(p.repeated for p in picks)
+    assert len({p.data for p in picks}) == 40
+    assert {p.image.name for p in picks} == {i.name for i in pool}  # cycles through the whole set
+
+
+def test_two_pickers_never_share_fresh_bytes() -> None:
+    pool = image_set(5, seed=7)
+    a, b = ImagePicker(pool, seed=1), ImagePicker(pool, seed=1)
+    assert not {a.fresh().data for _ in range(10)} & {b.fresh().data for _ in range(10)}
+
+
+def test_repeats_come_from_the_hot_set_byte_for_byte() -> None:
+    pool = image_set(5, seed=7)
+    picker = ImagePicker(pool, repeat_share=1.0, hot_count=2, seed=2)
+    picks = [picker.pick() for _ in range(30)]
+    assert all(p.repeated for p in picks)
+    assert {p.data for p in picks} <= {i.data for i in pool[:2]}
+
+
+def test_the_repeat_share_is_honoured() -> None:
+    picker = ImagePicker(image_set(5, seed=7), repeat_share=0.3, seed=3)
+    share = sum(picker.pick().repeated for _ in range(2000)) / 2000
+    assert 0.26 < share < 0.34
+
+
+@pytest.mark.parametrize("kwargs", [{"repeat_share": -0.1}, {"repeat_share": 1.5}, {"hot_count": 0}])
+def test_picker_refuses_bad_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        ImagePicker(image_set(5, seed=7), **kwargs)
+
+
+def test_module_does_not_import_locust() -> None:
+    # benchmarks import it: Locust would monkey-patch their process with gevent
+    assert "locust" not in Path(images_module.__file__).read_text()

@@ -1,0 +1,116 @@
+"""Model mix, answer checks and the per-process workload of the load tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from loadtest.checks import LabelBook, WrongAnswer, check_gateway_answer, check_predictions, read_repository_labels
+from loadtest.mix import parse_mix
+from loadtest.workload import LoadSettings, Workload
+from visionserve.catalog import load_catalog
+from visionserve.errors import CatalogError
+
+CATALOG = load_catalog()
+GOOD = [("tabby", 281, 0.6), ("tiger cat", 282, 0.2), ("Egyptian cat", 285, 0.1)]
+
+
+def test_default_mix_is_every_catalog_model_equally() -> None:
+    mix = parse_mix("", CATALOG)
+    assert list(mix.names) == CATALOG.names
+    assert list(mix.shares().values()) == pytest.approx([1 / len(CATALOG.names)] * len(CATALOG.names))
+
+
+def test_weighted_mix_is_drawn_by_weight() -> None:
+    first, second = CATALOG.names[:2]
+    mix = parse_mix(f"{first}=3, {second}", CATALOG)
+    assert mix.shares() == {first: 0.75, second: 0.25}
+    rng = random.Random(0)
+    draws = [mix.choose(rng) for _ in range(4000)]
+    assert 0.71 < draws.count(first) / 4000 < 0.79
+
+
+@pytest.mark.parametrize(
+    "spec, error",
+    [("nosuchmodel", CatalogError), ("{m}=0", ValueError), ("{m}=x", ValueError), ("{m},{m}", ValueError),
+     (",", ValueError)],
+)  # fmt: skip
+def test_bad_mixes_are_refused(spec: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_mix(spec.format(m=CATALOG.names[0]), CATALOG)
+
+
+def test_a_valid_top_k_passes() -> None:
+    check_predictions(GOOD, model="m", top_k=3, num_classes=1000, labels=LabelBook())
+
+
+@pytest.mark.parametrize(
+    "predictions, why",
+    [
+        (GOOD[:2], "2 predictions"),
+        ([("a", 1000, 0.5), *GOOD[1:]], "outside"),
+        ([("a", 281, 0.5), ("b", 281, 0.4), GOOD[2]], "twice"),
+        ([("a", 1, 1.7), *GOOD[1:]], "not a probability"),
+        ([("a", 1, float("nan")), *GOOD[1:]], "not a probability"),
+        ([GOOD[1], GOOD[0], GOOD[2]], "best first"),
+        ([("", 281, 0.6), *GOOD[1:]], "no label"),
+    ],
+)
+def test_wrong_answers_are_named(predictions: list, why: str) -> None:
+    with pytest.raises(WrongAnswer, match=why):
+        check_predictions(predictions, model="m", top_k=3, num_classes=1000)
+
+
+def test_known_labels_must_match_their_index() -> None:
+    book = LabelBook({"m": [f"class {i}" for i in range(1000)]})
+    book.check("m", 7, "class 7")
+    with pytest.raises(WrongAnswer, match="expected 'class 7'"):
+        book.check("m", 7, "class 8")
+
+
+def test_learned_labels_must_stay_the_same() -> None:
+    book = LabelBook()
+    book.check("m", 3, "cat")
+    book.check("other", 3, "dog")  # per model
+    with pytest.raises(WrongAnswer, match="was labelled 'cat'"):
+        book.check("m", 3, "dog")
+
+
+def test_labels_are_read_from_a_repository(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "labels.txt").write_text("a\nb\n\n")
+    assert read_repository_labels(tmp_path, "m") == ["a", "b"]
+    assert read_repository_labels(tmp_path, "missing") is None
+    assert read_repository_labels(None, "m") is None
+
+
+def _workload(**kwargs: object) -> Workload:
+    return Workload(LoadSettings(**kwargs), CATALOG)  # type: ignore[arg-type]
+
+
+def test_gateway_answers_are_checked() -> None:
+    model = CATALOG.names[0]
+    workload = _workload(top_k=3)
+    body = {"model": model, "version": 2, "cached": False,
+            "predictions": [{"label": label, "index": i, "score": s} for label, i, s in GOOD]}  # fmt: skip
+    check_gateway_answer(body, model=model, fresh=True, workload=workload)
+    check_gateway_answer({**body, "cached": True}, model=model, fresh=False, workload=workload)
+    with pytest.raises(WrongAnswer, match="from the cache"):
+        check_gateway_answer({**body, "cached": True}, model=model, fresh=True, workload=workload)
+    with pytest.raises(WrongAnswer, match="answered by"):
+        check_gateway_answer({**body, "model": "other"}, model=model, fresh=True, workload=workload)
+    with pytest.raises(WrongAnswer, match="version"):
+        check_gateway_answer({**body, "version": 0}, model=model, fresh=True, workload=workload)
+    with pytest.raises(WrongAnswer, match="malformed"):
+        check_gateway_answer({**body, "predictions": [{"x": 1}]}, model=model, fresh=True, workload=workload)
+
+
+def test_workload_defaults_and_validation() -> None:
+    workload = _workload()
+    assert workload.top_k == CATALOG.top_k
+    assert list(workload.mix.names) == CATALOG.names
+    for bad in ({"repeat_share": 2.0}, {"top_k": -1}, {"timeout_s": 0.0}):
+        with pytest.raises(ValueError):
+            _workload(**bad)
