@@ -1,0 +1,339 @@
+"""``visionserve bench gateway`` / ``make bench-gateway``: what the gateway costs and what its cache buys.
+
+In one run, for one model, at each concurrency (default 1, 2, 4, 8), closed loop:
+
+1. ``direct`` — Triton over gRPC with the client library (what the gateway itself does), with
+   never-seen bytes (every request misses Triton's response cache);
+2. ``miss``   — the gateway with never-seen bytes: auth, rate limit, upload checks (the full
+   decode-verify included), the Triton call, the cache write and a history row;
+3. ``hit``    — the gateway answering bytes it answered before: auth, rate limit, SHA-256,
+   cache lookup, history row; Triton is not called.
+
+Ratios and the goals this machine is held to: miss throughput ≥ 0.90 × direct, added p50
+(miss − direct) ≤ 2 ms, hit p99 ≤ 5 ms with ≥ 1000 req/s. Results go to
+``reports/bench-gateway.json`` (and a dated copy).
+
+The HTTP load generator is a minimal keep-alive HTTP/1.1 client over asyncio streams with
+each request's bytes built up front: client, gateway and Triton share the machine's cores,
+and a general-purpose client (aiohttp) spends more CPU per request than a cache hit costs
+the gateway, which would then measure the client. Every answer is still checked (status,
+model, top-k count, and the ``cached`` flag each phase expects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.driver import run_closed_loop
+from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
+from bench.stats import Measurement, ratio
+from bench.targets import BenchError, DistinctImages, triton_sender
+from client import AsyncTritonClient
+from loadtest.images import DEFAULT_IMAGE_SEED, LoadImage, image_set
+from loadtest.stack import GatewayStack
+from visionserve.catalog import load_catalog
+from visionserve.settings import repository_path
+
+__all__ = ["GOALS", "HttpSender", "evaluate", "main"]
+
+#: The goals of issue 5 on this machine.
+GOALS = {"miss_over_direct_min": 0.90, "added_p50_ms_max": 2.0, "hit_p99_ms_max": 5.0, "hit_rps_min": 1000.0}
+PHASES = ("direct", "miss", "hit")
+
+
+@dataclass(frozen=True)
+class _Url:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> _Url:
+        rest = url.split("://", 1)[-1].rstrip("/")
+        host, _, port = rest.partition(":")
+        return cls(host or "127.0.0.1", int(port or 80))
+
+
+class HttpSender:
+    """``send(i)`` for the driver: POST image ``i`` to ``/v1/classify`` over kept-alive connections.
+
+    Args:
+        base_url: the gateway, ``http://host:port``.
+        api_key: sent as ``Authorization: Bearer``.
+        model: asked for; the answer must name it.
+        images: what request ``i`` carries.
+        top_k: predictions asked (and expected).
+        expect_cached: the ``cached`` flag every answer must have.
+        connections: size of the pool (the phase's concurrency).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        images: DistinctImages,
+        top_k: int,
+        *,
+        expect_cached: bool | None,
+        connections: int,
+    ) -> None:
+        self._url = _Url.parse(base_url)
+        self._model = model
+        self._images = images
+        self._top_k = top_k
+        self._expect_cached = expect_cached
+        self._boundary = uuid.uuid4().hex
+        self._head = (
+            f"POST /v1/classify HTTP/1.1\r\nHost: {self._url.host}:{self._url.port}\r\n"
+            f"Authorization: Bearer {api_key}\r\nContent-Type: multipart/form-data; boundary={self._boundary}\r\n"
+        ).encode()
+        self._fields = (
+            f'--{self._boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'
+            f'--{self._boundary}\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n{top_k}\r\n'
+        ).encode()
+        self._tail = f"\r\n--{self._boundary}--\r\n".encode()
+        self._pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self._size = connections
+        self._opened = 0
+
+    def request_bytes(self, i: int) -> bytes:
+        image: LoadImage = self._images.image(i)
+        part = (
+            f'--{self._boundary}\r\nContent-Disposition: form-data; name="image"; filename="{image.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        body = b"".join((self._fields, part, self._images(i), self._tail))
+        return self._head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._pool.empty() and self._opened < self._size:
+            self._opened += 1
+            return await asyncio.open_connection(self._url.host, self._url.port)
+        return await self._pool.get()
+
+    async def __call__(self, i: int) -> dict[str, Any]:
+        payload = self.request_bytes(i)
+        reader, writer = await self._connection()
+        try:
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            self._opened -= 1
+            raise
+        self._pool.put_nowait((reader, writer))
+        if status != 200:
+            raise BenchError(f"HTTP {status}: {body[:200]!r}")
+        answer = orjson.loads(body)
+        if answer.get("model") != self._model or len(answer.get("predictions", ())) != self._top_k:
+            raise BenchError(f"wrong answer: {str(answer)[:200]}")
+        if self._expect_cached is not None and answer.get("cached") is not self._expect_cached:
+            raise BenchError(f"cached={answer.get('cached')} where {self._expect_cached} was expected")
+        return answer
+
+    async def close(self) -> None:
+        while not self._pool.empty():
+            _, writer = self._pool.get_nowait()
+            writer.close()
+
+
+def evaluate(cells: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
+    """Ratios per concurrency and whether each goal is met.
+
+    The miss goals must hold at every concurrency; the hit goal pairs a latency bound with a
+    rate, so it is met where some concurrency satisfies both.
+    """
+    per: dict[int, dict[str, Any]] = {}
+    for conc, c in sorted(cells.items()):
+        direct, miss, hit = c.get("direct"), c.get("miss"), c.get("hit")
+        added = miss.p50_ms - direct.p50_ms if miss and direct else None
+        per[conc] = {
+            "miss_over_direct": ratio(miss.throughput if miss else None, direct.throughput if direct else None),
+            "added_p50_ms": added,
+            "hit_p99_ms": hit.p99_ms if hit else None,
+            "hit_rps": hit.throughput if hit else None,
+            "hit_over_direct": ratio(hit.throughput if hit else None, direct.throughput if direct else None),
+        }
+    g = GOALS
+    miss_ok = all(v["miss_over_direct"] is not None and v["miss_over_direct"] >= g["miss_over_direct_min"]
+                  for v in per.values())  # fmt: skip
+    added_ok = all(v["added_p50_ms"] is not None and v["added_p50_ms"] <= g["added_p50_ms_max"] for v in per.values())
+    hit_at = [
+        conc for conc, v in per.items()
+        if v["hit_p99_ms"] is not None and v["hit_p99_ms"] <= g["hit_p99_ms_max"] and v["hit_rps"] >= g["hit_rps_min"]
+    ]  # fmt: skip
+    return {
+        "per_concurrency": per,
+        "goals": dict(g),
+        "met": {
+            "miss_throughput": miss_ok,
+            "added_p50": added_ok,
+            "hit": bool(hit_at),
+            "hit_met_at_concurrency": hit_at,
+        },
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="visionserve bench gateway", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="resnet18", help="catalog model (default resnet18)")
+    p.add_argument("--concurrency", default="1,2,4,8", help="comma-separated concurrency levels")
+    p.add_argument("--duration-s", type=float, default=8.0, help="measurement window per cell")
+    p.add_argument("--warmup-s", type=float, default=2.0, help="discarded warm-up per cell")
+    p.add_argument("--images", type=int, default=48, help="images drawn from the shared load-test set")
+    p.add_argument("--formats", default="JPEG", help="image formats to use (comma-separated, or 'all')")
+    p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
+    p.add_argument("--workers", type=int, default=None, help="gateway workers (default: GATEWAY_WORKERS or 1)")
+    p.add_argument("--repository", default=None, help="model repository (default: model_repository/)")
+    p.add_argument("--gateway-url", default=None, help="use this running gateway (with --api-key, --triton-url)")
+    p.add_argument("--api-key", default=None, help="API key for --gateway-url")
+    p.add_argument("--triton-url", default=None, help="Triton gRPC host:port for --gateway-url")
+    p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory")
+    return p
+
+
+def _images(count: int, formats: str) -> tuple[LoadImage, ...]:
+    wanted = None if formats.strip().lower() == "all" else {f.strip().upper() for f in formats.split(",")}
+    pool = image_set(max(count * 5, count), seed=DEFAULT_IMAGE_SEED)
+    chosen = tuple(img for img in pool if wanted is None or img.format in wanted)[:count]
+    if not chosen:
+        raise SystemExit(f"bench gateway: no image of formats {formats!r} in the set")
+    return chosen
+
+
+async def _measure(
+    gateway_url: str, api_key: str, triton_url: str, model: str, levels: Sequence[int],
+    images: Sequence[LoadImage], top_k: int, args: argparse.Namespace,
+) -> dict[int, dict[str, Measurement]]:  # fmt: skip
+    cells: dict[int, dict[str, Measurement]] = {}
+    common = {"model": model, "duration_s": args.duration_s, "warmup_s": args.warmup_s}
+    async with AsyncTritonClient(triton_url) as triton:
+        for conc in levels:
+            cells[conc] = {}
+            print(f"concurrency {conc}: Triton direct …", flush=True)
+            send = triton_sender(triton, model, DistinctImages(images), top_k)
+            cells[conc]["direct"] = await run_closed_loop(send, label="direct", concurrency=conc, **common)
+            print(f"concurrency {conc}: gateway, cache miss …", flush=True)
+            miss = HttpSender(gateway_url, api_key, model, DistinctImages(images), top_k, expect_cached=False,
+                              connections=conc)  # fmt: skip
+            cells[conc]["miss"] = await run_closed_loop(miss, label="miss", concurrency=conc, **common)
+            await miss.close()
+            print(f"concurrency {conc}: gateway, cache hit …", flush=True)
+            repeats = DistinctImages(images, distinct=False)
+            prime = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=None, connections=1)
+            for _ in range(max(2, args.workers or 1) * 2):  # every worker's cache (in-process LRU) sees each image
+                for i in range(len(images)):
+                    await prime(i)
+            await prime.close()
+            hit = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=conc)
+            cells[conc]["hit"] = await run_closed_loop(hit, label="hit", concurrency=conc, **common)
+            await hit.close()
+    return cells
+
+
+def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) -> str:
+    rows = []
+    for conc, c in sorted(cells.items()):
+        for phase in PHASES:
+            m = c[phase]
+            rows.append([str(conc), phase, fmt_rate(m.throughput), fmt_ms(m.p50_ms), fmt_ms(m.p99_ms),
+                         str(m.requests), str(m.errors)])  # fmt: skip
+    ratios = [
+        [str(conc), fmt_ratio(v["miss_over_direct"]), "–" if v["added_p50_ms"] is None else f"{v['added_p50_ms']:+.2f}",
+         fmt_ms(v["hit_p99_ms"]), fmt_rate(v["hit_rps"]), fmt_ratio(v["hit_over_direct"])]
+        for conc, v in verdict["per_concurrency"].items()
+    ]  # fmt: skip
+    g, met = verdict["goals"], verdict["met"]
+    mark = {True: "met", False: "NOT met"}
+    return "\n".join(
+        [
+            markdown_table(["conc.", "path", "req/s", "p50 ms", "p99 ms", "requests", "errors"], rows, "lllrrrr"),
+            "",
+            markdown_table(
+                ["conc.", "miss / direct", "added p50 ms", "hit p99 ms", "hit req/s", "hit / direct"], ratios
+            ),  # fmt: skip
+            "",
+            f"- miss throughput ≥ {g['miss_over_direct_min']:.2f} × direct at every concurrency: "
+            f"{mark[met['miss_throughput']]}",
+            f"- added p50 ≤ {g['added_p50_ms_max']:g} ms at every concurrency: {mark[met['added_p50']]}",
+            f"- hit p99 ≤ {g['hit_p99_ms_max']:g} ms with ≥ {g['hit_rps_min']:.0f} req/s: {mark[met['hit']]}"
+            + (f" (at concurrency {', '.join(map(str, met['hit_met_at_concurrency']))})" if met["hit"] else ""),
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the three phases at each concurrency, print the tables and the goals, write the JSON."""
+    args = _parser().parse_args(argv)
+    try:
+        levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        print(f"bench gateway: --concurrency must be integers, got {args.concurrency!r}", file=sys.stderr)
+        return 2
+    if not levels or min(levels) < 1 or args.duration_s <= 0 or args.warmup_s < 0:
+        print("bench gateway: concurrency >= 1, --duration-s > 0 and --warmup-s >= 0 are required", file=sys.stderr)
+        return 2
+    catalog = load_catalog()
+    spec = catalog.get(args.model)
+    top_k = args.top_k or catalog.top_k
+    images = _images(args.images, args.formats)
+    out = Path(args.out)
+    report: dict[str, Any] = {
+        "benchmark": "gateway",
+        "machine": machine(),
+        "settings": {
+            "model": spec.name,
+            "concurrency": levels,
+            "duration_s": args.duration_s,
+            "warmup_s": args.warmup_s,
+            "images": len(images),
+            "image_formats": sorted({i.format for i in images}),
+            "mean_image_bytes": round(sum(len(i.data) for i in images) / len(images)),
+            "top_k": top_k,
+            "workers": args.workers or int(os.environ.get("GATEWAY_WORKERS", "1")),
+            "gateway_cache": "redis" if os.environ.get("REDIS_URL") else "in-process LRU",
+            "load_generator": "raw HTTP/1.1 keep-alive (asyncio streams); Triton direct via client.AsyncTritonClient",
+        },  # fmt: skip
+    }
+    print(f"bench gateway: {spec.name}, concurrency {levels}, {len(images)} images "
+          f"({', '.join(report['settings']['image_formats'])}), {report['machine']['cores']} cores, load average "
+          f"{report['machine']['load_average_1m']}", flush=True)  # fmt: skip
+    if args.gateway_url:
+        if not (args.api_key and args.triton_url):
+            print("bench gateway: --gateway-url needs --api-key and --triton-url", file=sys.stderr)
+            return 2
+        cells = asyncio.run(_measure(args.gateway_url, args.api_key, args.triton_url, spec.name, levels, images,
+                                     top_k, args))  # fmt: skip
+    else:
+        repository = Path(args.repository) if args.repository else repository_path()
+        env = {"GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
+        with GatewayStack(repository, log_path=out / "bench-gateway-stack.log", models=[spec.name], env=env) as stack:
+            cells = asyncio.run(_measure(stack.gateway_url, stack.api_key, stack.triton_grpc_url, spec.name, levels,
+                                         images, top_k, args))  # fmt: skip
+    verdict = evaluate(cells)
+    report["cells"] = {str(conc): c for conc, c in cells.items()}
+    report["ratios"] = {str(k): v for k, v in verdict["per_concurrency"].items()}
+    report["goals"], report["met"] = verdict["goals"], verdict["met"]
+    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    dated, latest = write_json(report, out, "bench-gateway")
+    print()
+    print(_table(cells, verdict))
+    print(f"\nsaved {latest} (and {dated.name})")
+    return 0
