@@ -32,7 +32,6 @@ from export.repository import (
     served_version,
     write_composing_configs,
     write_ensemble_config,
-    write_serving_configs,
 )
 from visionserve.catalog import ModelSpec
 from visionserve.errors import RepositoryError, ServerError
@@ -171,34 +170,40 @@ def _wait_ready(control: TritonControl, name: str, version: int, timeout_s: floa
 def switch_version(
     repo: Path, spec: ModelSpec, version: int, control: TritonControl | None, log: Log = _print
 ) -> None:
-    """Make ``version`` the served one, on disk and, if ``control`` is given, in the live server."""
+    """Make ``version`` the served one, on disk and, if ``control`` is given, in the live server.
+
+    Switching from a served version goes through a state where the composing models serve both
+    versions: at every moment (and after a kill at any point) the ensemble's pinned version is
+    one its steps serve, so a restarted server loads the repository as it is.
+    """
     read_version(repo, spec, version)  # raises when it does not exist
     current = served_version(repo, spec)
-    if control is None or current is None or current == version:
-        write_serving_configs(repo, spec, version)
+    switching = current is not None and current != version and current in committed_versions(repo, spec)
+    loaded = control.loaded() if control is not None else set()
+
+    def reload(names: list[str]) -> None:
+        if control is None:
+            return
+        for name in names:
+            if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
+                control.load(name)
+
+    if switching:
         if control is not None:
-            for name in write_composing_configs(repo, spec, [version]):
-                if name in control.loaded() or name == spec.backbone_model():
-                    control.load(name)
+            log(f"  loading {spec.name} v{version} beside v{current}")
+        reload(write_composing_configs(repo, spec, sorted({current, version})))
+        write_ensemble_config(repo, spec, version)
+        if control is not None:
             control.load(spec.ensemble)
             _wait_ready(control, spec.ensemble, version)
-        return
-    loaded = control.loaded()
-    both = sorted({current, version})
-    log(f"  loading {spec.name} v{version} beside v{current}")
-    for name in write_composing_configs(repo, spec, both):
-        if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
-            control.load(name)
-    write_ensemble_config(repo, spec, version)
-    control.load(spec.ensemble)
-    _wait_ready(control, spec.ensemble, version)
-    log(f"  {spec.ensemble} now serves v{version}; unloading v{current}")
-    for name in write_composing_configs(repo, spec, [version]):
-        if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
-            control.load(name)
-    if not control.ready(spec.ensemble, version):  # issue 4828: composing reload unloaded it
-        control.load(spec.ensemble)
-    _wait_ready(control, spec.ensemble, version)
+            log(f"  {spec.ensemble} now serves v{version}; unloading v{current}")
+    reload(write_composing_configs(repo, spec, [version]))
+    if not switching:
+        write_ensemble_config(repo, spec, version)
+    if control is not None:
+        if not switching or not control.ready(spec.ensemble, version):  # issue 4828: a composing reload unloads it
+            control.load(spec.ensemble)
+        _wait_ready(control, spec.ensemble, version)
 
 
 def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int]:

@@ -29,7 +29,6 @@ __all__ = [
     "read_config",
     "read_version",
     "served_version",
-    "write_serving_configs",
 ]
 
 VERSION_FILE = "version.json"
@@ -178,12 +177,6 @@ def write_ensemble_config(repo: Path, spec: ModelSpec, version: int) -> None:
     labels = (repo / spec.ensemble / str(version) / LABELS_FILE).read_text()
     atomic_write(repo / spec.ensemble / LABELS_FILE, labels)
     _write_config(repo, ensemble_config(spec, info))
-
-
-def write_serving_configs(repo: Path, spec: ModelSpec, version: int) -> None:
-    """Steady state: every model of ``spec`` serves exactly ``version``."""
-    write_composing_configs(repo, spec, [version])
-    write_ensemble_config(repo, spec, version)
 
 
 def write_version_files(version_dir: Path, info: VersionInfo, labels: list[str]) -> None:
