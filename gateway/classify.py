@@ -112,6 +112,7 @@ class Classifier:
         max_top_k: the largest top_k allowed.
         retry_after_s: ``Retry-After`` of a 503.
         check_threads: how many upload checks may decode at once.
+        default_budget_ms: the budget of ``auto`` when a request gives none (None: no budget).
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class Classifier:
         max_top_k: int,
         retry_after_s: int,
         check_threads: int = 2,
+        default_budget_ms: float | None = None,
     ) -> None:
         self.catalog = catalog
         self.triton = triton
@@ -138,6 +140,7 @@ class Classifier:
         self.metrics = metrics
         self.policy = policy
         self.max_top_k = max_top_k
+        self.default_budget_ms = default_budget_ms
         self.retry_after_s = retry_after_s
         self._policy_tag = policy.fingerprint
         self._limiter = anyio.CapacityLimiter(max(1, check_threads))
@@ -151,7 +154,8 @@ class Classifier:
             UpstreamUnavailable: ``auto`` and no eligible model is ready (503).
         """
         if name == "auto":
-            choice = self.router.choose(self.tracker.ready_models(), budget_ms)
+            budget = budget_ms if budget_ms is not None else self.default_budget_ms
+            choice = self.router.choose(self.tracker.ready_models(), budget)
             if choice is None:
                 raise UpstreamUnavailable(
                     "no model is ready for `auto`",

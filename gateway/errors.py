@@ -10,7 +10,7 @@ Error tree (all under ``visionserve.errors.VisionServeError``)::
     ├── PayloadTooLarge      413  request body over the cap
     ├── RateLimited          429  the key's bucket is empty (``Retry-After``)
     ├── UpstreamError        502  Triton rejected an inference
-    └── UpstreamUnavailable  503  Triton unreachable or the model not ready (``Retry-After``)
+    └── UpstreamUnavailable  503  Triton unreachable, the model not ready, or the database down (``Retry-After``)
     ImageError (visionserve)      an upload that is not an acceptable image
     ├── InvalidImage         400  empty, truncated, corrupt, polyglot
     ├── ImageTooLarge        413  bytes or pixels over the format's limit

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from visionserve.catalog import load_catalog
+
 __all__ = [
     "BatchItem",
     "BatchResponse",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "auto"
+#: models.yaml's ``defaults.top_k``: what a request without ``top_k`` gets.
+DEFAULT_TOP_K = load_catalog().top_k
 
 
 class Prediction(BaseModel):
@@ -43,7 +47,7 @@ class ClassifyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(DEFAULT_MODEL, description="a catalog model name, or `auto` (see X-Latency-Budget-Ms)")
-    top_k: int = Field(5, ge=1, description="how many classes to return")
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, description="how many classes to return")
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predictions scoring below this")
 
 

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
+import sqlalchemy.exc
 from bentoml import get_current_service
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +51,7 @@ from gateway.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    UpstreamUnavailable,
     error_body,
     error_headers,
 )
@@ -117,6 +119,20 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
     codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     body = {"error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}}
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+@api.exception_handler(sqlalchemy.exc.OperationalError)
+@api.exception_handler(sqlalchemy.exc.InterfaceError)
+@api.exception_handler(sqlalchemy.exc.TimeoutError)
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Keys and history live in the database: while it is down, callers are told to come back."""
+    log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+    err = UpstreamUnavailable(
+        "the key and history database is unavailable; try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": str(SETTINGS.retry_after_s)},
+    )
+    return JSONResponse(error_body(err), status_code=err.error_code, headers=error_headers(err))
 
 
 @api.exception_handler(Exception)
@@ -246,6 +262,7 @@ class Gateway:
             policy=self.policy,
             max_top_k=SETTINGS.max_top_k,
             retry_after_s=SETTINGS.retry_after_s,
+            default_budget_ms=SETTINGS.auto_budget_ms,
         )
         await self.tracker.refresh()  # know the served versions before the first request
         self.tracker.start()

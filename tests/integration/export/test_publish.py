@@ -145,8 +145,10 @@ def test_failed_parity_check_publishes_nothing(
 
 
 def _assert_consistent(repo: Path, when: str) -> None:
-    """Whatever moment an export stopped at: every committed version is whole, and the served one
-    is committed and served by every step of the ensemble (a restarted server loads the repository)."""
+    """Whatever moment an export stopped at, the repository is one a restarted server loads.
+
+    Every committed version is whole, and the served one is committed and served by every step.
+    """
     versions = committed_versions(repo, R18)
     served = served_version(repo, R18)
     assert 1 in versions and served in versions, f"{when}: versions {versions}, served {served}"

@@ -1,4 +1,4 @@
-"""Backends failing under a running gateway: Redis going away and back, Triton going away."""
+"""Backends failing under a running gateway: Redis going away and back, PostgreSQL and Triton going away."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from serving.launcher import TritonServer, free_ports
-from tests.fixtures.services import RedisServer
+from tests.fixtures.services import PostgresServer, RedisServer
 from tests.integration.gateway.conftest import GatewayProcess, running_gateway, unique_jpeg
 from visionserve.catalog import load_catalog
 
@@ -61,6 +61,24 @@ def test_redis_down_mid_test_serves_uncached_then_recovers(triton, tmp_path: Pat
             assert outcomes[-1] is True, outcomes
     finally:
         redis.stop()
+
+
+def test_database_down_is_503_with_retry_after_never_a_500(triton, tmp_path: Path) -> None:
+    postgres = PostgresServer().start()
+    try:
+        with running_gateway(tmp_path / "gw", triton.grpc_url, env={"DATABASE_URL": postgres.url()}) as gw:
+            key = gw.key()
+            with gw.client(key) as http:
+                assert _classify(http, unique_jpeg()).status_code == 200
+                postgres.stop()
+                time.sleep(1.2)  # past the key lookup cache (1 s): the next request asks the database
+                for response in (_classify(http, unique_jpeg()), http.get("/v1/history")):
+                    assert response.status_code == 503, response.text
+                    assert response.json()["error"]["code"] == "database_unavailable"
+                    assert int(response.headers["retry-after"]) >= 1
+                assert httpx.get(gw.url + "/livez").status_code == 200  # the process itself is fine
+    finally:
+        postgres.stop()
 
 
 @pytest.fixture

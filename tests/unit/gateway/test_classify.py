@@ -148,6 +148,19 @@ async def test_unknown_model_and_auto(setup) -> None:
 
 
 @pytest.mark.anyio
+async def test_auto_uses_the_configured_budget_when_the_request_gives_none(setup) -> None:
+    classifier, _, _, _ = setup
+    specs = [s for s in CATALOG.models.values() if s.gflops is not None and s.top1_accuracy is not None]
+    fastest = min(specs, key=lambda s: s.gflops)
+    most_accurate = max(specs, key=lambda s: s.top1_accuracy)
+    assert fastest.name != most_accurate.name  # the catalog offers a trade-off to choose in
+    classifier.default_budget_ms = classifier.router.estimate(fastest.name).expected_ms  # only the fastest fits
+    assert classifier.resolve_model("auto", None) == fastest.name
+    assert classifier.resolve_model("auto", 1e6) == most_accurate.name  # the request's own budget wins
+    classifier.default_budget_ms = None
+    assert classifier.resolve_model("auto", None) == most_accurate.name
+
+@pytest.mark.anyio
 async def test_batch_is_one_triton_request_with_per_image_errors(setup) -> None:
     classifier, triton, _, engine = setup
     await classifier.classify_one(req(), PNG)  # cached beforehand
