@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,8 @@ PATHS: tuple[tuple[str, str], ...] = (
     ("naive", "naive FastAPI"),
 )
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
+README = PROJECT_ROOT / "README.md"
+DOCS_CHART = PROJECT_ROOT / "docs" / "bench.png"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=DEFAULT_IMAGE_COUNT, help="images in the set")
     p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
     p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory")
-    p.add_argument("--update-docs", action="store_true", help=f"write the summary into {DOCS.name}")
+    p.add_argument("--update-docs", action="store_true", help="write the summary into docs/benchmarks.md (with the chart, docs/bench.png) and README.md")
     return p
 
 
@@ -188,8 +191,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def bench_markdown(report: dict[str, Any], chart_name: str = "bench.png") -> str:
-    """The summary ``docs/benchmarks.md`` embeds: conditions, the table, the ratios."""
+def bench_markdown(report: dict[str, Any], chart_name: str | None = "bench.png") -> str:
+    """The summary ``docs/benchmarks.md`` embeds: conditions, the table, the ratios (and the chart)."""
     m, s = report["machine"], report["settings"]
     rows = []
     for name, entry in report["models"].items():
@@ -234,8 +237,7 @@ def bench_markdown(report: dict[str, Any], chart_name: str = "bench.png") -> str
             ),  # fmt: skip
             "",
             *[f"- {n}" for n in notes],
-            "",
-            f"![throughput and p99 per model and path]({chart_name})",
+            *(["", f"![throughput and p99 per model and path]({chart_name})"] if chart_name else []),
         ]
     )
 
@@ -261,7 +263,9 @@ def main(argv: list[str]) -> int:
     print()
     print(markdown)
     print(f"\nsaved {latest}, {out / 'bench.md'}, {chart} (and {dated.name})")
-    if args.update_docs:  # the chart stays in reports/ (not versioned): the docs link to it there
-        DOCS.write_text(replace_block(DOCS.read_text(), bench_markdown(report, "../reports/bench.png")))
-        print(f"updated {DOCS}")
+    if args.update_docs:  # the published figures are versioned with the docs that show them
+        shutil.copyfile(chart, DOCS_CHART)
+        DOCS.write_text(replace_block(DOCS.read_text(), bench_markdown(report, DOCS_CHART.name)))
+        README.write_text(replace_block(README.read_text(), bench_markdown(report, None)))
+        print(f"updated {DOCS}, {DOCS_CHART.name} and {README.name}")
     return 0

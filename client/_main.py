@@ -33,6 +33,7 @@ from client._render import (
     models_table,
 )
 from client._sync import TritonClient
+from visionserve.console import console as make_console
 
 __all__ = ["classify_main", "health_main", "models_main"]
 
@@ -157,13 +158,13 @@ def classify_main(argv: list[str]) -> int:
     """
     args = _classify_parser().parse_args(argv)
     model, top_k = _catalog_defaults(args.model, args.top_k)
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     results, weights = asyncio.run(_run_classify(args, model, top_k, err))
     context = {"model": model, "protocol": args.protocol, "url": _url(args), "weights": weights}
     if args.json:
         _print_json(classification_document(results, top_k=top_k, **context))
     else:
-        Console().print(classification_table(results, **context))
+        make_console().print(classification_table(results, **context))
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -194,7 +195,7 @@ def models_main(argv: list[str]) -> int:
     if args.json:
         _print_json(models_document(statuses, weights, url=client.url))
     else:
-        Console().print(models_table(statuses, weights, title=f"models on {args.protocol}://{client.url}"))
+        make_console().print(models_table(statuses, weights, title=f"models on {args.protocol}://{client.url}"))
     return 0
 
 
@@ -239,7 +240,7 @@ def health_main(argv: list[str]) -> int:
             health_document(url=url, protocol=protocol, live=live, ready=ready, models=rows, healthy=healthy)
         )
         return 0 if healthy else 1
-    out = Console(highlight=False)
+    out = make_console(highlight=False)
     out.print(
         Text.assemble(f"Triton at {protocol}://{url}: live ", _YES_NO[live], ", ready ", _YES_NO[ready])
     )

@@ -84,8 +84,9 @@ def export_main(argv: list[str]) -> int:
 
 
 def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
-    from rich.console import Console
     from rich.table import Table
+
+    from visionserve.console import console as make_console
 
     table = Table(title=f"exported into {repo}")
     for col in ("model", "version", "weights", "format", "size", "max |Δp| vs source", "time"):
@@ -102,7 +103,7 @@ def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
                 f"{a.max_abs_diff:.2e}",
                 f"{a.seconds:.1f} s",
             )
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"total export time: {seconds:.1f} s")
 
@@ -132,8 +133,9 @@ def versions_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionserve versions", description="List model versions on disk.")
     _common(parser)
     args = parser.parse_args(argv)
-    from rich.console import Console
     from rich.table import Table
+
+    from visionserve.console import console as make_console
 
     repo = args.repository or repository_path()
     table = Table(title=str(repo))
@@ -152,5 +154,5 @@ def versions_main(argv: list[str]) -> int:
                 ",".join(info.formats),
                 info.created,
             )
-    Console().print(table)
+    make_console().print(table)
     return 0
