@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.db import ClassificationRecord
@@ -205,8 +205,9 @@ class HistoryWriter:
                 self._wake.set()
 
     def _write(self, batch: list[HistoryRow]) -> None:
-        with Session(self._engine) as session, session.begin():
-            session.execute(insert(ClassificationRecord), [r.as_dict() for r in batch])
+        # Core executemany, not an ORM bulk insert: it runs beside the event loop and holds the GIL.
+        with self._engine.begin() as conn:
+            conn.execute(ClassificationRecord.__table__.insert(), [r.as_dict() for r in batch])
 
 
 # -- reading ----------------------------------------------------------------------------

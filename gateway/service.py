@@ -201,6 +201,7 @@ Budget = Annotated[
     workers=SETTINGS.workers,
     traffic={"timeout": SETTINGS.triton_timeout_s + 30},
     tracing={"excluded_urls": [] if SETTINGS.trace_requests else [API_PREFIX, "/livez", "/readyz", "/metrics"]},
+    logging={"access": {"enabled": SETTINGS.access_log}},
 )
 class Gateway:
     """visionserve gateway in front of Triton.

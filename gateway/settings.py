@@ -79,6 +79,8 @@ class GatewaySettings(BaseSettings):
         workers: gateway worker processes.
         trace_requests: let BentoML's OpenTelemetry middleware trace /v1 requests (costs
             about 0.3 ms per request; useful only with a tracing exporter configured).
+        access_log: BentoML's per-request access log line (off by default: the history table
+            already records every classification, and the log line costs a cache hit ~15 %).
         host / port: where ``visionserve gateway`` listens.
     """
 
@@ -121,6 +123,7 @@ class GatewaySettings(BaseSettings):
 
     workers: int = Field(1, ge=1)
     trace_requests: bool = False
+    access_log: bool = False
     host: str = "0.0.0.0"
     port: int = DEFAULT_GATEWAY_PORT
 
