@@ -62,7 +62,7 @@ loadtest: ## headless Locust run: [TARGET=gateway|grpc|http] [USERS=] [SPAWN=] [
 	$(VS) loadtest --target $(TARGET) --users $(USERS) --spawn-rate $(SPAWN) --duration $(DURATION) $(if $(HOST),--host $(HOST)) $(ARGS)
 
 loadtest-ui: ## Locust's web UI on the same locustfiles
-	$(VS) loadtest --ui --target $(TARGET) $(if $(HOST),--host $(HOST)) $(ARGS)
+	$(VS) loadtest --ui --target $(TARGET) --users $(USERS) --spawn-rate $(SPAWN) $(if $(HOST),--host $(HOST)) $(ARGS)
 
 bench: ## the full side-by-side benchmark report (reports/)
 	$(VS) bench all $(ARGS)

@@ -2,8 +2,7 @@
 
 Registered on Locust's parser (``events.init_command_line_parser``), so they work the same
 headless, in the web UI (shown in its start form) and on distributed workers (the master
-sends parsed options to workers). Each may also come from the environment
-(``VISIONSERVE_API_KEY`` and ``LOCUST_*`` names).
+sends parsed options to workers). The API key may also come from ``VISIONSERVE_API_KEY``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ runs Locust's web UI on the same locustfile instead.
 
 Without ``--host`` it starts the local stack itself — ``visionserve up`` on free ports for the
 gateway (with an API key made for the run), the bundled tritonserver alone for grpc/http — and
-stops it afterwards. Options it does not know go to Locust unchanged (``--processes 2``,
-``--master``, ``--expect-workers 4``, ``--repeat-share 0.3``…).
+stops it afterwards. Options it does not know go to Locust unchanged (``--processes 2``, or
+``--master --expect-workers 4`` — Locust takes one or the other —, ``--repeat-share 0.3``…).
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def locust_command(
     else:
         cmd += ["--headless", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", str(_STOP_TIMEOUT_S)]
         if shape != "step":
-            cmd += ["--run-time", duration]
+            cmd += ["--run-time", f"{max(1, round(parse_duration_s(duration)))}s"]  # a form Locust accepts
         if report_prefix is not None:
             cmd += ["--csv", str(report_prefix), "--html", f"{report_prefix}.html"]
     if processes:

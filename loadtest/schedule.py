@@ -49,6 +49,8 @@ def step_schedule(elapsed_s: float, steps: tuple[int, ...] = DEFAULT_STEP_USERS,
 def soak_schedule(elapsed_s: float, users: int, duration_s: float, ramp_s: float = 60.0) -> Tick:
     """Ramp linearly to ``users`` over ``ramp_s``, hold until ``duration_s``, then stop.
 
+    The ramp takes at most a quarter of the run, so a short soak still holds its full load.
+
     Raises:
         ValueError: users < 1, or a non-positive duration.
     """
@@ -58,5 +60,6 @@ def soak_schedule(elapsed_s: float, users: int, duration_s: float, ramp_s: float
         raise ValueError(f"a soak needs a duration (--run-time), got {duration_s}")
     if elapsed_s >= duration_s:
         return None
+    ramp_s = min(ramp_s, duration_s / 4)
     rate = users / ramp_s if ramp_s > 0 else float(users)
     return users, max(rate, 0.1)

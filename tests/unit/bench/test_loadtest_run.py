@@ -42,7 +42,7 @@ def test_step_shape_decides_users_and_duration_itself() -> None:
 
 def test_soak_shape_reads_users_and_duration() -> None:
     text = " ".join(locust_command(TARGETS["http"], "http://h", users=8, spawn_rate=4, duration="1h", shape="soak"))
-    assert "shape_soak.py" in text and "--users 8" in text and "--run-time 1h" in text
+    assert "shape_soak.py" in text and "--users 8" in text and "--run-time 3600s" in text
 
 
 def test_ui_command_has_no_headless_flags() -> None:

@@ -33,6 +33,7 @@ def test_soak_ramps_holds_and_stops() -> None:
     assert soak_schedule(0, users=8, duration_s=3600, ramp_s=80) == (8, 0.1)
     assert soak_schedule(3599, users=8, duration_s=3600, ramp_s=4) == (8, 2.0)
     assert soak_schedule(3600, users=8, duration_s=3600) is None
+    assert soak_schedule(0, users=8, duration_s=30, ramp_s=60) == (8, 8 / 7.5)  # ramp ≤ a quarter of the run
     with pytest.raises(ValueError):
         soak_schedule(0, users=0, duration_s=10)
     with pytest.raises(ValueError):
