@@ -49,6 +49,7 @@ async def run_closed_loop(
     duration_s: float,
     warmup_s: float,
     images_per_request: int = 1,
+    record: list[float] | None = None,
 ) -> Measurement:
     """Drive ``send(i)`` (i = 0, 1, 2 … across workers) from ``concurrency`` coroutines.
 
@@ -60,6 +61,7 @@ async def run_closed_loop(
         duration_s: measurement window.
         warmup_s: time before the window whose results are discarded.
         images_per_request: images each request carries.
+        record: if given, the window's latencies (s) are appended to it (see ``run_interleaved``).
 
     Returns:
         The Measurement of the window.
@@ -86,10 +88,44 @@ async def run_closed_loop(
                 latencies.append(t1 - t0)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if record is not None:
+        record.extend(latencies)
     return summarize(
         latencies, duration_s, label=label, model=model, concurrency=concurrency, errors=errors,
         images_per_request=images_per_request,
     )  # fmt: skip
+
+
+async def run_interleaved(
+    senders: dict[str, Callable[[int], Awaitable[object]]],
+    *,
+    model: str,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    rounds: int = 3,
+    rewarm_s: float = 1.0,
+) -> dict[str, Measurement]:
+    """Measure several paths in alternating rounds, so drift on a shared machine hits them alike.
+
+    Each path gets ``rounds`` windows of ``duration_s / rounds`` (the first after ``warmup_s``,
+    later ones after ``rewarm_s``, as the queues refill), and one Measurement over all of them.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    latencies: dict[str, list[float]] = {key: [] for key in senders}
+    errors = dict.fromkeys(senders, 0)
+    for r in range(rounds):
+        for key, send in senders.items():
+            m = await run_closed_loop(
+                send, label=key, model=model, concurrency=concurrency, duration_s=duration_s / rounds,
+                warmup_s=warmup_s if r == 0 else min(warmup_s, rewarm_s), record=latencies[key],
+            )  # fmt: skip
+            errors[key] += m.errors
+    return {
+        key: summarize(latencies[key], duration_s, label=key, model=model, concurrency=concurrency, errors=errors[key])
+        for key in senders
+    }
 
 
 def run_serial(

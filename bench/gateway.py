@@ -5,7 +5,8 @@ In one run, for one model, at each concurrency (default 1, 2, 4, 8), closed loop
 1. ``direct`` — Triton over gRPC with the client library (what the gateway itself does), with
    never-seen bytes (every request misses Triton's response cache);
 2. ``miss``   — the gateway with never-seen bytes: auth, rate limit, upload checks (the full
-   decode-verify included), the Triton call, the cache write and a history row;
+   decode-verify included), the Triton call, the cache write and a history row (``direct`` and
+   ``miss`` alternate in ``--rounds`` windows, so the machine's drift hits both alike);
 3. ``hit``    — the gateway answering bytes it answered before: auth, rate limit, SHA-256,
    cache lookup, history row; Triton is not called.
 
@@ -34,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench.driver import run_closed_loop
+from bench.driver import run_closed_loop, run_interleaved
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
 from bench.stats import Measurement, ratio
 from bench.targets import BenchError, DistinctImages, triton_sender
@@ -195,8 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="visionserve bench gateway", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="resnet18", help="catalog model (default resnet18)")
     p.add_argument("--concurrency", default="1,2,4,8", help="comma-separated concurrency levels")
-    p.add_argument("--duration-s", type=float, default=8.0, help="measurement window per cell")
+    p.add_argument("--duration-s", type=float, default=12.0, help="measurement window per cell (split into the rounds)")
     p.add_argument("--warmup-s", type=float, default=2.0, help="discarded warm-up per cell")
+    p.add_argument("--rounds", type=int, default=4, help="alternating direct/miss rounds the window is split into")
     p.add_argument("--images", type=int, default=48, help="images drawn from the shared load-test set")
     p.add_argument("--formats", default="JPEG", help="image formats to use (comma-separated, or 'all')")
     p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
@@ -227,13 +229,14 @@ async def _measure(
     async with AsyncTritonClient(triton_url) as triton:
         for conc in levels:
             cells[conc] = {}
-            print(f"concurrency {conc}: Triton direct …", flush=True)
-            send = triton_sender(triton, model, DistinctImages(images), top_k)
-            cells[conc]["direct"] = await run_closed_loop(send, label="direct", concurrency=conc, **common)
-            print(f"concurrency {conc}: gateway, cache miss …", flush=True)
+            print(f"concurrency {conc}: Triton direct and gateway cache miss, {args.rounds} alternating rounds …",
+                  flush=True)  # fmt: skip
+            direct = triton_sender(triton, model, DistinctImages(images), top_k)
             miss = HttpSender(gateway_url, api_key, model, DistinctImages(images), top_k, expect_cached=False,
                               connections=conc)  # fmt: skip
-            cells[conc]["miss"] = await run_closed_loop(miss, label="miss", concurrency=conc, **common)
+            cells[conc].update(
+                await run_interleaved({"direct": direct, "miss": miss}, concurrency=conc, rounds=args.rounds, **common)
+            )
             await miss.close()
             print(f"concurrency {conc}: gateway, cache hit …", flush=True)
             repeats = DistinctImages(images, distinct=False)
@@ -287,8 +290,9 @@ def main(argv: list[str]) -> int:
     except ValueError:
         print(f"bench gateway: --concurrency must be integers, got {args.concurrency!r}", file=sys.stderr)
         return 2
-    if not levels or min(levels) < 1 or args.duration_s <= 0 or args.warmup_s < 0:
-        print("bench gateway: concurrency >= 1, --duration-s > 0 and --warmup-s >= 0 are required", file=sys.stderr)
+    if not levels or min(levels) < 1 or args.duration_s <= 0 or args.warmup_s < 0 or args.rounds < 1:
+        print("bench gateway: concurrency >= 1, --duration-s > 0, --warmup-s >= 0 and --rounds >= 1 are required",
+              file=sys.stderr)  # fmt: skip
         return 2
     catalog = load_catalog()
     spec = catalog.get(args.model)
@@ -303,6 +307,7 @@ def main(argv: list[str]) -> int:
             "concurrency": levels,
             "duration_s": args.duration_s,
             "warmup_s": args.warmup_s,
+            "rounds": args.rounds,
             "images": len(images),
             "image_formats": sorted({i.format for i in images}),
             "mean_image_bytes": round(sum(len(i.data) for i in images) / len(images)),

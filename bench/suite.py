@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=DEFAULT_IMAGE_COUNT, help="images in the set")
     p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
     p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory")
-    p.add_argument("--update-docs", action="store_true", help="write the summary into docs/benchmarks.md (with the chart, docs/bench.png) and README.md")
+    p.add_argument("--update-docs", action="store_true",
+                   help="write the summary into docs/benchmarks.md (chart: docs/bench.png) and README.md")  # fmt: skip
     return p
 
 

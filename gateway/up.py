@@ -32,6 +32,9 @@ from visionserve.settings import (
 __all__ = ["main", "stop_process_group"]
 
 GATEWAY_STOP_TIMEOUT_S = 20.0
+#: Niceness of the gateway beside a local tritonserver: under CPU contention the engine runs first
+#: (measured on 2 cores: see docs/decisions.md). Separate machines or pods need nothing of the kind.
+GATEWAY_NICENESS = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,7 +108,8 @@ def main(argv: list[str]) -> int:
             return 130
         print(f"visionserve up: Triton ready: HTTP {server.http_url}, gRPC {server.grpc_url}", flush=True)
         env = {**os.environ, "TRITON_URL": server.grpc_url}
-        cmd = [sys.executable, "-m", "visionserve", "gateway"]
+        # One machine, two servers: the gateway yields the cores to Triton when both want them.
+        cmd = ["nice", "-n", str(GATEWAY_NICENESS), sys.executable, "-m", "visionserve", "gateway"]
         cmd += ["--host", args.host, "--port", str(args.port)]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
