@@ -84,3 +84,14 @@ def test_trailing_padding_is_tolerated_but_trailing_data_is_not() -> None:
 def test_policy_fingerprint_changes_with_limits() -> None:
     assert UploadPolicy().fingerprint == UploadPolicy().fingerprint
     assert UploadPolicy(max_pixels=1000).fingerprint != UploadPolicy().fingerprint
+
+
+def test_png_corruption_anywhere_fails_its_chunk_crc_without_a_decode() -> None:
+    png = dict(valid_corpus())["rgb.png"]
+    check_upload(png, UploadPolicy())
+    idat = png.index(b"IDAT")
+    for offset in (idat + 8, idat + (len(png) - idat) // 2):  # first and middle bytes of the pixel data
+        damaged = bytearray(png)
+        damaged[offset] ^= 0x01  # one flipped bit
+        with pytest.raises(InvalidImage, match="fails its CRC check"):
+            check_upload(bytes(damaged), UploadPolicy())
