@@ -351,13 +351,7 @@ class Gateway:
             options, upload = await forms.read_single(request)
             model = options.model
             req = ClassifyRequest(
-                caller,
-                state["request_id"],
-                options.model,
-                options.top_k,
-                options.min_score,
-                budget_ms,
-                started,
+                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
             )
             answer = await self.classifier.classify_one(req, upload.data)
             model, status, cached = answer.model, 200, answer.cached
@@ -389,13 +383,7 @@ class Gateway:
             model = options.model
             await self._charge(request, caller, len(uploads) - 1)
             req = ClassifyRequest(
-                caller,
-                state["request_id"],
-                options.model,
-                options.top_k,
-                options.min_score,
-                budget_ms,
-                started,
+                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
             )
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
             items = []

@@ -40,6 +40,10 @@ def _export(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return _cli("export", "--repository", str(repo), "--server-url", "", *args)
 
 
+def _rollback(repo: Path, version: str) -> subprocess.CompletedProcess:
+    return _cli("rollback", "--repository", str(repo), "--server-url", "", "--model", "resnet18", "--version", version)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -95,31 +99,11 @@ def test_checkpoint_with_any_class_count(fresh_repository: Path, tmp_path: Path)
     assert "dims: 10" in ensemble and 'string_value: "checkpoint"' in ensemble
     assert (fresh_repository / "resnet18" / "labels.txt").read_text().splitlines()[3] == "kind:3"
     # rollback on disk serves version 1 again, with its own labels and class count
-    proc = _cli(
-        "rollback",
-        "--repository",
-        str(fresh_repository),
-        "--server-url",
-        "",
-        "--model",
-        "resnet18",
-        "--version",
-        "1",
-    )
+    proc = _rollback(fresh_repository, "1")
     assert proc.returncode == 0, proc.stderr
     assert served_version(fresh_repository, R18) == 1
     assert "dims: 1000" in (fresh_repository / "resnet18" / "config.pbtxt").read_text()
-    bad = _cli(
-        "rollback",
-        "--repository",
-        str(fresh_repository),
-        "--server-url",
-        "",
-        "--model",
-        "resnet18",
-        "--version",
-        "9",
-    )
+    bad = _rollback(fresh_repository, "9")
     assert bad.returncode == 1 and "no version 9" in bad.stderr
 
 
