@@ -285,7 +285,7 @@ class Classifier:
         for data, fmt in items:
             try:
                 inspect(data, fmt, self.policy)
-                verify_decodes(data, self.policy)
+                verify_decodes(data, fmt, self.policy)
             except VisionServeError as exc:
                 errors.append(exc)
             else:

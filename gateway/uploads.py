@@ -378,7 +378,7 @@ def inspect(data: bytes, fmt: str, policy: UploadPolicy) -> ImageInfo:
     return ImageInfo(format=fmt, width=width, height=height, size_bytes=len(data))
 
 
-def verify_decodes(data: bytes, policy: UploadPolicy) -> None:
+def verify_decodes(data: bytes, fmt: str, policy: UploadPolicy) -> None:
     """Decode the image exactly as the Triton preprocessing will (reduced JPEG scale).
 
     PNG is the exception: ``inspect`` has checked the CRC-32 of every chunk, which catches
@@ -386,10 +386,15 @@ def verify_decodes(data: bytes, policy: UploadPolicy) -> None:
     for a 200 KiB photo); what a crafted PNG with valid CRCs still hides, Triton's own decode
     refuses per request (400 ``rejected_by_model``).
 
+    Args:
+        data: the upload.
+        fmt: its format, as ``sniff`` named it.
+        policy: the upload limits.
+
     Raises:
         InvalidImage: truncated or corrupt pixel data (400).
     """
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if fmt == "PNG":
         return
     try:
         imaging.decode_rgb(
@@ -406,5 +411,5 @@ def check_upload(data: bytes, policy: UploadPolicy) -> ImageInfo:
     """All checks in order: ``sniff``, ``inspect``, ``verify_decodes``."""
     fmt = sniff(data, policy)
     info = inspect(data, fmt, policy)
-    verify_decodes(data, policy)
+    verify_decodes(data, fmt, policy)
     return info
