@@ -7,6 +7,7 @@ cache has seen (``loadtest.unique``: same pixels, unique bytes) — cache misses
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +30,12 @@ class BenchError(Exception):
 
 
 class DistinctImages:
-    """Request ``i`` → image ``i mod n`` of the set with bytes unique to (this run, ``i``).
+    """Request ``i`` → image ``i mod n`` of the set, with bytes no earlier call has produced.
+
+    The uniqueness token is a per-instance sequence number, not ``i``: the driver restarts
+    ``i`` at 0 on every run, and a sender reused across runs (concurrency levels, interleaved
+    rounds) would otherwise replay the bytes of the run before — answered from Triton's
+    response cache or the gateway's, in the next run's window.
 
     Args:
         images: the image set.
@@ -42,13 +48,16 @@ class DistinctImages:
         self.images = tuple(images)
         self.distinct = distinct
         self._run = uuid.uuid4().hex[:10]
+        self._sequence = itertools.count()
 
     def image(self, i: int) -> LoadImage:
         return self.images[i % len(self.images)]
 
     def __call__(self, i: int) -> bytes:
         image = self.image(i)
-        return make_unique(image.data, image.format, f"b-{self._run}-{i}") if self.distinct else image.data
+        if not self.distinct:
+            return image.data
+        return make_unique(image.data, image.format, f"b-{self._run}-{next(self._sequence)}")
 
 
 def triton_sender(client: AsyncTritonClient, model: str, images: DistinctImages, top_k: int) -> Sender:
