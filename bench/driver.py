@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bench.cpu import Meter, Reading, spent
 from bench.stats import Measurement, summarize
 
 __all__ = ["Window", "run_closed_loop", "run_serial"]
@@ -50,6 +51,8 @@ async def run_closed_loop(
     warmup_s: float,
     images_per_request: int = 1,
     record: list[float] | None = None,
+    meter: Meter | None = None,
+    cpu_record: Reading | None = None,
 ) -> Measurement:
     """Drive ``send(i)`` (i = 0, 1, 2 … across workers) from ``concurrency`` coroutines.
 
@@ -62,6 +65,9 @@ async def run_closed_loop(
         warmup_s: time before the window whose results are discarded.
         images_per_request: images each request carries.
         record: if given, the window's latencies (s) are appended to it (see ``run_interleaved``).
+        meter: read at the window's opening and closing; the Measurement reports the CPU
+            spent in between per request.
+        cpu_record: if given (with ``meter``), the window's CPU seconds are added to it.
 
     Returns:
         The Measurement of the window.
@@ -87,12 +93,24 @@ async def run_closed_loop(
             if window.inside(t1):
                 latencies.append(t1 - t0)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu: Reading = {}
+
+    async def metering() -> None:
+        assert meter is not None
+        await asyncio.sleep(max(0.0, window.opens - time.perf_counter()))
+        before = meter()
+        await asyncio.sleep(max(0.0, window.closes - time.perf_counter()))
+        cpu.update(spent(before, meter()))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)), *([metering()] if meter else []))
     if record is not None:
         record.extend(latencies)
+    if cpu_record is not None:
+        for role, seconds in cpu.items():
+            cpu_record[role] = cpu_record.get(role, 0.0) + seconds
     return summarize(
         latencies, duration_s, label=label, model=model, concurrency=concurrency, errors=errors,
-        images_per_request=images_per_request,
+        images_per_request=images_per_request, cpu_s=cpu if meter else None,
     )  # fmt: skip
 
 
@@ -105,25 +123,32 @@ async def run_interleaved(
     warmup_s: float,
     rounds: int = 3,
     rewarm_s: float = 1.0,
+    meter: Meter | None = None,
 ) -> dict[str, Measurement]:
     """Measure several paths in alternating rounds, so drift on a shared machine hits them alike.
 
     Each path gets ``rounds`` windows of ``duration_s / rounds`` (the first after ``warmup_s``,
-    later ones after ``rewarm_s``, as the queues refill), and one Measurement over all of them.
+    later ones after ``rewarm_s``, as the queues refill), and one Measurement over all of them
+    (with ``meter``, the CPU of all its windows per request).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     latencies: dict[str, list[float]] = {key: [] for key in senders}
     errors = dict.fromkeys(senders, 0)
+    cpu: dict[str, Reading] = {key: {} for key in senders}
     for r in range(rounds):
         for key, send in senders.items():
             m = await run_closed_loop(
                 send, label=key, model=model, concurrency=concurrency, duration_s=duration_s / rounds,
                 warmup_s=warmup_s if r == 0 else min(warmup_s, rewarm_s), record=latencies[key],
+                meter=meter, cpu_record=cpu[key],
             )  # fmt: skip
             errors[key] += m.errors
     return {
-        key: summarize(latencies[key], duration_s, label=key, model=model, concurrency=concurrency, errors=errors[key])
+        key: summarize(
+            latencies[key], duration_s, label=key, model=model, concurrency=concurrency, errors=errors[key],
+            cpu_s=cpu[key] if meter else None,
+        )
         for key in senders
     }
 

@@ -14,6 +14,12 @@ Ratios and the goals this machine is held to: miss throughput ≥ 0.90 × direct
 (miss − direct) ≤ 2 ms, hit p99 ≤ 5 ms with ≥ 1000 req/s. Results go to
 ``reports/bench-gateway.json`` (and a dated copy).
 
+When the benchmark starts the stack itself, it also reads the CPU time of Triton, the gateway
+and the load generator at the edges of every window (``bench.cpu``) and prints what one
+request cost each of them. Client, gateway and Triton share the cores, so once they are busy
+the throughput ratio follows the ratio of those costs: the table says how much of the miss
+path's cost is the gateway's, in CPU milliseconds per request.
+
 The HTTP load generator is a minimal keep-alive HTTP/1.1 client over asyncio streams with
 each request's bytes built up front: client, gateway and Triton share the machine's cores,
 and a general-purpose client (aiohttp) spends more CPU per request than a cache hit costs
@@ -35,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from bench.cpu import LOAD_GENERATOR, ROLES, CpuMeter, Meter
 from bench.driver import run_closed_loop, run_interleaved
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
 from bench.stats import Measurement, ratio
@@ -155,11 +162,17 @@ class HttpSender:
             writer.close()
 
 
+def _cpu_total(m: Measurement | None) -> float | None:
+    return sum(m.cpu_ms.values()) if m is not None and m.cpu_ms else None
+
+
 def evaluate(cells: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
     """Ratios per concurrency and whether each goal is met.
 
     The miss goals must hold at every concurrency; the hit goal pairs a latency bound with a
-    rate, so it is met where some concurrency satisfies both.
+    rate, so it is met where some concurrency satisfies both. Where the runs were metered,
+    ``cpu_direct_over_miss`` is the CPU a direct request cost everything on the machine over
+    what a miss cost: the throughput ratio the shared cores allow once they are saturated.
     """
     per: dict[int, dict[str, Any]] = {}
     for conc, c in sorted(cells.items()):
@@ -171,6 +184,9 @@ def evaluate(cells: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
             "hit_p99_ms": hit.p99_ms if hit else None,
             "hit_rps": hit.throughput if hit else None,
             "hit_over_direct": ratio(hit.throughput if hit else None, direct.throughput if direct else None),
+            "gateway_cpu_ms_per_miss": miss.cpu_ms.get("gateway") if miss else None,
+            "gateway_cpu_ms_per_hit": hit.cpu_ms.get("gateway") if hit else None,
+            "cpu_direct_over_miss": ratio(_cpu_total(direct), _cpu_total(miss)),
         }
     g = GOALS
     miss_ok = all(v["miss_over_direct"] is not None and v["miss_over_direct"] >= g["miss_over_direct_min"]
@@ -222,10 +238,10 @@ def _images(count: int, formats: str) -> tuple[LoadImage, ...]:
 
 async def _measure(
     gateway_url: str, api_key: str, triton_url: str, model: str, levels: Sequence[int],
-    images: Sequence[LoadImage], top_k: int, args: argparse.Namespace,
+    images: Sequence[LoadImage], top_k: int, args: argparse.Namespace, meter: Meter | None = None,
 ) -> dict[int, dict[str, Measurement]]:  # fmt: skip
     cells: dict[int, dict[str, Measurement]] = {}
-    common = {"model": model, "duration_s": args.duration_s, "warmup_s": args.warmup_s}
+    common = {"model": model, "duration_s": args.duration_s, "warmup_s": args.warmup_s, "meter": meter}
     async with AsyncTritonClient(triton_url) as triton:
         for conc in levels:
             cells[conc] = {}
@@ -251,6 +267,27 @@ async def _measure(
     return cells
 
 
+def _fmt_cpu(ms: float | None) -> str:
+    return "–" if ms is None else f"{ms:.2f}"
+
+
+def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:
+    """CPU milliseconds per request by role, and how many cores were busy, per cell."""
+    rows = []
+    for conc, c in sorted(cells.items()):
+        for phase in PHASES:
+            m = c[phase]
+            if not m.cpu_ms:
+                continue
+            total = sum(m.cpu_ms.values())
+            costs = [_fmt_cpu(m.cpu_ms.get(role)) for role in ROLES]
+            rows.append([str(conc), phase, *costs, f"{total:.2f}", f"{total * m.requests / m.window_s / 1000:.2f}"])
+    if not rows:
+        return ""
+    heads = ["conc.", "path", *(f"{role} ms" for role in ROLES), "total ms", "cores busy"]
+    return markdown_table(heads, rows, "ll" + "r" * (len(heads) - 2))
+
+
 def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) -> str:
     rows = []
     for conc, c in sorted(cells.items()):
@@ -258,21 +295,29 @@ def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) ->
             m = c[phase]
             rows.append([str(conc), phase, fmt_rate(m.throughput), fmt_ms(m.p50_ms), fmt_ms(m.p99_ms),
                          str(m.requests), str(m.errors)])  # fmt: skip
-    ratios = [
-        [str(conc), fmt_ratio(v["miss_over_direct"]), "–" if v["added_p50_ms"] is None else f"{v['added_p50_ms']:+.2f}",
-         fmt_ms(v["hit_p99_ms"]), fmt_rate(v["hit_rps"]), fmt_ratio(v["hit_over_direct"])]
-        for conc, v in verdict["per_concurrency"].items()
-    ]  # fmt: skip
+    metered = any(v["cpu_direct_over_miss"] is not None for v in verdict["per_concurrency"].values())
+    ratios = []
+    for conc, v in verdict["per_concurrency"].items():
+        row = [str(conc), fmt_ratio(v["miss_over_direct"]),
+               "–" if v["added_p50_ms"] is None else f"{v['added_p50_ms']:+.2f}",
+               fmt_ms(v["hit_p99_ms"]), fmt_rate(v["hit_rps"]), fmt_ratio(v["hit_over_direct"])]  # fmt: skip
+        if metered:
+            row += [fmt_ratio(v["cpu_direct_over_miss"]), _fmt_cpu(v["gateway_cpu_ms_per_miss"]),
+                    _fmt_cpu(v["gateway_cpu_ms_per_hit"])]  # fmt: skip
+        ratios.append(row)
+    heads = ["conc.", "miss / direct", "added p50 ms", "hit p99 ms", "hit req/s", "hit / direct"]
+    if metered:
+        heads += ["CPU direct / miss", "gateway CPU ms / miss", "gateway CPU ms / hit"]
     g, met = verdict["goals"], verdict["met"]
     mark = {True: "met", False: "NOT met"}
+    cpu = _cpu_table(cells)
     return "\n".join(
         [
             markdown_table(["conc.", "path", "req/s", "p50 ms", "p99 ms", "requests", "errors"], rows, "lllrrrr"),
             "",
-            markdown_table(
-                ["conc.", "miss / direct", "added p50 ms", "hit p99 ms", "hit req/s", "hit / direct"], ratios
-            ),  # fmt: skip
+            markdown_table(heads, ratios),
             "",
+            *([f"CPU per request, by process ({LOAD_GENERATOR} = this benchmark):", "", cpu, ""] if cpu else []),
             f"- miss throughput ≥ {g['miss_over_direct_min']:.2f} × direct at every concurrency: "
             f"{mark[met['miss_throughput']]}",
             f"- added p50 ≤ {g['added_p50_ms_max']:g} ms at every concurrency: {mark[met['added_p50']]}",
@@ -331,7 +376,7 @@ def main(argv: list[str]) -> int:
         env = {"GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
         with GatewayStack(repository, log_path=out / "bench-gateway-stack.log", models=[spec.name], env=env) as stack:
             cells = asyncio.run(_measure(stack.gateway_url, stack.api_key, stack.triton_grpc_url, spec.name, levels,
-                                         images, top_k, args))  # fmt: skip
+                                         images, top_k, args, meter=CpuMeter(stack.pid)))  # fmt: skip
     verdict = evaluate(cells)
     report["cells"] = {str(conc): c for conc, c in cells.items()}
     report["ratios"] = {str(k): v for k, v in verdict["per_concurrency"].items()}

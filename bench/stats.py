@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Measurement:
         window_s: length of the measurement window.
         throughput: images per second.
         p50_ms / p99_ms / mean_ms: request latency.
+        cpu_ms: CPU milliseconds per request by role (``bench.cpu``) over the window; empty
+            when the run was not metered.
     """
 
     label: str
@@ -43,6 +45,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     mean_ms: float
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -64,8 +67,11 @@ def summarize(
     concurrency: int,
     errors: int = 0,
     images_per_request: int = 1,
+    cpu_s: dict[str, float] | None = None,
 ) -> Measurement:
     """A Measurement from the latencies of the requests completed inside a window.
+
+    ``cpu_s`` is the CPU seconds by role spent during the window; it is reported per request.
 
     Raises:
         ValueError: a non-positive window or batch size.
@@ -88,6 +94,7 @@ def summarize(
         p50_ms=percentile_ms(latencies_s, 50),
         p99_ms=percentile_ms(latencies_s, 99),
         mean_ms=float(np.mean(latencies_s) * 1000.0) if count else math.nan,
+        cpu_ms={role: seconds * 1000.0 / count for role, seconds in (cpu_s or {}).items()} if count else {},
     )
 
 

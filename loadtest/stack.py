@@ -109,6 +109,11 @@ class GatewayStack:
         self._started: list[psutil.Process] = []
 
     @property
+    def pid(self) -> int | None:
+        """Process id of ``visionserve up`` (the root of Triton's and the gateway's processes)."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 

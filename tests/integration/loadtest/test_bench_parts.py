@@ -72,3 +72,27 @@ def test_bench_serving_measures_a_real_server(triton: TritonServer, exported_rep
         assert backbone["executions"] > 0 and 0 < backbone["busy"]
     assert entry["best_ratio"] == max(row["ratio"] for row in entry["served"])
     assert "served/ceiling" in proc.stdout and report["machine"]["cores"] >= 1
+
+
+def test_bench_gateway_measures_the_three_paths_and_their_cpu(exported_repository: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "visionserve", "bench", "gateway", "--repository", str(exported_repository),
+           "--model", MODEL, "--concurrency", "1,2", "--duration-s", "1.2", "--warmup-s", "0.3", "--rounds", "2",
+           "--images", "6", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "bench-gateway.json").read_text())
+    assert sorted(report["cells"]) == ["1", "2"]
+    for cell in report["cells"].values():
+        for phase in ("direct", "miss", "hit"):
+            assert cell[phase]["requests"] > 0 and cell[phase]["errors"] == 0, (phase, cell[phase])
+            assert set(cell[phase]["cpu_ms"]) == {"triton", "gateway", "load generator"}
+        direct, miss, hit = (cell[p]["cpu_ms"] for p in ("direct", "miss", "hit"))
+        assert direct["triton"] > 1.0 and miss["triton"] > 1.0  # both ran the model
+        assert hit["triton"] < 0.2 * miss["triton"]  # a hit never reaches Triton
+        assert miss["gateway"] > hit["gateway"] > 0  # checks and the Triton call cost the gateway more
+        assert direct["gateway"] < 0.5 * miss["gateway"]  # the idle gateway costs next to nothing
+    ratios = report["ratios"]["1"]
+    assert ratios["gateway_cpu_ms_per_miss"] == report["cells"]["1"]["miss"]["cpu_ms"]["gateway"]
+    assert ratios["cpu_direct_over_miss"] > 0
+    assert "CPU per request" in proc.stdout and "gateway CPU ms / miss" in proc.stdout
+    assert not (tmp_path / "bench-gateway-stack.log").read_text().count("Traceback")

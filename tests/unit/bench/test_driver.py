@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bench.driver import run_closed_loop, run_serial
+from bench.driver import run_closed_loop, run_interleaved, run_serial
 
 
 def test_closed_loop_keeps_concurrency_in_flight_and_excludes_warmup() -> None:
@@ -63,3 +63,53 @@ def test_serial_reports_the_batch_size_as_concurrency() -> None:
     assert m.images == 4 * m.requests
     assert calls == list(range(len(calls)))  # one call at a time, indices in order
     assert 8 <= m.requests <= 21
+
+
+def test_the_meter_is_read_at_the_window_edges_and_reported_per_request() -> None:
+    readings: list[float] = []
+
+    def meter() -> dict[str, float]:
+        readings.append(time.perf_counter())
+        return {"gateway": 3.0 * len(readings), "triton": 0.5 * len(readings)}  # 3 s and 0.5 s per reading
+
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.01)
+
+    started = time.perf_counter()
+    m = asyncio.run(
+        run_closed_loop(send, label="t", model="m", concurrency=2, duration_s=0.3, warmup_s=0.2, meter=meter)
+    )
+    assert len(readings) == 2
+    assert readings[0] - started == pytest.approx(0.2, abs=0.05)  # the window opens after the warm-up
+    assert readings[1] - readings[0] == pytest.approx(0.3, abs=0.05)
+    assert m.cpu_ms == pytest.approx({"gateway": 3000.0 / m.requests, "triton": 500.0 / m.requests})
+
+
+def test_interleaved_rounds_add_up_their_windows_cpu() -> None:
+    calls = 0
+
+    def meter() -> dict[str, float]:
+        nonlocal calls
+        calls += 1
+        return {"gateway": float(calls)}  # every window: 1 s
+
+    async def fast(i: int) -> None:
+        await asyncio.sleep(0.005)
+
+    async def slow(i: int) -> None:
+        await asyncio.sleep(0.02)
+
+    cells = asyncio.run(run_interleaved({"a": fast, "b": slow}, model="m", concurrency=1, duration_s=0.2,
+                                        warmup_s=0.05, rounds=2, rewarm_s=0.02, meter=meter))  # fmt: skip
+    assert calls == 8  # 2 paths x 2 rounds x 2 edges
+    for m in cells.values():
+        assert m.cpu_ms == pytest.approx({"gateway": 2000.0 / m.requests})  # two 1-second windows
+    assert cells["a"].requests > cells["b"].requests
+
+
+def test_unmetered_runs_report_no_cpu() -> None:
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.005)
+
+    m = asyncio.run(run_closed_loop(send, label="t", model="m", concurrency=1, duration_s=0.05, warmup_s=0))
+    assert m.cpu_ms == {}
