@@ -114,7 +114,7 @@ class GatewaySettings(BaseSettings):
     hsts_max_age_s: int = Field(31_536_000, ge=0)
     version_poll_interval_s: float = Field(0.25, gt=0, le=0.5)
     auth_cache_ttl_s: float = Field(1.0, ge=0)
-    history_flush_interval_s: float = Field(0.05, gt=0)
+    history_flush_interval_s: float = Field(0.5, gt=0)
     history_batch_rows: int = Field(500, ge=1)
     history_queue_max: int = Field(100_000, ge=1)
     retry_after_s: int = Field(2, ge=1)
