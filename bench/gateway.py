@@ -18,7 +18,9 @@ When the benchmark starts the stack itself, it also reads the CPU time of Triton
 and the load generator at the edges of every window (``bench.cpu``) and prints what one
 request cost each of them. Client, gateway and Triton share the cores, so once they are busy
 the throughput ratio follows the ratio of those costs: the table says how much of the miss
-path's cost is the gateway's, in CPU milliseconds per request.
+path's cost is the gateway's, in CPU milliseconds per request. ``--isolate`` pins Triton to
+half of the cores and the gateway and the load generator to the other half, which measures
+the gateway as it is deployed (pods of its own) rather than as it competes for Triton's CPU.
 
 The HTTP load generator is a minimal keep-alive HTTP/1.1 client over asyncio streams with
 each request's bytes built up front: client, gateway and Triton share the machine's cores,
@@ -41,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from bench.cpu import LOAD_GENERATOR, ROLES, CpuMeter, Meter
+from bench.cpu import LOAD_GENERATOR, ROLES, CpuMeter, Meter, isolate
 from bench.driver import run_closed_loop, run_interleaved
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
 from bench.stats import Measurement, ratio
@@ -219,6 +221,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="JPEG", help="image formats to use (comma-separated, or 'all')")
     p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
     p.add_argument("--workers", type=int, default=None, help="gateway workers (default: GATEWAY_WORKERS or 1)")
+    p.add_argument("--isolate", action="store_true",
+                   help="pin Triton to the first half of the cores, the gateway and this benchmark to the rest "
+                        "(the gateway on machines of its own, as the Helm chart deploys it)")  # fmt: skip
     p.add_argument("--repository", default=None, help="model repository (default: model_repository/)")
     p.add_argument("--gateway-url", default=None, help="use this running gateway (with --api-key, --triton-url)")
     p.add_argument("--api-key", default=None, help="API key for --gateway-url")
@@ -366,6 +371,10 @@ def main(argv: list[str]) -> int:
           f"({', '.join(report['settings']['image_formats'])}), {report['machine']['cores']} cores, load average "
           f"{report['machine']['load_average_1m']}", flush=True)  # fmt: skip
     if args.gateway_url:
+        if args.isolate:
+            print("bench gateway: --isolate pins the stack it starts; it cannot be used with --gateway-url",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         if not (args.api_key and args.triton_url):
             print("bench gateway: --gateway-url needs --api-key and --triton-url", file=sys.stderr)
             return 2
@@ -375,6 +384,11 @@ def main(argv: list[str]) -> int:
         repository = Path(args.repository) if args.repository else repository_path()
         env = {"GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
         with GatewayStack(repository, log_path=out / "bench-gateway-stack.log", models=[spec.name], env=env) as stack:
+            if args.isolate:
+                assert stack.pid is not None  # the stack has started
+                plan = isolate(stack.pid)
+                report["settings"]["cores"] = {role: sorted(cores) for role, cores in plan.items()}
+                print("isolated: " + ", ".join(f"{role} on cores {sorted(c)}" for role, c in plan.items()), flush=True)
             cells = asyncio.run(_measure(stack.gateway_url, stack.api_key, stack.triton_grpc_url, spec.name, levels,
                                          images, top_k, args, meter=CpuMeter(stack.pid)))  # fmt: skip
     verdict = evaluate(cells)
