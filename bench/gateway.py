@@ -282,9 +282,9 @@ def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:
     for conc, c in sorted(cells.items()):
         for phase in PHASES:
             m = c[phase]
-            if not m.cpu_ms:
+            total = _cpu_total(m)
+            if total is None:  # not metered
                 continue
-            total = sum(m.cpu_ms.values())
             costs = [_fmt_cpu(m.cpu_ms.get(role)) for role in ROLES]
             rows.append([str(conc), phase, *costs, f"{total:.2f}", f"{total * m.requests / m.window_s / 1000:.2f}"])
     if not rows:
