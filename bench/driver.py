@@ -53,6 +53,7 @@ async def run_closed_loop(
     record: list[float] | None = None,
     meter: Meter | None = None,
     cpu_record: Reading | None = None,
+    pause_s: float = 0.0,
 ) -> Measurement:
     """Drive ``send(i)`` (i = 0, 1, 2 … across workers) from ``concurrency`` coroutines.
 
@@ -68,12 +69,16 @@ async def run_closed_loop(
         meter: read at the window's opening and closing; the Measurement reports the CPU
             spent in between per request.
         cpu_record: if given (with ``meter``), the window's CPU seconds are added to it.
+        pause_s: how long each coroutine waits after an answer before its next request (not
+            part of the latency): requests spaced like those of a slower path.
 
     Returns:
         The Measurement of the window.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if pause_s < 0:
+        raise ValueError(f"pause_s must be >= 0, got {pause_s}")
     counter = itertools.count()
     latencies: list[float] = []
     errors = 0
@@ -88,10 +93,12 @@ async def run_closed_loop(
             except Exception:  # noqa: BLE001 - counted; the benchmark reports errors, never hides them
                 if window.inside(time.perf_counter()):
                     errors += 1
-                continue
-            t1 = time.perf_counter()
-            if window.inside(t1):
-                latencies.append(t1 - t0)
+            else:
+                t1 = time.perf_counter()
+                if window.inside(t1):
+                    latencies.append(t1 - t0)
+            if pause_s:
+                await asyncio.sleep(pause_s)
 
     cpu: Reading = {}
 

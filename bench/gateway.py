@@ -8,7 +8,11 @@ In one run, for one model, at each concurrency (default 1, 2, 4, 8), closed loop
    decode-verify included), the Triton call, the cache write and a history row (``direct`` and
    ``miss`` alternate in ``--rounds`` windows, so the machine's drift hits both alike);
 3. ``hit``    — the gateway answering bytes it answered before: auth, rate limit, SHA-256,
-   cache lookup, history row; Triton is not called.
+   cache lookup, history row; Triton is not called;
+4. ``spaced hit`` (concurrency 1 only) — the same hits, each sent after a pause as long as a
+   direct request took: the gateway idles between them as it does while Triton computes a
+   miss. Its CPU per request next to the back-to-back hits' is what idling costs the next
+   request on this machine, apart from anything a miss does.
 
 Ratios and the goals this machine is held to: miss throughput ≥ 0.90 × direct, added p50
 (miss − direct) ≤ 2 ms, hit p99 ≤ 5 ms with ≥ 1000 req/s. Results go to
@@ -59,6 +63,7 @@ __all__ = ["GOALS", "HttpSender", "evaluate", "main"]
 #: The goals of issue 5 on this machine.
 GOALS = {"miss_over_direct_min": 0.90, "added_p50_ms_max": 2.0, "hit_p99_ms_max": 5.0, "hit_rps_min": 1000.0}
 PHASES = ("direct", "miss", "hit")
+SPACED_HIT = "spaced hit"
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,7 @@ def evaluate(cells: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
             "hit_over_direct": ratio(hit.throughput if hit else None, direct.throughput if direct else None),
             "gateway_cpu_ms_per_miss": miss.cpu_ms.get("gateway") if miss else None,
             "gateway_cpu_ms_per_hit": hit.cpu_ms.get("gateway") if hit else None,
+            "gateway_cpu_ms_per_spaced_hit": c[SPACED_HIT].cpu_ms.get("gateway") if SPACED_HIT in c else None,
             "cpu_direct_over_miss": ratio(_cpu_total(direct), _cpu_total(miss)),
         }
     g = GOALS
@@ -269,6 +275,14 @@ async def _measure(
             hit = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=conc)
             cells[conc]["hit"] = await run_closed_loop(hit, label="hit", concurrency=conc, **common)
             await hit.close()
+            if conc == 1:
+                pause_s = cells[conc]["direct"].p50_ms / 1000
+                print(f"concurrency 1: gateway, cache hits {pause_s * 1000:.0f} ms apart …", flush=True)
+                spaced = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=1)
+                cells[conc][SPACED_HIT] = await run_closed_loop(
+                    spaced, label=SPACED_HIT, concurrency=1, pause_s=pause_s, **common
+                )
+                await spaced.close()
     return cells
 
 
@@ -276,12 +290,28 @@ def _fmt_cpu(ms: float | None) -> str:
     return "–" if ms is None else f"{ms:.2f}"
 
 
+def _phases(cell: dict[str, Measurement]) -> list[tuple[str, Measurement]]:
+    return [(phase, cell[phase]) for phase in (*PHASES, SPACED_HIT) if phase in cell]
+
+
+def _idle_cost(cells: dict[int, dict[str, Measurement]]) -> str:
+    """One sentence: what a hit costs the gateway back to back and when it follows an idle wait."""
+    c = cells.get(1, {})
+    hit, spaced, direct = c.get("hit"), c.get(SPACED_HIT), c.get("direct")
+    if not (hit and spaced and direct and hit.cpu_ms and spaced.cpu_ms):
+        return ""
+    return (
+        f"Idle cost: a cache hit cost the gateway {hit.cpu_ms['gateway']:.2f} ms of CPU back to back and "
+        f"{spaced.cpu_ms['gateway']:.2f} ms when each followed {direct.p50_ms:.0f} ms of idling, as a miss "
+        "follows Triton's compute (same requests, same answers)."
+    )
+
+
 def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:
     """CPU milliseconds per request by role, and how many cores were busy, per cell."""
     rows = []
     for conc, c in sorted(cells.items()):
-        for phase in PHASES:
-            m = c[phase]
+        for phase, m in _phases(c):
             total = _cpu_total(m)
             if total is None:  # not metered
                 continue
@@ -296,8 +326,7 @@ def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:
 def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) -> str:
     rows = []
     for conc, c in sorted(cells.items()):
-        for phase in PHASES:
-            m = c[phase]
+        for phase, m in _phases(c):
             rows.append([str(conc), phase, fmt_rate(m.throughput), fmt_ms(m.p50_ms), fmt_ms(m.p99_ms),
                          str(m.requests), str(m.errors)])  # fmt: skip
     metered = any(v["cpu_direct_over_miss"] is not None for v in verdict["per_concurrency"].values())
@@ -316,6 +345,7 @@ def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) ->
     g, met = verdict["goals"], verdict["met"]
     mark = {True: "met", False: "NOT met"}
     cpu = _cpu_table(cells)
+    idle = _idle_cost(cells)
     return "\n".join(
         [
             markdown_table(["conc.", "path", "req/s", "p50 ms", "p99 ms", "requests", "errors"], rows, "lllrrrr"),
@@ -323,6 +353,7 @@ def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) ->
             markdown_table(heads, ratios),
             "",
             *([f"CPU per request, by process ({LOAD_GENERATOR} = this benchmark):", "", cpu, ""] if cpu else []),
+            *([idle, ""] if idle else []),
             f"- miss throughput ≥ {g['miss_over_direct_min']:.2f} × direct at every concurrency: "
             f"{mark[met['miss_throughput']]}",
             f"- added p50 ≤ {g['added_p50_ms_max']:g} ms at every concurrency: {mark[met['added_p50']]}",

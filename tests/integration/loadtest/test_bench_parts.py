@@ -91,8 +91,14 @@ def test_bench_gateway_measures_the_three_paths_and_their_cpu(exported_repositor
         assert hit["triton"] < 0.2 * miss["triton"]  # a hit never reaches Triton
         assert miss["gateway"] > hit["gateway"] > 0  # checks and the Triton call cost the gateway more
         assert direct["gateway"] < 0.5 * miss["gateway"]  # the idle gateway costs next to nothing
+    spaced = report["cells"]["1"]["spaced hit"]  # hits paced like misses, at concurrency 1 only
+    assert spaced["requests"] > 0 and spaced["errors"] == 0 and "spaced hit" not in report["cells"]["2"]
+    assert spaced["cpu_ms"]["triton"] < 0.2 * report["cells"]["1"]["miss"]["cpu_ms"]["triton"]
+    # paced one direct latency apart: far fewer per second than back-to-back hits
+    assert spaced["throughput"] < 0.5 * report["cells"]["1"]["hit"]["throughput"]
     ratios = report["ratios"]["1"]
     assert ratios["gateway_cpu_ms_per_miss"] == report["cells"]["1"]["miss"]["cpu_ms"]["gateway"]
+    assert ratios["gateway_cpu_ms_per_spaced_hit"] == spaced["cpu_ms"]["gateway"]
     assert ratios["cpu_direct_over_miss"] > 0
-    assert "CPU per request" in proc.stdout and "gateway CPU ms / miss" in proc.stdout
+    assert "CPU per request" in proc.stdout and "gateway CPU ms / miss" in proc.stdout and "Idle cost:" in proc.stdout
     assert not (tmp_path / "bench-gateway-stack.log").read_text().count("Traceback")

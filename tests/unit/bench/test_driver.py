@@ -113,3 +113,27 @@ def test_unmetered_runs_report_no_cpu() -> None:
 
     m = asyncio.run(run_closed_loop(send, label="t", model="m", concurrency=1, duration_s=0.05, warmup_s=0))
     assert m.cpu_ms == {}
+
+
+def test_a_pause_spaces_the_requests_and_stays_out_of_the_latency() -> None:
+    started: list[float] = []
+
+    async def send(i: int) -> None:
+        started.append(time.perf_counter())
+        await asyncio.sleep(0.005)
+
+    m = asyncio.run(
+        run_closed_loop(send, label="t", model="m", concurrency=1, duration_s=0.5, warmup_s=0.0, pause_s=0.03)
+    )
+    gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+    assert min(gaps) >= 0.035 - 0.002  # each request waited for the answer and the pause
+    assert 8 <= m.requests <= 15  # ~0.5 s / 35 ms, where back to back would be ~100
+    assert m.p50_ms < 25  # the 5 ms answer, not the 30 ms pause
+
+
+def test_a_negative_pause_is_refused() -> None:
+    async def send(i: int) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="pause_s"):
+        asyncio.run(run_closed_loop(send, label="t", model="m", concurrency=1, duration_s=0.1, warmup_s=0, pause_s=-1))
