@@ -300,11 +300,14 @@ def _idle_cost(cells: dict[int, dict[str, Measurement]]) -> str:
     hit, spaced, direct = c.get("hit"), c.get(SPACED_HIT), c.get("direct")
     if not (hit and spaced and direct and hit.cpu_ms and spaced.cpu_ms):
         return ""
+    background = direct.cpu_ms.get("gateway")
     return (
         f"Idle cost: a cache hit cost the gateway {hit.cpu_ms['gateway']:.2f} ms of CPU back to back and "
         f"{spaced.cpu_ms['gateway']:.2f} ms when each followed {direct.p50_ms:.0f} ms of idling, as a miss "
-        "follows Triton's compute (same requests, same answers)."
-    )
+        "follows Triton's compute (same requests, same answers)"
+        + (f"; {background:.2f} ms of that is the idle gateway's own background work (its CPU per direct request)."
+           if background is not None else ".")
+    )  # fmt: skip
 
 
 def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:

@@ -41,6 +41,7 @@ def test_the_spaced_hit_is_reported_apart_from_the_goals() -> None:
     assert verdict["met"]["hit_met_at_concurrency"] == [1]  # the spaced hits' 35 req/s do not count
     line = _idle_cost(cells)
     assert "0.90 ms of CPU back to back and 2.60 ms" in line and "25 ms of idling" in line
+    assert "0.30 ms of that is the idle gateway's own background work" in line  # direct's gateway CPU
     assert "| 1 | spaced hit |" in _table(cells, verdict)
 
 
