@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import uuid
@@ -275,8 +276,8 @@ async def _measure(
             hit = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=conc)
             cells[conc]["hit"] = await run_closed_loop(hit, label="hit", concurrency=conc, **common)
             await hit.close()
-            if conc == 1:
-                pause_s = cells[conc]["direct"].p50_ms / 1000
+            pause_s = cells[conc]["direct"].p50_ms / 1000
+            if conc == 1 and math.isfinite(pause_s):  # no pause to copy if every direct request failed
                 print(f"concurrency 1: gateway, cache hits {pause_s * 1000:.0f} ms apart …", flush=True)
                 spaced = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=1)
                 cells[conc][SPACED_HIT] = await run_closed_loop(
