@@ -15,14 +15,13 @@ saw is wrong, however fast.
 from __future__ import annotations
 
 import json
-import random
 
-from locust import FastHttpUser, task
+from locust import task
 from urllib3.filepost import encode_multipart_formdata
 
 from loadtest.checks import check_gateway_answer
-from loadtest.images import ImagePicker, Pick
-from loadtest.options import workload_for
+from loadtest.http_user import WorkloadHttpUser, status_failure
+from loadtest.images import Pick
 from visionserve.settings import DEFAULT_GATEWAY_PORT
 
 __all__ = ["CLASSIFY_PATH", "GatewayUser"]
@@ -32,23 +31,18 @@ _RATE_HINT = " (the key's rate limit: raise GATEWAY_RATE_PER_S / GATEWAY_RATE_BU
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
 
 
-class GatewayUser(FastHttpUser):
+class GatewayUser(WorkloadHttpUser):
     """A client of the gateway's HTTP API (one keep-alive connection per user)."""
 
     host = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 
-    def wait_time(self) -> float:
-        return self.workload.settings.think_time_s
-
     def on_start(self) -> None:
-        self.workload = workload_for(self.environment)
         if not self.workload.settings.api_key:
             raise RuntimeError(
                 "GatewayUser needs an API key: --api-key or VISIONSERVE_API_KEY "
                 "(create one with `visionserve keys create --name loadtest`)"
             )
-        self.rng = random.Random()
-        self.picker: ImagePicker = self.workload.picker()
+        super().on_start()
         self.headers = {"Authorization": f"Bearer {self.workload.settings.api_key}"}
 
     def _body(self, model: str, pick: Pick) -> tuple[bytes, str]:
@@ -71,12 +65,11 @@ class GatewayUser(FastHttpUser):
             data=body,
             headers={**self.headers, "Content-Type": content_type},
             name=name,
-            timeout=self.workload.settings.timeout_s,
             catch_response=True,
         ) as response:
             if response.status_code != 200:
                 hint = _RATE_HINT if response.status_code == 429 else ""
-                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}{hint}")
+                response.failure(status_failure(response) + hint)
                 return
             try:
                 check_gateway_answer(json.loads(response.content), model=model, fresh=not pick.repeated,

@@ -10,13 +10,10 @@ Locust times exactly the HTTP exchange. Every answer's top-k is checked like the
 
 from __future__ import annotations
 
-import random
-
 import tritonclient.http as httpclient
-from locust import FastHttpUser, task
+from locust import task
 
-from loadtest.images import ImagePicker
-from loadtest.options import workload_for
+from loadtest.http_user import WorkloadHttpUser, status_failure
 from loadtest.triton_request import classification_request, predictions_of
 from visionserve.settings import DEFAULT_HTTP_PORT
 
@@ -26,18 +23,10 @@ __all__ = ["HEADER_LENGTH", "TritonHttpUser"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-class TritonHttpUser(FastHttpUser):
+class TritonHttpUser(WorkloadHttpUser):
     """Classifies images with Triton's ensembles over HTTP (one keep-alive connection per user)."""
 
     host = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
-
-    def wait_time(self) -> float:
-        return self.workload.settings.think_time_s
-
-    def on_start(self) -> None:
-        self.workload = workload_for(self.environment)
-        self.rng = random.Random()
-        self.picker: ImagePicker = self.workload.picker()
 
     @task
     def classify(self) -> None:
@@ -53,11 +42,10 @@ class TritonHttpUser(FastHttpUser):
             data=body,
             headers=headers,
             name=f"{model} {'repeat' if pick.repeated else 'fresh'}",
-            timeout=self.workload.settings.timeout_s,
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                response.failure(status_failure(response))
                 return
             try:
                 length = response.headers.get(HEADER_LENGTH)

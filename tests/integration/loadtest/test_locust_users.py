@@ -8,13 +8,17 @@ whose answers are wrong, or slower than its threshold, must fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -136,3 +140,37 @@ def test_ui_serves_locusts_web_ui_and_stops_on_sigterm(triton: TritonServer, tmp
             proc.wait()
     gone, alive = psutil.wait_procs(locust, timeout=10)
     assert alive == []
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """An HTTP port that accepts connections and reads requests but never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_http_users_give_up_after_the_request_timeout(silent_server: str, tmp_path: Path) -> None:
+    args = ["--target", "http", "--host", silent_server, "--users", "2", "--spawn-rate", "2", "--duration", "5s",
+            "--request-timeout-s", "1"]  # fmt: skip
+    proc, summary = _loadtest(args, tmp_path)
+    assert proc.returncode == 1  # every request failed
+    total = next(r for r in summary["rows"] if r["name"] == "Aggregated")
+    # two users for 5 s, each request abandoned after 1 s (Locust's own default would wait 60 s)
+    assert 4 <= total["failures"] == total["requests"] <= 12, summary
+    assert summary["failures"] and all("timed out" in f["error"].lower() for f in summary["failures"]), summary
