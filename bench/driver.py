@@ -131,12 +131,14 @@ async def run_interleaved(
     rounds: int = 3,
     rewarm_s: float = 1.0,
     meter: Meter | None = None,
+    pauses: dict[str, float] | None = None,
 ) -> dict[str, Measurement]:
     """Measure several paths in alternating rounds, so drift on a shared machine hits them alike.
 
     Each path gets ``rounds`` windows of ``duration_s / rounds`` (the first after ``warmup_s``,
     later ones after ``rewarm_s``, as the queues refill), and one Measurement over all of them
-    (with ``meter``, the CPU of all its windows per request).
+    (with ``meter``, the CPU of all its windows per request). ``pauses`` gives a path a
+    ``pause_s`` between its requests (see ``run_closed_loop``).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -148,7 +150,7 @@ async def run_interleaved(
             m = await run_closed_loop(
                 send, label=key, model=model, concurrency=concurrency, duration_s=duration_s / rounds,
                 warmup_s=warmup_s if r == 0 else min(warmup_s, rewarm_s), record=latencies[key],
-                meter=meter, cpu_record=cpu[key],
+                meter=meter, cpu_record=cpu[key], pause_s=(pauses or {}).get(key, 0.0),
             )  # fmt: skip
             errors[key] += m.errors
     return {

@@ -9,10 +9,11 @@ In one run, for one model, at each concurrency (default 1, 2, 4, 8), closed loop
    ``miss`` alternate in ``--rounds`` windows, so the machine's drift hits both alike);
 3. ``hit``    — the gateway answering bytes it answered before: auth, rate limit, SHA-256,
    cache lookup, history row; Triton is not called;
-4. ``spaced hit`` (concurrency 1 only) — the same hits, each sent after a pause as long as a
-   direct request took: the gateway idles between them as it does while Triton computes a
-   miss. Its CPU per request next to the back-to-back hits' is what idling costs the next
-   request on this machine, apart from anything a miss does.
+4. ``spaced hit`` (concurrency 1 only, alternating with ``hit`` in ``--rounds`` windows) — the
+   same hits, each sent after a pause as long as a direct request took: the gateway idles
+   between them as it does while Triton computes a miss. Its CPU per request next to the
+   back-to-back hits' is what idling costs the next request on this machine, apart from
+   anything a miss does.
 
 Ratios and the goals this machine is held to: miss throughput ≥ 0.90 × direct, added p50
 (miss − direct) ≤ 2 ms, hit p99 ≤ 5 ms with ≥ 1000 req/s. Results go to
@@ -266,7 +267,6 @@ async def _measure(
                 await run_interleaved({"direct": direct, "miss": miss}, concurrency=conc, rounds=args.rounds, **common)
             )
             await miss.close()
-            print(f"concurrency {conc}: gateway, cache hit …", flush=True)
             repeats = DistinctImages(images, distinct=False)
             prime = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=None, connections=1)
             for _ in range(max(2, args.workers or 1) * 2):  # every worker's cache (in-process LRU) sees each image
@@ -274,16 +274,20 @@ async def _measure(
                     await prime(i)
             await prime.close()
             hit = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=conc)
-            cells[conc]["hit"] = await run_closed_loop(hit, label="hit", concurrency=conc, **common)
-            await hit.close()
             pause_s = cells[conc]["direct"].p50_ms / 1000
             if conc == 1 and math.isfinite(pause_s):  # no pause to copy if every direct request failed
-                print(f"concurrency 1: gateway, cache hits {pause_s * 1000:.0f} ms apart …", flush=True)
+                print(f"concurrency 1: back-to-back hits and hits {pause_s * 1000:.0f} ms apart, {args.rounds} "
+                      "alternating rounds …", flush=True)  # fmt: skip
                 spaced = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=1)
-                cells[conc][SPACED_HIT] = await run_closed_loop(
-                    spaced, label=SPACED_HIT, concurrency=1, pause_s=pause_s, **common
+                cells[conc].update(
+                    await run_interleaved({"hit": hit, SPACED_HIT: spaced}, concurrency=1, rounds=args.rounds,
+                                          pauses={SPACED_HIT: pause_s}, **common)  # fmt: skip
                 )
                 await spaced.close()
+            else:
+                print(f"concurrency {conc}: gateway, cache hit …", flush=True)
+                cells[conc]["hit"] = await run_closed_loop(hit, label="hit", concurrency=conc, **common)
+            await hit.close()
     return cells
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -137,3 +138,21 @@ def test_a_negative_pause_is_refused() -> None:
 
     with pytest.raises(ValueError, match="pause_s"):
         asyncio.run(run_closed_loop(send, label="t", model="m", concurrency=1, duration_s=0.1, warmup_s=0, pause_s=-1))
+
+
+def test_interleaved_paths_take_their_own_pause() -> None:
+    sent = {"busy": 0, "spaced": 0}
+
+    def sender(key: str) -> Callable[[int], Awaitable[None]]:
+        async def send(i: int) -> None:
+            sent[key] += 1
+            await asyncio.sleep(0.002)
+
+        return send
+
+    out = asyncio.run(
+        run_interleaved({k: sender(k) for k in sent}, model="m", concurrency=1, duration_s=0.4, warmup_s=0.0,
+                        rounds=2, rewarm_s=0.0, pauses={"spaced": 0.02})  # fmt: skip
+    )
+    assert out["busy"].requests > 3 * out["spaced"].requests > 0  # ~2 ms apart vs ~22 ms apart
+    assert out["spaced"].p50_ms < 15  # the pause is not latency
