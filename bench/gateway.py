@@ -64,8 +64,9 @@ __all__ = ["GOALS", "HttpSender", "evaluate", "main"]
 
 #: The goals of issue 5 on this machine.
 GOALS = {"miss_over_direct_min": 0.90, "added_p50_ms_max": 2.0, "hit_p99_ms_max": 5.0, "hit_rps_min": 1000.0}
-PHASES = ("direct", "miss", "hit")
 SPACED_HIT = "spaced hit"
+#: Cells in the order tables show them (``spaced hit`` at concurrency 1 only).
+PHASES = ("direct", "miss", "hit", SPACED_HIT)
 
 
 @dataclass(frozen=True)
@@ -274,8 +275,8 @@ async def _measure(
                     await prime(i)
             await prime.close()
             hit = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=conc)
-            pause_s = cells[conc]["direct"].p50_ms / 1000
-            if conc == 1 and math.isfinite(pause_s):  # no pause to copy if every direct request failed
+            pause_s = cells[conc]["direct"].p50_ms / 1000  # NaN if every direct request failed: no pause to copy
+            if conc == 1 and math.isfinite(pause_s):
                 print(f"concurrency 1: back-to-back hits and hits {pause_s * 1000:.0f} ms apart, {args.rounds} "
                       "alternating rounds …", flush=True)  # fmt: skip
                 spaced = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=1)
@@ -296,23 +297,21 @@ def _fmt_cpu(ms: float | None) -> str:
 
 
 def _phases(cell: dict[str, Measurement]) -> list[tuple[str, Measurement]]:
-    return [(phase, cell[phase]) for phase in (*PHASES, SPACED_HIT) if phase in cell]
+    return [(phase, cell[phase]) for phase in PHASES if phase in cell]
 
 
 def _idle_cost(cells: dict[int, dict[str, Measurement]]) -> str:
     """One sentence: what a hit costs the gateway back to back and when it follows an idle wait."""
     c = cells.get(1, {})
     hit, spaced, direct = c.get("hit"), c.get(SPACED_HIT), c.get("direct")
-    if not (hit and spaced and direct and hit.cpu_ms and spaced.cpu_ms):
-        return ""
-    background = direct.cpu_ms.get("gateway")
+    if not (hit and spaced and direct and all("gateway" in m.cpu_ms for m in (hit, spaced, direct))):
+        return ""  # not metered, or the gateway's processes were not
     return (
         f"Idle cost: a cache hit cost the gateway {hit.cpu_ms['gateway']:.2f} ms of CPU back to back and "
         f"{spaced.cpu_ms['gateway']:.2f} ms when each followed {direct.p50_ms:.0f} ms of idling, as a miss "
-        "follows Triton's compute (same requests, same answers)"
-        + (f"; {background:.2f} ms of that is the idle gateway's own background work (its CPU per direct request)."
-           if background is not None else ".")
-    )  # fmt: skip
+        f"follows Triton's compute (same requests, same answers); {direct.cpu_ms['gateway']:.2f} ms of that is "
+        "the idle gateway's own background work (its CPU per direct request)."
+    )
 
 
 def _cpu_table(cells: dict[int, dict[str, Measurement]]) -> str:

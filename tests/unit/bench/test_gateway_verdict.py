@@ -49,3 +49,6 @@ def test_no_idle_line_without_metered_spaced_hits() -> None:
     assert _idle_cost({1: _cell(38.0, 26.5)}) == ""
     unmetered = {1: {**_cell(38.0, 26.5), SPACED_HIT: Measurement(SPACED_HIT, "m", 1, 5, 5, 0, 1.0, 5.0, 1, 1, 1)}}
     assert _idle_cost(unmetered) == ""
+    client_only = {k: Measurement(k, "m", 1, 5, 5, 0, 1.0, 5.0, 1, 1, 1, {"load generator": 0.1})
+                   for k in ("direct", "hit", SPACED_HIT)}  # fmt: skip
+    assert _idle_cost({1: client_only}) == ""  # a meter without the stack: no gateway figures to compare
