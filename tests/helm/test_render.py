@@ -13,6 +13,13 @@ from helm.chart import Rendered, render
 from helm.schema import CHART_DIR
 from tests.helm.conftest import VALUE_SETS
 
+GATEWAY_PEER = {"podSelector": {"matchLabels": {
+    "app.kubernetes.io/name": "visionserve",
+    "app.kubernetes.io/instance": "demo",
+    "app.kubernetes.io/component": "gateway",
+}}}  # fmt: skip
+PUBLISHER_PEER = {"podSelector": {"matchLabels": {"visionserve.io/publisher": "true"}}}
+
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     return doc["spec"]["template"]["spec"]
@@ -269,11 +276,7 @@ def test_ingress_and_network_policy(rendered_sets: dict[str, Rendered]) -> None:
     triton_np = rendered.one("NetworkPolicy", "triton")
     serving, metrics = triton_np["spec"]["ingress"]
     assert {p["port"] for p in serving["ports"]} == {8000, 8001}
-    assert serving["from"] == [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "visionserve",
-        "app.kubernetes.io/instance": "demo",
-        "app.kubernetes.io/component": "gateway",
-    }}}]  # fmt: skip
+    assert serving["from"] == [GATEWAY_PEER, PUBLISHER_PEER]
     assert metrics["ports"] == [{"port": 8002, "protocol": "TCP"}]
     assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "monitoring"
@@ -289,9 +292,29 @@ def test_ingress_and_network_policy(rendered_sets: dict[str, Rendered]) -> None:
     assert "https://vision.example.com/" in rendered.notes
 
 
-def test_default_network_policy_leaves_triton_open_to_direct_clients(default_render: Rendered) -> None:
-    serving = default_render.one("NetworkPolicy", "triton")["spec"]["ingress"][0]
+def test_default_network_policy_lets_only_the_gateway_and_publishers_reach_triton(default_render: Rendered) -> None:
+    # Issue 12: a caller who reaches Triton directly skips keys, limits and upload checks.
+    serving, metrics = default_render.one("NetworkPolicy", "triton")["spec"]["ingress"]
+    assert {p["port"] for p in serving["ports"]} == {8000, 8001}
+    assert serving["from"] == [GATEWAY_PEER, PUBLISHER_PEER]
+    assert metrics["ports"] == [{"port": 8002, "protocol": "TCP"}]
+    assert "only the gateway" in default_render.notes
+    assert "WARNING: Triton's HTTP/gRPC ports are open" not in default_render.notes
+
+
+def test_triton_opened_to_the_cluster_on_purpose_renders_no_peer_list_and_warns() -> None:
+    rendered = render({"networkPolicy": {"tritonFromGatewayOnly": False}})
+    serving = rendered.one("NetworkPolicy", "triton")["spec"]["ingress"][0]
     assert "from" not in serving
+    assert "WARNING: Triton's HTTP/gRPC ports are open to every pod" in rendered.notes
+
+
+def test_publishers_can_be_replaced_or_removed() -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ci"}}}
+    custom = render({"networkPolicy": {"tritonPublishersFrom": [peer]}})
+    assert custom.one("NetworkPolicy", "triton")["spec"]["ingress"][0]["from"] == [GATEWAY_PEER, peer]
+    none = render({"networkPolicy": {"tritonPublishersFrom": []}})
+    assert none.one("NetworkPolicy", "triton")["spec"]["ingress"][0]["from"] == [GATEWAY_PEER]
 
 
 def test_notes_tell_how_to_reach_everything_and_create_the_first_key(default_render: Rendered) -> None:
