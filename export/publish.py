@@ -33,6 +33,7 @@ from export.repository import (
     write_composing_configs,
     write_ensemble_config,
 )
+from serving.launcher import read_repository_key, repository_key_headers
 from visionserve.catalog import ModelSpec
 from visionserve.errors import RepositoryError, ServerError
 
@@ -54,13 +55,20 @@ def _print(msg: str) -> None:
 
 
 class TritonControl:
-    """The few repository-API calls publishing needs, over gRPC (tritonclient)."""
+    """The few repository-API calls publishing needs, over gRPC (tritonclient).
 
-    def __init__(self, url: str, timeout_s: float = 300.0) -> None:
+    Every repository-API call carries the repository key (``key``, else
+    ``$VISIONSERVE_TRITON_REPOSITORY_KEY``, else the file ``visionserve serve`` wrote), so
+    publishing works against a server whose repository API is restricted; an open server
+    ignores the header.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 300.0, key: str | None = None) -> None:
         import tritonclient.grpc as grpcclient
 
         self.url = url
         self.timeout_s = timeout_s
+        self._headers = repository_key_headers(key or read_repository_key(), "grpc")
         self._client = grpcclient.InferenceServerClient(url)
 
     @classmethod
@@ -77,16 +85,31 @@ class TritonControl:
         return None
 
     def loaded(self) -> set[str]:
-        index = self._client.get_model_repository_index(as_json=True).get("models", [])
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            answer = self._client.get_model_repository_index(headers=self._headers, as_json=True)
+        except InferenceServerException as exc:
+            message = f"Triton at {self.url} refused its repository index: {exc.message()}{self._hint(exc)}"
+            raise ServerError(message) from None
+        index = answer.get("models", [])
         return {m["name"] for m in index if m.get("state") == "READY"}
 
     def load(self, name: str) -> None:
         from tritonclient.utils import InferenceServerException
 
         try:
-            self._client.load_model(name, client_timeout=self.timeout_s)
+            self._client.load_model(name, headers=self._headers, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
-            raise ServerError(f"Triton at {self.url} failed to load {name}: {exc.message()}") from None
+            raise ServerError(f"Triton at {self.url} failed to load {name}: {exc.message()}{self._hint(exc)}") from None
+
+    def _hint(self, exc: Exception) -> str:
+        if "restricted" not in str(exc):
+            return ""
+        return (
+            " (its model-repository API is restricted: set VISIONSERVE_TRITON_REPOSITORY_KEY to the key "
+            "in the server's .state/triton_repository_key)"
+        )
 
     def ready(self, name: str, version: int | None = None) -> bool:
         try:

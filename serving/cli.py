@@ -3,11 +3,19 @@
 By default it loads, for every catalog entry, the ensemble, its preprocessing model and the
 backbone of its ``serve_format``; ``--models`` picks entries, ``--all-formats`` adds every
 exported twin (SavedModel, TorchScript) of the picked entries.
+
+Triton listens on 127.0.0.1 only unless ``--listen`` says otherwise (``--listen 0.0.0.0``
+opens HTTP, gRPC and metrics to the network). ``--repository-api restricted`` (the default
+whenever it listens beyond loopback) makes Triton's model-repository API (index, load,
+unload) answer only callers with a key, which is written to ``.state/triton_repository_key``
+(mode 0600) for ``make export`` on this machine; elsewhere, set
+``VISIONSERVE_TRITON_REPOSITORY_KEY`` to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -15,7 +23,15 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from serving.launcher import DEFAULT_CACHE_SIZE_BYTES, TritonServer
+from serving.launcher import (
+    DEFAULT_CACHE_SIZE_BYTES,
+    DEFAULT_REPOSITORY_KEY_PATH,
+    LOOPBACK,
+    REPOSITORY_KEY_ENV,
+    TritonServer,
+    is_loopback,
+    write_repository_key,
+)
 from visionserve.catalog import Catalog, load_catalog
 from visionserve.settings import (
     DEFAULT_GRPC_PORT,
@@ -25,7 +41,7 @@ from visionserve.settings import (
     repository_path,
 )
 
-__all__ = ["main", "parse_bytes", "select_models"]
+__all__ = ["main", "parse_bytes", "repository_api_key", "select_models"]
 
 DEFAULT_LOG_PATH = PROJECT_ROOT / ".state" / "tritonserver.log"
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20}
@@ -62,12 +78,53 @@ def select_models(catalog: Catalog, names: str | None, all_formats: bool) -> lis
     return models
 
 
+def repository_api_key(mode: str | None, listen: str, key_file: Path) -> str | None:
+    """The key that restricts the repository API for this run, or None to leave it open.
+
+    ``mode`` None means the default: restricted when ``listen`` reaches beyond this machine,
+    open on loopback (where the gateway and ``visionserve models`` read the index without a
+    key). A restricted run takes ``$VISIONSERVE_TRITON_REPOSITORY_KEY`` when set, else a new
+    random key, and writes it to ``key_file`` (0600) so publishers on this machine find it.
+    """
+    restricted = (not is_loopback(listen)) if mode is None else mode == "restricted"
+    if not restricted:
+        return None
+    key = os.environ.get(REPOSITORY_KEY_ENV, "").strip()
+    if not key:
+        return write_repository_key(key_file)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    os.chmod(key_file, 0o600)  # an older file may have had wider permissions
+    return key
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="visionserve serve", description=__doc__.splitlines()[0])
     p.add_argument("--repository", type=Path, default=None, help="model repository (default: model_repository/)")
     p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
     p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
     p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
+    p.add_argument(
+        "--listen",
+        default=LOOPBACK,
+        metavar="ADDRESS",
+        help="address HTTP, gRPC and metrics bind to (default 127.0.0.1: this machine only; 0.0.0.0 opens it)",
+    )
+    p.add_argument(
+        "--repository-api",
+        choices=("restricted", "open"),
+        default=None,
+        help="restricted: the model-repository API (index, load, unload) needs the key written to "
+        "--repository-key-file; default: restricted unless --listen is a loopback address",
+    )
+    p.add_argument(
+        "--repository-key-file",
+        type=Path,
+        default=DEFAULT_REPOSITORY_KEY_PATH,
+        help="where a restricted run writes its key (mode 0600)",
+    )
     p.add_argument("--models", default=None, help="catalog entries to load, comma-separated (default: all)")
     p.add_argument(
         "--all-formats",
@@ -102,6 +159,8 @@ def main(argv: list[str]) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         models=select_models(catalog, args.models, args.all_formats),
+        listen_address=args.listen,
+        repository_api_key=repository_api_key(args.repository_api, args.listen, args.repository_key_file),
         cache_size_bytes=args.cache_size,
         exit_timeout_s=args.exit_timeout,
         log_path=args.log_file,
@@ -125,7 +184,14 @@ def main(argv: list[str]) -> int:
             f"ready in {server.ready_time_s:.1f} s: {len(server.models)} models: "
             f"{', '.join(server.models)}\n"
             f"  HTTP    http://{server.http_url}\n  gRPC    {server.grpc_url}\n"
-            f"  metrics {server.metrics_url}\nCtrl-C stops it.",
+            f"  metrics {server.metrics_url}\n  listening on {args.listen}"
+            + (" (this machine only)" if is_loopback(args.listen) else "")
+            + (
+                f"; model-repository API restricted (key in {args.repository_key_file})"
+                if server.repository_api_key
+                else "; model-repository API open"
+            )
+            + "\nCtrl-C stops it.",
             flush=True,
         )
         while not stop.wait(0.5):

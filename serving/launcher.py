@@ -34,18 +34,36 @@ from serving.install import find_install, server_environment
 from serving.model_config import item_bytes, list_models, read_model_config
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
+from visionserve.settings import PROJECT_ROOT
 
 __all__ = [
     "DEFAULT_CACHE_SIZE_BYTES",
+    "DEFAULT_REPOSITORY_KEY_PATH",
+    "LOOPBACK",
     "MIN_SHM_BYTES",
+    "REPOSITORY_KEY_ENV",
+    "REPOSITORY_KEY_HEADER",
     "TritonServer",
     "default_models",
     "free_port",
     "free_ports",
+    "is_loopback",
+    "read_repository_key",
+    "repository_key_headers",
     "shm_byte_sizes",
+    "write_repository_key",
 ]
 
 DEFAULT_CACHE_SIZE_BYTES = 256 * 2**20
+#: Where Triton listens unless told otherwise: nothing off this machine reaches it (issue 12).
+LOOPBACK = "127.0.0.1"
+#: The header that unlocks Triton's model-repository API when it is restricted. Over HTTP it is
+#: sent as is; over gRPC Triton expects it as ``triton-grpc-protocol-<header>`` metadata.
+REPOSITORY_KEY_HEADER = "visionserve-repository-key"
+#: The environment variable a publisher reads the key from (before the state file).
+REPOSITORY_KEY_ENV = "VISIONSERVE_TRITON_REPOSITORY_KEY"
+#: The file ``visionserve serve`` writes the key to (0600), for ``make export`` on the same machine.
+DEFAULT_REPOSITORY_KEY_PATH = PROJECT_ROOT / ".state" / "triton_repository_key"
 #: The python backend's own default region size (1 MiB); never go below it.
 MIN_SHM_BYTES = 2**20
 #: Extra seconds after --exit-timeout-secs before the process group is SIGKILLed.
@@ -84,6 +102,56 @@ def _port_taken(port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` is only reachable from this machine (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def write_repository_key(path: Path = DEFAULT_REPOSITORY_KEY_PATH) -> str:
+    """A new random repository-API key, written to ``path`` with mode 0600 (replacing any old one).
+
+    Written to a temporary file created 0600 and renamed over ``path``, so the key is never
+    readable by others, not even for a moment, and a reader never sees half a key.
+    """
+    import secrets
+
+    key = secrets.token_urlsafe(32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    os.replace(tmp, path)
+    return key
+
+
+def read_repository_key(path: Path = DEFAULT_REPOSITORY_KEY_PATH) -> str | None:
+    """The repository-API key a publisher sends: ``$VISIONSERVE_TRITON_REPOSITORY_KEY``, else ``path``'s text."""
+    key = os.environ.get(REPOSITORY_KEY_ENV, "").strip()
+    if key:
+        return key
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def repository_key_headers(key: str | None, protocol: str = "grpc") -> dict[str, str]:
+    """The request headers that carry ``key`` to a restricted repository API (none when ``key`` is None)."""
+    if not key:
+        return {}
+    name = f"triton-grpc-protocol-{REPOSITORY_KEY_HEADER}" if protocol == "grpc" else REPOSITORY_KEY_HEADER
+    return {name: key}
 
 
 def default_models(catalog: Catalog, repository: Path) -> list[str]:
@@ -140,6 +208,11 @@ class TritonServer:
         grpc_port: gRPC port.
         metrics_port: Prometheus metrics port.
         models: the models to load; every model in the repository when None.
+        listen_address: the address HTTP, gRPC and metrics bind to; loopback by default, so only
+            this machine reaches the server (``"0.0.0.0"`` opens it to the network).
+        repository_api_key: when set, Triton's model-repository API (index, load, unload) over
+            HTTP and gRPC answers only requests carrying this key in ``REPOSITORY_KEY_HEADER``
+            (Triton's restricted-API options); None leaves it open.
         cache_size_bytes: size of the local response cache; 0 turns the cache off.
         exit_timeout_s: ``--exit-timeout-secs``: how long Triton waits for in-flight work on stop.
         log_path: where the server's log goes; a temporary file when None.
@@ -154,6 +227,8 @@ class TritonServer:
         grpc_port: int = 8001,
         metrics_port: int = 8002,
         models: list[str] | None = None,
+        listen_address: str = LOOPBACK,
+        repository_api_key: str | None = None,
         cache_size_bytes: int = DEFAULT_CACHE_SIZE_BYTES,
         exit_timeout_s: int = 5,
         log_path: Path | None = None,
@@ -164,6 +239,8 @@ class TritonServer:
         self.grpc_port = grpc_port
         self.metrics_port = metrics_port
         self._requested = list(models) if models is not None else None
+        self.listen_address = listen_address
+        self.repository_api_key = repository_api_key
         self.cache_size_bytes = cache_size_bytes
         self.exit_timeout_s = exit_timeout_s
         self._log_path = Path(log_path) if log_path else None
@@ -181,19 +258,25 @@ class TritonServer:
         return self._repository
 
     @property
+    def _connect_host(self) -> str:
+        # A wildcard bind is reached on loopback; a bind to one address only on that address.
+        wildcard = self.listen_address in ("0.0.0.0", "::", "")
+        return LOOPBACK if wildcard or is_loopback(self.listen_address) else self.listen_address
+
+    @property
     def http_url(self) -> str:
         """``host:port`` as tritonclient.http expects it."""
-        return f"127.0.0.1:{self.http_port}"
+        return f"{self._connect_host}:{self.http_port}"
 
     @property
     def grpc_url(self) -> str:
         """``host:port`` as tritonclient.grpc expects it."""
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self._connect_host}:{self.grpc_port}"
 
     @property
     def metrics_url(self) -> str:
         """The Prometheus endpoint."""
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return f"http://{self._connect_host}:{self.metrics_port}/metrics"
 
     @property
     def pid(self) -> int | None:
@@ -250,6 +333,10 @@ class TritonServer:
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
             f"--metrics-port={self.metrics_port}",
+            f"--http-address={self.listen_address}",
+            f"--grpc-address={self.listen_address}",
+            f"--metrics-address={self.listen_address}",
+            *self._restricted_api_args(),
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--strict-readiness=true",
             f"--backend-config=python,shm-default-byte-size={default_shm}",
@@ -303,6 +390,13 @@ class TritonServer:
             self._backend_dir = None
 
     # -- helpers ------------------------------------------------------------------------
+    def _restricted_api_args(self) -> list[str]:
+        # 2.51's syntax is <apis>:<header>=<value> (its --help text says "," but rejects it).
+        if not self.repository_api_key:
+            return []
+        rule = f"model-repository:{REPOSITORY_KEY_HEADER}={self.repository_api_key}"
+        return [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
+
     def _check_repository(self) -> list[str]:
         available = list_models(self._repository)
         if not available:
