@@ -1,0 +1,164 @@
+"""Fault drills: Triton SIGKILLed, Redis stopped, PostgreSQL restarted, each under steady load."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from drills.history_check import history_rows
+from drills.load import LoadLoop, unique_jpeg
+from drills.report import DrillResult
+from drills.stack import DrillStack
+
+__all__ = ["postgres_restart", "redis_restart", "triton_kill"]
+
+#: Seconds the history writer may take to write queued rows (flush interval 0.5 s, with margin).
+HISTORY_SETTLE_S = 3.0
+
+
+def _user(stack: DrillStack, prefix: str) -> tuple[str, str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    return name, stack.key(name)
+
+
+def triton_kill(stack: DrillStack, *, outage_s: float = 3.0, after_s: float = 10.0) -> DrillResult:
+    """SIGKILL Triton under load, restart it; 503 + Retry-After meanwhile, back within 10 s, no row lost."""
+    user, key = _user(stack, "triton-kill")
+    admin = stack.key(f"admin-{uuid.uuid4().hex[:6]}", "admin")
+    load = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
+    try:
+        time.sleep(2.0)
+        killed_at = time.monotonic() - load.t0
+        stack.kill_triton()
+        time.sleep(outage_s)
+        restart_at = time.monotonic() - load.t0
+        stack.start_triton()
+        ready_at = time.monotonic() - load.t0
+        time.sleep(after_s)
+    finally:
+        samples = load.stop()
+    time.sleep(HISTORY_SETTLE_S)
+    with stack.client(admin) as http:
+        rows = history_rows(http, user)
+    outage = [s for s in samples if killed_at + 0.5 < s.t_s < restart_at]
+    outage_503 = [s for s in outage if s.status == 503 and s.retry_after]
+    wrong = sorted({s.status for s in outage if s.status not in (200, 503)})
+    ok_after = [s for s in samples if s.t_s >= ready_at and s.status == 200]
+    recovered_s = (ok_after[0].t_s + ok_after[0].latency_s - ready_at) if ok_after else float("inf")
+    tail = [s for s in samples if s.t_s >= ready_at + 10.0]
+    recorded = [s for s in samples if s.status == 200 or s.status >= 500]
+    ids = {r["request_id"] for r in rows}
+    lost = [s for s in recorded if s.request_id not in ids]
+    no_answer = [s for s in samples if s.status == 0]
+    figure = (
+        f"{len(samples)} requests; outage {restart_at - killed_at:.1f} s: {len(outage_503)}/{len(outage)} "
+        f"answered 503 + Retry-After (other: {wrong or 'none'}); first 200 {recovered_s:.2f} s after Triton "
+        f"ready (restart took {ready_at - restart_at:.1f} s); history rows {len(rows)} for {len(recorded)} "
+        f"answered + failed requests, {len(lost)} lost; {len(no_answer)} without an answer"
+    )
+    return DrillResult.judge(
+        "Triton SIGKILL",
+        f"SIGKILL tritonserver under 2 closed-loop senders, {outage_s:g} s down, restarted",
+        figure,
+        {
+            "503 + Retry-After during the outage": bool(outage) and len(outage_503) == len(outage),
+            "recovered within 10 s of ready": recovered_s <= 10.0,
+            "all 200 after recovery": all(s.status == 200 for s in tail),
+            "0 history rows lost": not lost,
+            "every request answered": not no_answer,
+        },
+    )
+
+
+def redis_restart(stack: DrillStack, *, outage_s: float = 3.0) -> DrillResult:
+    """Stop Redis under load and start it again: requests keep succeeding uncached; caching resumes."""
+    _user_name, key = _user(stack, "redis")
+    probe = unique_jpeg()
+
+    def cached_twice(http_key: str) -> tuple[int, bool | None]:
+        with stack.client(http_key) as http:
+            codes = []
+            cached = None
+            for _ in range(2):
+                r = http.post("/v1/classify", files={"image": ("p.jpg", probe)}, data={"model": stack.model})
+                codes.append(r.status_code)
+                cached = r.json().get("cached") if r.status_code == 200 else None
+            return max(codes), cached
+
+    before = cached_twice(key)
+    load = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
+    try:
+        time.sleep(1.5)
+        down_at = time.monotonic() - load.t0
+        stack.redis.stop()
+        time.sleep(outage_s)
+        up_at = time.monotonic() - load.t0
+        # The same image twice while Redis is down: both answered by Triton (no cache to hit).
+        during = cached_twice(key)
+        stack.redis.start()
+        time.sleep(2.5)  # redis_retry_s (1 s) + a poll
+    finally:
+        samples = load.stop()
+    probe = unique_jpeg()
+    after = cached_twice(key)
+    outage = [s for s in samples if down_at < s.t_s < up_at]
+    ok = [s for s in outage if s.status == 200]
+    figure = (
+        f"{len(samples)} requests; Redis down {up_at - down_at:.1f} s: {len(ok)}/{len(outage)} answered 200, "
+        f"{sum(1 for s in outage if s.cached)} cached; repeat while down cached={during[1]}; "
+        f"repeat before cached={before[1]}, after restart cached={after[1]}"
+    )
+    return DrillResult.judge(
+        "Redis restart",
+        f"stop redis-server under 2 closed-loop senders for {outage_s:g} s, start it again",
+        figure,
+        {
+            "caching before": before[1] is True,
+            "every request during the outage 200": bool(outage) and len(ok) == len(outage),
+            "uncached during the outage": during == (200, False),
+            "caching resumes": after == (200, True),
+        },
+    )
+
+
+def postgres_restart(stack: DrillStack, *, outage_s: float = 3.0, after_s: float = 5.0) -> DrillResult:
+    """Restart PostgreSQL under load: no 200 without its history row; the gateway reconnects by itself."""
+    user, key = _user(stack, "pg")
+    admin = stack.key(f"admin-{uuid.uuid4().hex[:6]}", "admin")
+    load = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
+    try:
+        time.sleep(1.5)
+        down_at = time.monotonic() - load.t0
+        stack.postgres.stop()
+        time.sleep(outage_s)
+        stack.postgres.start()
+        up_at = time.monotonic() - load.t0
+        time.sleep(after_s)
+    finally:
+        samples = load.stop()
+    time.sleep(HISTORY_SETTLE_S)
+    with stack.client(admin) as http:
+        rows = history_rows(http, user)
+        history_ok = http.get("/v1/history", params={"user": user, "limit": 1}).status_code == 200
+    ids = {r["request_id"] for r in rows}
+    answered = [s for s in samples if s.status == 200]
+    missing = [s for s in answered if s.request_id not in ids]
+    outage = [s for s in samples if down_at < s.t_s < up_at]
+    statuses = sorted({s.status for s in outage})
+    after = [s for s in samples if s.t_s > up_at + 2.0]
+    figure = (
+        f"{len(samples)} requests; PostgreSQL down {up_at - down_at:.1f} s (statuses meanwhile {statuses}); "
+        f"{len(answered)} answered 200, {len(missing)} of them without a history row; "
+        f"after restart {sum(1 for s in after if s.status == 200)}/{len(after)} answered 200"
+    )
+    return DrillResult.judge(
+        "PostgreSQL restart",
+        f"stop PostgreSQL (fast shutdown) under 2 closed-loop senders for {outage_s:g} s, start it again",
+        figure,
+        {
+            "no 200 without its history row": not missing,
+            "no 500 during the outage": 500 not in statuses,
+            "reconnected: all 200 after restart": bool(after) and all(s.status == 200 for s in after),
+            "history readable after restart": history_ok,
+        },
+    )

@@ -1,0 +1,173 @@
+"""Redis and PostgreSQL servers that a drill can stop and start again (same port, same data).
+
+The test fixtures' servers (``tests/fixtures/services.py``) are session-long and remove their
+data on stop; a drill needs to take a server away under load and bring the *same* one back.
+Each runs in its own process group, stopped by group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from serving.launcher import free_port
+from visionserve.errors import ServerError
+from visionserve.settings import PROJECT_ROOT
+
+__all__ = ["DrillPostgres", "DrillRedis", "stop_group"]
+
+START_TIMEOUT_S = 60.0
+
+
+def stop_group(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, timeout_s: float = 20) -> None:
+    """Signal ``proc``'s process group, wait, SIGKILL the group if it is still there."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _find(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+def _binary(name: str) -> str:
+    """The server binary, installed first with ``.ci/services.sh`` (apt) when missing, as the tests do."""
+    found = _find(name)
+    if found is None:
+        subprocess.run(["bash", str(PROJECT_ROOT / ".ci" / "services.sh")], capture_output=True, timeout=900)
+        found = _find(name)
+    if found:
+        return found
+    raise ServerError(f"{name} is not installed: run `make test-services` (Debian: redis-server, postgresql)")
+
+
+class DrillRedis:
+    """A private redis-server (no persistence) on a fixed free port; ``stop()``/``start()`` at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> DrillRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
+        with open(self.directory / "redis.log", "ab") as log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServerError(f"redis-server exited: {(self.directory / 'redis.log').read_text()[-800:]}")
+            if self.ping():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"redis-server did not answer on port {self.port}")
+
+    def ping(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def keys(self) -> int:
+        """How many keys the server holds (the cache's entries, plus rate-limit buckets)."""
+        import redis
+
+        with contextlib.closing(redis.Redis.from_url(self.url)) as client:
+            return int(client.dbsize())
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_group(self._proc)
+            self._proc = None
+
+
+class DrillPostgres:
+    """A throw-away PostgreSQL cluster whose server can be stopped and started on its data again.
+
+    ``initdb`` refuses root, so as root the cluster is owned by and run as ``postgres``.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="visionserve-drill-pg-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        self._initialised = False
+
+    def url(self, database: str = "visionserve") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> DrillPostgres:
+        import psycopg
+
+        data = self.base / "data"
+        if not self._initialised:
+            cmd = [*self._as_user, _binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                   "--no-sync", "-E", "UTF8", "--locale=C"]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise ServerError(f"initdb failed: {proc.stderr[-1500:]}")
+        cmd = [*self._as_user, _binary("postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
+               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+               "-c", "full_page_writes=off", "-c", "max_connections=200"]  # fmt: skip
+        with open(self.base / "postgres.log", "ab") as log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServerError(f"postgres exited: {(self.base / 'postgres.log').read_text()[-1500:]}")
+            try:
+                with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=2) as conn:
+                    if not self._initialised:
+                        conn.execute("CREATE DATABASE visionserve")
+                self._initialised = True
+                return self
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+        self.stop()
+        raise ServerError("postgres did not accept connections in time")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown), keeping the data for the next ``start()``."""
+        if self._proc is not None:
+            stop_group(self._proc, signal.SIGINT)
+            self._proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
