@@ -1,22 +1,26 @@
 """The classification flow behind both classify routes, independent of HTTP.
 
 For each image: sniff the bytes, look the answer up under the model's *served* version; on a
-miss run the full upload checks (in a thread: Pillow releases the GIL), ask Triton (a batch's
-misses in ONE batched request), cache the answer under the version Triton reports, and queue
-one history row — for an answer, a rejected upload and a failed Triton call alike.
+miss run the full upload checks, ask Triton (a batch's misses in ONE batched request), cache
+the answer under the version Triton reports, and queue one history row — for an answer, a
+rejected upload and a failed Triton call alike.
+
+Where the checks run follows what they cost, read from the header (``uploads.assess``: pixels,
+scans, compression), not from the upload's size in bytes: a check estimated at a couple of
+milliseconds runs on the event loop (the hop to another process would cost more); anything
+dearer runs in ``gateway.decode_pool``, whose processes are killed when they overrun. Never a
+thread: a thread cannot be stopped, and Pillow's RLE decoder holds the GIL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import anyio
-import anyio.to_thread
 
 from client import ClientError, InferenceError, ModelNotFound, ServerUnavailable
 from gateway.auth import Identity
@@ -26,7 +30,8 @@ from gateway.errors import BadRequest, NotFound, UpstreamError, UpstreamUnavaila
 from gateway.history import HistoryRow, HistoryWriter
 from gateway.metrics import GatewayMetrics
 from gateway.routing import AutoRouter
-from gateway.uploads import UploadPolicy, inspect, sniff, verify_decodes
+from gateway.decode_pool import DecodePool
+from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_image, sniff
 from gateway.versions import VersionTracker
 from visionserve.catalog import Catalog
 from visionserve.errors import VisionServeError
@@ -34,9 +39,6 @@ from visionserve.errors import VisionServeError
 __all__ = ["Answer", "Classifier", "ItemOutcome", "Request"]
 
 log = logging.getLogger("visionserve.gateway.classify")
-#: Uploads up to this size are checked on the event loop (well under a millisecond for a photo-sized
-#: JPEG); larger ones go to a worker thread, where Pillow decodes without holding the GIL.
-INLINE_CHECK_MAX_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ class Classifier:
         policy: the upload limits.
         max_top_k: the largest top_k allowed.
         retry_after_s: ``Retry-After`` of a 503.
-        check_threads: how many upload checks may decode at once.
+        decode_pool: the processes that run costly checks (default: a pool of two, started
+            on first use; the caller closes a pool it passes in, ``close`` closes the default).
         default_budget_ms: the budget of ``auto`` when a request gives none (None: no budget).
     """
 
@@ -131,7 +134,7 @@ class Classifier:
         policy: UploadPolicy,
         max_top_k: int,
         retry_after_s: int,
-        check_threads: int = 2,
+        decode_pool: DecodePool | None = None,
         default_budget_ms: float | None = None,
     ) -> None:
         self.catalog = catalog
@@ -146,7 +149,13 @@ class Classifier:
         self.default_budget_ms = default_budget_ms
         self.retry_after_s = retry_after_s
         self._policy_tag = policy.fingerprint
-        self._limiter = anyio.CapacityLimiter(max(1, check_threads))
+        self._own_pool = decode_pool is None
+        self.decode_pool = decode_pool or DecodePool(policy, retry_after_s=retry_after_s)
+
+    async def close(self) -> None:
+        """Stop the decode processes, if this classifier made them."""
+        if self._own_pool:
+            await self.decode_pool.close()
 
     # -- model and options --------------------------------------------------------------
     def resolve_model(self, name: str, budget_ms: float | None) -> str:
@@ -227,9 +236,7 @@ class Classifier:
                 item.error = exc
         misses = [o for o in outcomes if o.answer is None and o.error is None]
         if misses:
-            errors = await anyio.to_thread.run_sync(
-                self._check_many, [(o.data, formats[o.index]) for o in misses], limiter=self._limiter
-            )
+            errors = await asyncio.gather(*(self._check_quietly(o.data, formats[o.index]) for o in misses))
             for item, error in zip(misses, errors, strict=True):
                 item.error = error
             await self._infer_misses(model, [o for o in misses if o.error is None], req.top_k)
@@ -272,25 +279,22 @@ class Classifier:
         return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True)
 
     async def _check(self, data: bytes, fmt: str) -> None:
-        if len(data) <= INLINE_CHECK_MAX_BYTES:  # cheaper than the hop to a thread and back
-            error = self._check_many([(data, fmt)])
-        else:
-            error = await anyio.to_thread.run_sync(self._check_many, [(data, fmt)], limiter=self._limiter)
-        if error[0] is not None:
-            raise error[0]
-
-    def _check_many(self, items: list[tuple[bytes, str]]) -> list[VisionServeError | None]:
-        """Header/structure checks and a verification decode, per image (runs in a thread)."""
-        errors: list[VisionServeError | None] = []
-        for data, fmt in items:
+        """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process."""
+        cost = assess(data, fmt, self.policy)
+        if cost.inline:
             try:
-                inspect(data, fmt, self.policy)
-                verify_decodes(data, fmt, self.policy)
-            except VisionServeError as exc:
-                errors.append(exc)
-            else:
-                errors.append(None)
-        return errors
+                check_image(data, fmt, self.policy, max_steps=INLINE_MAX_STEPS)
+                return
+            except CheckTooCostly:  # a walk of many small blocks: not for the loop after all
+                pass
+        await self.decode_pool.check(data, fmt)
+
+    async def _check_quietly(self, data: bytes, fmt: str) -> VisionServeError | None:
+        try:
+            await self._check(data, fmt)
+        except VisionServeError as exc:
+            return exc
+        return None
 
     async def _infer(self, model: str, images: list[bytes], digests: list[str], top_k: int) -> list[Answer]:
         started = time.perf_counter()

@@ -63,11 +63,12 @@ async def setup(tmp_path: Path):
     await tracker.refresh()
     history = HistoryWriter(engine)
     classifier = Classifier(
-        catalog=CATALOG, triton=triton, cache=LocalCache(100, 60), tracker=tracker,
+        catalog=CATALOG, triton=triton, cache=LocalCache(2**20, 60), tracker=tracker,
         router=AutoRouter(CATALOG), history=history, metrics=GatewayMetrics(CollectorRegistry()),
         policy=UploadPolicy(), max_top_k=100, retry_after_s=3,
     )  # fmt: skip
     yield classifier, triton, tracker, engine
+    await classifier.close()
     await history.close()
 
 

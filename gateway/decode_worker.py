@@ -1,0 +1,88 @@
+"""The child side of ``gateway.decode_pool``: run upload checks on request, one at a time.
+
+Started as ``python -m gateway.decode_worker '<policy JSON>'``. Frames on stdin are
+``<u32 total length><u8 format length><format><image bytes>``; each answer on the
+protocol channel is ``<u32 length><JSON>``: ``{"ok": true}`` or
+``{"error": class name, "code": …, "message": …}``. The process lowers its own priority
+(the gateway's event loop and Triton come first), caps its address space (a decode that
+slipped past the pixel limits fails with MemoryError instead of taking the host), and moves
+stdout to stderr so that nothing a library prints can corrupt a frame. It exits when stdin
+closes: a gateway worker that dies leaves no decode process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import struct
+import sys
+from typing import BinaryIO
+
+from gateway.uploads import UploadPolicy, check_image
+from visionserve.errors import ImageError
+
+__all__ = ["main", "serve"]
+
+_HEAD = struct.Struct("<I")
+#: The nice increment of a decode process: the event loop and Triton win the cores.
+NICE_INCREMENT = 10
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _answer(data: bytes, fmt: str, policy: UploadPolicy) -> dict[str, object]:
+    try:
+        check_image(data, fmt, policy)
+    except ImageError as exc:
+        return {"error": type(exc).__name__, "code": getattr(exc, "code", "invalid_image"), "message": str(exc)}
+    except MemoryError:
+        return {"error": "ImageTooLarge", "code": "image_too_costly", "message": "the image needs too much memory"}
+    except Exception as exc:  # a decoder bug on crafted data is still the upload's fault
+        return {"error": "InvalidImage", "code": "corrupt_image", "message": f"the {fmt} image does not decode: {exc}"}
+    return {"ok": True}
+
+
+def serve(inp: BinaryIO, out: BinaryIO, policy: UploadPolicy) -> None:
+    """Answer frames from ``inp`` on ``out`` until ``inp`` closes."""
+    while True:
+        head = _read_exact(inp, _HEAD.size)
+        if head is None:
+            return
+        body = _read_exact(inp, _HEAD.unpack(head)[0])
+        if body is None:
+            return
+        fmt_len = body[0]
+        fmt, data = body[1 : 1 + fmt_len].decode("ascii"), body[1 + fmt_len :]
+        del body
+        reply = json.dumps(_answer(data, fmt, policy)).encode()
+        out.write(_HEAD.pack(len(reply)) + reply)
+        out.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of a decode process (argv: the policy as JSON, the address-space cap in bytes)."""
+    args = sys.argv[1:] if argv is None else argv
+    policy = UploadPolicy(**json.loads(args[0]))
+    if len(args) > 1 and int(args[1]) > 0:
+        limit = int(args[1])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(NICE_INCREMENT)
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to the log, not the protocol
+    out.write(_HEAD.pack(0))  # ready: the parent starts timing jobs from here
+    out.flush()
+    serve(sys.stdin.buffer, out, policy)
+
+
+if __name__ == "__main__":
+    main()
