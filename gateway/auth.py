@@ -10,6 +10,10 @@ owner's history. Roles: ``user`` sees its own records, ``admin`` everyone's.
 
 Lookups are cached in the process for ``cache_ttl_s`` (default 1 s) so the request path does
 not touch the database; a revocation therefore takes effect within that time everywhere.
+Found keys and unknown keys are cached apart, each bounded and evicting its own oldest
+entries: a flood of made-up keys fills only the cache of misses and never pushes a valid key
+out (it used to clear one shared cache). The caller (``Gateway.admit``) rate-limits the
+lookups that would reach the database, per client address, before they run.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import anyio.to_thread
 from sqlalchemy import Engine, select, update
@@ -39,7 +43,9 @@ ROLES: tuple[Role, ...] = ("user", "admin")
 KEY_PREFIX = "vsk"
 _KEY_SHAPE = re.compile(rf"^{KEY_PREFIX}_[0-9a-f]{{12}}_[A-Za-z0-9_-]{{20,100}}$")
 _NAME_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+#: Entries of each lookup cache (found keys; unknown keys).
 _CACHE_MAX = 10_000
+_MISS_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class KeyStore:
         self._engine = engine
         self._pepper = pepper
         self._ttl_s = cache_ttl_s
-        self._cache: dict[str, tuple[float, Identity | None]] = {}
+        self._found: dict[str, tuple[float, Identity]] = {}
+        self._missing: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- administration (CLI) -------------------------------------------------------
@@ -148,32 +155,57 @@ class KeyStore:
             return [KeyInfo(r.id, r.name, r.role, r.created_at, now) for r in rows]  # type: ignore[arg-type]
 
     # -- the request path -----------------------------------------------------------
-    def lookup(self, key: str) -> Identity | None:
-        """The identity of an active key, or None (malformed, unknown or revoked)."""
+    def cached(self, key: str) -> tuple[bool, Identity | None]:
+        """What is known about ``key`` without the database: (known, identity).
+
+        A malformed key is known (and None); so is a key found or missed within the TTL.
+        ``(False, None)`` means only a database lookup can tell.
+        """
         if not _KEY_SHAPE.match(key):
-            return None
+            return True, None
         digest = hash_key(self._pepper, key)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        found = self._found.get(digest)
+        if found is not None and found[0] > now:
+            return True, found[1]
+        missed = self._missing.get(digest)
+        if missed is not None and missed > now:
+            return True, None
+        return False, None
+
+    def lookup(self, key: str) -> Identity | None:
+        """The identity of an active key, or None (malformed, unknown or revoked)."""
+        known, identity = self.cached(key)
+        if known:
+            return identity
+        digest = hash_key(self._pepper, key)
         identity = self._query(digest)
+        expires = time.monotonic() + self._ttl_s
         with self._lock:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[digest] = (now + self._ttl_s, identity)
+            if identity is not None:
+                self._missing.pop(digest, None)
+                _put(self._found, digest, (expires, identity), _CACHE_MAX)
+            else:
+                self._found.pop(digest, None)
+                _put(self._missing, digest, expires, _MISS_CACHE_MAX)
         return identity
 
     async def alookup(self, key: str) -> Identity | None:
         """``lookup`` for the event loop: a cached answer is returned inline, a query runs in a thread."""
-        if not _KEY_SHAPE.match(key):
-            return None
-        cached = self._cache.get(hash_key(self._pepper, key))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        known, identity = self.cached(key)
+        if known:
+            return identity
         return await anyio.to_thread.run_sync(self.lookup, key)
 
     def _query(self, digest: str) -> Identity | None:
         with Session(self._engine) as session:
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)))
             return Identity(row.id, row.name, row.role) if row is not None else None  # type: ignore[arg-type]
+
+
+def _put(cache: dict[str, Any], digest: str, value: Any, max_entries: int) -> None:
+    """Insert, evicting the oldest entries (insertion order) of this cache only (lock held)."""
+    cache.pop(digest, None)
+    while len(cache) >= max_entries:
+        del cache[next(iter(cache))]
+    cache[digest] = value

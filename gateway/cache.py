@@ -1,7 +1,12 @@
 """The classification cache: Redis when configured, else an in-process TTL'd LRU.
 
 Key = SHA-256 of the image bytes + model + *served version* + top_k (+ a fingerprint of the
-upload policy, so an answer is only reused for bytes that passed today's checks). The served
+upload policy, so an answer is only reused for bytes that passed today's checks) + the
+*scope* (``GATEWAY_CACHE_SCOPE``): with ``key`` (the default) each API key has its own
+answers, so ``cached: true`` never tells one caller that another uploaded the same bytes;
+with ``shared`` every caller shares them (more hits, and that leak). The scope is set per
+request by the auth step (``CACHE_SCOPE``, a context variable: each request runs in its own
+task), so the classification flow builds keys without knowing who asks. The served
 version comes from ``gateway.versions``; once a new version is ready in Triton the gateway
 looks up new keys, so an older version's answer is never read again and simply expires.
 
@@ -11,6 +16,7 @@ in ``RedisLink`` logs and counts, and the request is served uncached.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,7 +25,24 @@ from cachetools import TTLCache
 
 from gateway.redis_link import RedisLink
 
-__all__ = ["CachedAnswer", "LocalCache", "RedisCache", "ResultCache", "cache_key"]
+__all__ = [
+    "CACHE_SCOPE",
+    "SHARED_SCOPE",
+    "CachedAnswer",
+    "LocalCache",
+    "RedisCache",
+    "ResultCache",
+    "cache_key",
+    "entry_bytes",
+]
+
+SHARED_SCOPE = "shared"
+#: Whose answers a lookup may see: the caller's key id, or ``SHARED_SCOPE``.
+CACHE_SCOPE: ContextVar[str] = ContextVar("visionserve_cache_scope", default=SHARED_SCOPE)
+#: Python-object overhead of one cached entry and of one prediction beyond their text (measured
+#: with tracemalloc on CPython 3.11: key str, tuples, dataclass, TTLCache links; ~10 % over).
+_ENTRY_OVERHEAD_BYTES = 400
+_PREDICTION_OVERHEAD_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -39,9 +62,25 @@ class CachedAnswer:
         return cls(data["m"], int(data["v"]), tuple((str(a), int(b), float(c)) for a, b, c in data["p"]))
 
 
-def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: str) -> str:
-    """The cache key of one (image, model, served version, top_k) under an upload policy."""
-    return f"vs:c:{policy}:{model}:{version}:{top_k}:{image_sha256}"
+def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: str, scope: str | None = None) -> str:
+    """The cache key of one (image, model, served version, top_k) under an upload policy.
+
+    Args:
+        image_sha256: the image bytes' digest.
+        model: the resolved model.
+        version: the served version.
+        top_k: classes cached.
+        policy: the upload policy's fingerprint.
+        scope: whose answers; None takes the request's ``CACHE_SCOPE``.
+    """
+    scope = CACHE_SCOPE.get() if scope is None else scope
+    return f"vs:c:{policy}:{scope}:{model}:{version}:{top_k}:{image_sha256}"
+
+
+def entry_bytes(key: str, answer: CachedAnswer) -> int:
+    """An estimate of what one cached entry holds in memory (what the local cache is bounded by)."""
+    labels = sum(len(label) + _PREDICTION_OVERHEAD_BYTES for label, _, _ in answer.predictions)
+    return _ENTRY_OVERHEAD_BYTES + len(key) + len(answer.model) + labels
 
 
 class ResultCache(Protocol):
@@ -57,18 +96,36 @@ class ResultCache(Protocol):
 
 
 class LocalCache:
-    """An LRU with a TTL, private to this worker process (event-loop only, no locking needed)."""
+    """An LRU with a TTL, private to this worker process (event-loop only, no locking needed).
+
+    Bounded by the bytes its entries hold (estimated by ``entry_bytes``), not by their count:
+    a top-100 answer is ~30 times a top-3 one, so a count bound says little about memory.
+
+    Args:
+        max_bytes: the most (estimated) bytes of entries kept; least recently used go first.
+        ttl_s: how long an entry is served.
+    """
 
     name = "local"
 
-    def __init__(self, max_entries: int, ttl_s: float) -> None:
-        self._entries: TTLCache[str, CachedAnswer] = TTLCache(maxsize=max_entries, ttl=ttl_s)
+    def __init__(self, max_bytes: int, ttl_s: float) -> None:
+        self._entries: TTLCache[str, tuple[int, CachedAnswer]] = TTLCache(
+            maxsize=max_bytes, ttl=ttl_s, getsizeof=lambda entry: entry[0]
+        )
 
     async def get(self, key: str) -> CachedAnswer | None:
-        return self._entries.get(key)
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else None
 
     async def set(self, key: str, answer: CachedAnswer) -> None:
-        self._entries[key] = answer
+        size = entry_bytes(key, answer)
+        if size <= self._entries.maxsize:  # one entry larger than the cache is not kept
+            self._entries[key] = (size, answer)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held now."""
+        return int(self._entries.currsize)
 
     async def close(self) -> None:
         self._entries.clear()

@@ -7,6 +7,7 @@ Error tree (all under ``visionserve.errors.VisionServeError``)::
     ├── Unauthorized         401  no key, unknown key, revoked key
     ├── Forbidden            403  a user asking for an admin-only view
     ├── NotFound             404  unknown or someone else's record
+    ├── MethodNotAllowed     405  a method the path does not take (``Allow``)
     ├── PayloadTooLarge      413  request body over the cap
     ├── RateLimited          429  the key's bucket is empty (``Retry-After``)
     ├── UpstreamError        502  Triton rejected an inference
@@ -31,6 +32,7 @@ __all__ = [
     "GatewayError",
     "ImageTooLarge",
     "InvalidImage",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -85,6 +87,11 @@ class Forbidden(GatewayError):
 class NotFound(GatewayError):
     error_code = 404
     code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    error_code = 405
+    code = "method_not_allowed"
 
 
 class PayloadTooLarge(GatewayError):

@@ -4,7 +4,10 @@ Writing: ``HistoryWriter.add`` queues a row without waiting (the request path ne
 for the database); a background task writes queued rows every ``flush_interval_s`` in one
 ``executemany``. If the database is down, rows stay queued (up to ``queue_max``, then the
 oldest are dropped and counted) and are retried; shutdown flushes what is left. Readers in
-the same worker call ``flush()`` first, so a caller always sees its own last request.
+the same worker call ``flush()`` first, so a caller always sees its own last request. A batch
+taken off the queue is written by a task of its own that the caller's cancellation does not
+reach (a history read whose client hung up cancels its ``flush``): that task puts the batch
+back if the write fails, and ``close`` waits for it, so no batch is lost in the hand-off.
 
 Reading: newest first, keyset ("cursor") pagination on ``(created_at, id)`` — stable under
 concurrent inserts, no OFFSET scans — filtered by user (admins may read everyone's), model
@@ -144,6 +147,7 @@ class HistoryWriter:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[bool]] = set()
         self._closed = False
 
     @property
@@ -171,14 +175,23 @@ class HistoryWriter:
         async with self._lock:
             while self._pending:
                 batch = [self._pending.popleft() for _ in range(min(self._batch_rows, len(self._pending)))]
-                try:
-                    await anyio.to_thread.run_sync(self._write, batch)
-                except Exception as exc:
-                    self._pending.extendleft(reversed(batch))
-                    log.error("history write of %d rows failed (will retry): %s", len(batch), exc)
-                    self._on_result("failed", len(batch))
+                write = asyncio.ensure_future(self._write_batch(batch))
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
+                if not await asyncio.shield(write):  # cancelling us does not cancel the write
                     return False
-                self._on_result("written", len(batch))
+        return True
+
+    async def _write_batch(self, batch: list[HistoryRow]) -> bool:
+        """Write one batch; on failure put it back at the head of the queue."""
+        try:
+            await anyio.to_thread.run_sync(self._write, batch)
+        except Exception as exc:
+            self._pending.extendleft(reversed(batch))
+            log.error("history write of %d rows failed (will retry): %s", len(batch), exc)
+            self._on_result("failed", len(batch))
+            return False
+        self._on_result("written", len(batch))
         return True
 
     async def close(self) -> None:
@@ -188,6 +201,8 @@ class HistoryWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._writes:  # batches whose flush was cancelled: let them land (or come back)
+            await asyncio.gather(*self._writes, return_exceptions=True)
         if not await self.flush() and self._pending:
             log.error("history: %d rows could not be written at shutdown", len(self._pending))
 
@@ -325,30 +340,57 @@ def _csv_record(row: HistoryRow) -> list[Any]:
 
 
 def csv_lines(engine: Engine, query: HistoryQuery, max_rows: int) -> Iterator[str]:
-    """The CSV export (header first), page by page, at most ``max_rows`` records (blocking)."""
+    """The CSV export (header first), page by page, at most ``max_rows`` records (blocking).
+
+    The first page is read before this returns, so a database failure raises here, while the
+    response can still be an error; only later pages are read as the iterator is consumed.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
-    yield buf.getvalue()
-    sent, cursor = 0, query.cursor
-    while sent < max_rows:
-        page_query = HistoryQuery(
-            user=query.user,
-            model=query.model,
-            since=query.since,
-            until=query.until,
-            cursor=cursor,
-            limit=min(_PAGE_ROWS, max_rows - sent),
+    header = buf.getvalue()
+    first = _csv_page(engine, query, query.cursor, min(_PAGE_ROWS, max_rows), buf, writer)
+    return _csv_rest(engine, query, max_rows, header, first, buf, writer)
+
+
+def _csv_page(
+    engine: Engine,
+    query: HistoryQuery,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+    buf: io.StringIO,
+    writer: Any,
+) -> tuple[str, int, str | None]:
+    """One page as CSV text: (text, rows, next cursor)."""
+    page_query = HistoryQuery(
+        user=query.user, model=query.model, since=query.since, until=query.until, cursor=cursor, limit=limit
+    )
+    rows, next_cursor = list_page(engine, page_query)
+    buf.seek(0)
+    buf.truncate()
+    for row in rows:
+        writer.writerow(_csv_record(row))
+    return buf.getvalue(), len(rows), next_cursor
+
+
+def _csv_rest(
+    engine: Engine,
+    query: HistoryQuery,
+    max_rows: int,
+    header: str,
+    first: tuple[str, int, str | None],
+    buf: io.StringIO,
+    writer: Any,
+) -> Iterator[str]:
+    yield header
+    text, sent, next_cursor = first
+    while sent:
+        yield text
+        if next_cursor is None or sent >= max_rows:
+            return
+        text, count, next_cursor = _csv_page(
+            engine, query, decode_cursor(next_cursor), min(_PAGE_ROWS, max_rows - sent), buf, writer
         )
-        rows, next_cursor = list_page(engine, page_query)
-        if not rows:
+        if not count:
             return
-        buf.seek(0)
-        buf.truncate()
-        for row in rows:
-            writer.writerow(_csv_record(row))
-        sent += len(rows)
-        yield buf.getvalue()
-        if next_cursor is None:
-            return
-        cursor = decode_cursor(next_cursor)
+        sent += count

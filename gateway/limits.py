@@ -107,6 +107,16 @@ class LocalBuckets:
                 self._buckets.popitem(last=False)
         return decide(allowed, tokens, rate_per_s, burst, cost)
 
+    def peek(self, bucket: str, rate_per_s: float, burst: int) -> LimitDecision:
+        """Would one token be granted? (nothing is taken)."""
+        return _peeked(self.take(bucket, rate_per_s, burst, cost=0), rate_per_s, burst)
+
+
+def _peeked(zero_cost: LimitDecision, rate_per_s: float, burst: int) -> LimitDecision:
+    # A cost-0 take reports whole tokens left; whether one more request fits follows from it.
+    tokens = float(zero_cost.remaining)
+    return decide(tokens >= 1, tokens, rate_per_s, burst, 1)
+
 
 class RateLimiter:
     """Takes tokens from Redis buckets when a link is given (and up), else from local ones.
@@ -133,3 +143,10 @@ class RateLimiter:
                 allowed, tokens = result
                 return decide(bool(int(allowed)), float(tokens), rate_per_s, burst, cost)
         return self._local.take(bucket, rate_per_s, burst, cost)
+
+    async def peek(self, bucket: str, rate_per_s: float, burst: int) -> LimitDecision:
+        """Whether ``bucket`` has a token left, taking none.
+
+        Checked before work that a refusal would otherwise pay for (an unknown key's lookup).
+        """
+        return _peeked(await self.take(bucket, rate_per_s, burst, cost=0), rate_per_s, burst)

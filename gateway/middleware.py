@@ -4,7 +4,12 @@ Pure ASGI (no BaseHTTPMiddleware): it wraps ``send`` to edit headers, which cost
 microseconds and does not buffer bodies.
 
 - ``X-Request-ID``: the caller's value when it is a sane token (≤ 128 of ``[A-Za-z0-9._:-]``),
-  else a new UUID; echoed on every response and stored in ``scope["state"]["request_id"]``.
+  else a new random UUID (``uuid4``, from the OS's CSPRNG: ids must not be predictable from
+  earlier ones); echoed on every response and stored in ``scope["state"]["request_id"]``.
+- ``/metrics``: with a token configured (``GATEWAY_METRICS_TOKEN``) only
+  ``Authorization: Bearer <token>`` reads it; anything else is 401 before BentoML runs.
+- ``/docs.json``: the gateway's OpenAPI 3.0 document (``gateway.openapi``) instead of
+  BentoML's, which mixes in 3.1 forms.
 - Body cap: a declared ``Content-Length`` over the route's cap is refused with 413 before any
   byte is read; a chunked body is counted as it streams: at the cap the middleware answers
   413 itself and hands the app a disconnect, dropping anything the app sends after.
@@ -18,14 +23,16 @@ microseconds and does not buffer bodies.
 
 from __future__ import annotations
 
-import random
+import hmac
 import re
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from gateway.errors import PayloadTooLarge, error_body
+from gateway.errors import PayloadTooLarge, Unauthorized, error_body, error_headers
 
 __all__ = ["API_PREFIX", "GatewayMiddleware"]
 
@@ -48,6 +55,9 @@ class GatewayMiddleware:
         max_request_bytes: body cap of every route but the batch route.
         max_batch_request_bytes: body cap of ``/v1/classify/batch``.
         hsts_max_age_s: HSTS max-age; 0 sends no HSTS header.
+        metrics_token: the bearer token ``/metrics`` needs; None leaves it open.
+        openapi_document: builds the JSON served at ``/docs.json`` (once, on first request);
+            None leaves BentoML's.
     """
 
     def __init__(
@@ -57,8 +67,13 @@ class GatewayMiddleware:
         max_request_bytes: int,
         max_batch_request_bytes: int,
         hsts_max_age_s: int = 0,
+        metrics_token: str | None = None,
+        openapi_document: Callable[[], bytes] | None = None,
     ) -> None:
         self.app = app
+        self.metrics_authorization = f"Bearer {metrics_token}".encode() if metrics_token else None
+        self._openapi_document = openapi_document
+        self._openapi_bytes: bytes | None = None
         self.max_request_bytes = max_request_bytes
         self.max_batch_request_bytes = max_batch_request_bytes
         self.hsts = f"max-age={hsts_max_age_s}; includeSubDomains".encode() if hsts_max_age_s > 0 else None
@@ -79,7 +94,7 @@ class GatewayMiddleware:
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or f"{random.getrandbits(128):032x}"
+        request_id = request_id or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started_s"] = time.perf_counter()
@@ -116,6 +131,14 @@ class GatewayMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        if path == "/metrics" and self.metrics_authorization is not None and not self._metrics_allowed(scope):
+            await self._send_error(send_with_headers, Unauthorized("/metrics needs its bearer token"), 401)
+            return
+        if path == "/docs.json" and self._openapi_document is not None and scope.get("method") in ("GET", "HEAD"):
+            if self._openapi_bytes is None:
+                self._openapi_bytes = self._openapi_document()
+            await _send_json(send_with_headers, 200, self._openapi_bytes, [])
+            return
         cap = self._cap(path)
         declared = _content_length(scope)
         if declared is not None and declared > cap:
@@ -146,16 +169,27 @@ class GatewayMiddleware:
                 raise
             # the app failed on the disconnect we simulated; the caller already has its 413
 
+    def _metrics_allowed(self, scope: dict[str, Any]) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return hmac.compare_digest(value, self.metrics_authorization or b"")
+        return False
+
+    @staticmethod
+    async def _send_error(send: Any, exc: Exception, status: int) -> None:
+        extra = [(k.lower().encode(), v.encode()) for k, v in error_headers(exc).items()]
+        await _send_json(send, status, orjson.dumps(error_body(exc)), extra)
+
     @staticmethod
     async def _reject(send: Any, cap: int) -> None:
         body = orjson.dumps(error_body(PayloadTooLarge(f"the request body is larger than {cap:,} bytes")))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, body, [(b"connection", b"close")])
+
+
+async def _send_json(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

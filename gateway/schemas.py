@@ -29,6 +29,13 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "auto"
+#: Shape of a model name in a request: catalog names are short identifiers, so anything longer
+#: or stranger is refused before it is looked up (and never echoed back).
+MODEL_NAME_MAX_CHARS = 64
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+#: Statuses every /v1 operation can answer: auth (401), a wrong method (405), the body cap
+#: (413), rate limits (429), the key database or Triton down (503).
+COMMON_ERRORS = (401, 405, 413, 429, 503)
 #: models.yaml's ``defaults.top_k``: what a request without ``top_k`` gets.
 DEFAULT_TOP_K = load_catalog().top_k
 
@@ -46,7 +53,13 @@ class ClassifyOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(DEFAULT_MODEL, description="a catalog model name, or `auto` (see X-Latency-Budget-Ms)")
+    model: str = Field(
+        DEFAULT_MODEL,
+        min_length=1,
+        max_length=MODEL_NAME_MAX_CHARS,
+        pattern=MODEL_NAME_PATTERN,
+        description="a catalog model name, or `auto` (see X-Latency-Budget-Ms)",
+    )
     top_k: int = Field(DEFAULT_TOP_K, ge=1, description="how many classes to return")
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predictions scoring below this")
 
@@ -178,16 +191,25 @@ def request_body(*alternatives: tuple[str, type[BaseModel]]) -> dict[str, Any]:
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """FastAPI ``responses=`` entries documenting the error body for each status."""
+    """FastAPI ``responses=`` entries documenting the error body for each status.
+
+    ``COMMON_ERRORS`` are added to every operation; declaring 422 also keeps FastAPI from
+    documenting its own validation-error shape (the gateway answers ``ErrorResponse``).
+    """
     text = {
-        400: "invalid request or image",
+        400: "malformed body, invalid option or image, or bad cursor",
         401: "missing, unknown or revoked API key",
         403: "admin only",
         404: "not found (or someone else's)",
+        405: "method not allowed on this path (see Allow)",
         413: "too large",
-        415: "not an accepted image format",
+        415: "not an accepted image format or content type",
+        422: "a query parameter, path parameter or header failed validation",
         429: "rate limit exceeded (see Retry-After)",
         502: "Triton rejected the inference",
-        503: "Triton unavailable (see Retry-After)",
+        503: "Triton or the key/history database unavailable (see Retry-After)",
     }
-    return {s: {"model": ErrorResponse, "description": text.get(s, "error")} for s in statuses}
+    return {
+        s: {"model": ErrorResponse, "description": text.get(s, "error")}
+        for s in sorted({*statuses, *COMMON_ERRORS})
+    }

@@ -25,29 +25,34 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
 import bentoml
+import orjson
 import sqlalchemy.exc
 from bentoml import get_current_service
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from client import AsyncTritonClient
 from gateway import forms, history
 from gateway.auth import Identity, KeyStore
-from gateway.cache import LocalCache, RedisCache, ResultCache
+from gateway.cache import CACHE_SCOPE, LocalCache, RedisCache, ResultCache
 from gateway.classify import Answer, Classifier
 from gateway.classify import Request as ClassifyRequest
+from gateway.decode_pool import DecodePool
 from gateway.db import make_engine, migrate
 from gateway.errors import (
     BadRequest,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     RateLimited,
     Unauthorized,
@@ -58,9 +63,13 @@ from gateway.errors import (
 from gateway.limits import RateLimiter
 from gateway.metrics import get_metrics
 from gateway.middleware import API_PREFIX, GatewayMiddleware
+from gateway.openapi import document
+from gateway.proxies import client_address
+from gateway.readiness import CachedProbe
 from gateway.redis_link import RedisLink, connect
 from gateway.routing import AutoRouter
 from gateway.schemas import (
+    MODEL_NAME_MAX_CHARS,
     BatchForm,
     BatchItem,
     BatchResponse,
@@ -110,8 +119,9 @@ async def _known_error(_request: Request, exc: VisionServeError) -> JSONResponse
 
 @api.exception_handler(RequestValidationError)
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A parameter or header that fails its declared schema: 422, as the document says."""
     parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return JSONResponse(error_body(BadRequest("; ".join(parts) or "invalid request")), status_code=400)
+    return JSONResponse(error_body(BadRequest("; ".join(parts) or "invalid request")), status_code=422)
 
 
 @api.exception_handler(StarletteHTTPException)
@@ -150,10 +160,41 @@ def _predictions(answer: Answer) -> list[Prediction]:
     return [Prediction(label=label, index=index, score=score) for label, index, score in answer.predictions]
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+#: Unix seconds accepted for ``since`` / ``until`` (2000-01-01 to 2100-01-01): a bare number
+#: outside them (``0.5``, ``1e12``) is a mistake, not a time, and is refused rather than guessed at.
+EPOCH_RANGE_S = (946_684_800.0, 4_102_444_800.0)
+
+
+def parse_timestamp(value: object) -> object:
+    """``since`` / ``until``: ISO 8601 (naive means UTC), or Unix seconds in ``EPOCH_RANGE_S``.
+
+    Returns naive UTC (what the database stores); a value it cannot place is a ValueError
+    (FastAPI answers 422), never an overflow later (a ``since`` near the datetime limits with
+    an offset used to overflow in the UTC conversion: a 500).
+    """
+    if value is None or isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = None
+        if seconds is not None:
+            low, high = EPOCH_RANGE_S
+            if not low <= seconds < high:  # NaN fails too
+                raise ValueError("a number must be Unix seconds between 2000 and 2100; or send ISO 8601")
+            return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("not an ISO 8601 date-time (e.g. 2026-01-31T12:00:00Z)") from None
+    if parsed is None or parsed.tzinfo is None:
+        return parsed
+    try:
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise ValueError("date-time out of range") from None
 
 
 def _record(row: history.HistoryRow) -> HistoryRecord:
@@ -216,8 +257,22 @@ class Gateway:
         self.engine = make_engine(SETTINGS.sqlalchemy_url)
         self.keys = KeyStore(self.engine, load_pepper(SETTINGS), cache_ttl_s=SETTINGS.auth_cache_ttl_s)
         self.metrics = get_metrics()
-        self.policy = UploadPolicy(SETTINGS.max_bytes, SETTINGS.max_pixels, SETTINGS.max_aspect_ratio)
+        self.policy = UploadPolicy(
+            SETTINGS.max_bytes, SETTINGS.max_pixels, SETTINGS.max_aspect_ratio, SETTINGS.max_jpeg_scans,
+            SETTINGS.max_rle_pixels,
+        )  # fmt: skip
+        self.bodies = forms.BodyBudget(
+            SETTINGS.max_inflight_body_bytes,
+            largest=max(SETTINGS.max_request_bytes, SETTINGS.max_batch_request_bytes),
+            retry_after_s=SETTINGS.retry_after_s,
+        )
+        self.decode_pool = DecodePool(
+            self.policy, workers=SETTINGS.decode_workers, timeout_s=SETTINGS.decode_timeout_s,
+            memory_bytes=SETTINGS.decode_memory_bytes, retry_after_s=SETTINGS.retry_after_s,
+        )  # fmt: skip
         self.router = AutoRouter(self.catalog, ms_per_gflop=SETTINGS.ms_per_gflop)
+        self.trusted_proxies = SETTINGS.trusted_networks
+        self.readiness = CachedProbe(self._ask_triton_ready, SETTINGS.ready_cache_ttl_s)
         self.redis: RedisLink | None = None
         self.triton: AsyncTritonClient | None = None
 
@@ -237,7 +292,7 @@ class Gateway:
             )
             cache = RedisCache(self.redis, SETTINGS.cache_ttl_s)
         else:
-            cache = LocalCache(SETTINGS.cache_max_entries, SETTINGS.cache_ttl_s)
+            cache = LocalCache(SETTINGS.cache_max_bytes, SETTINGS.cache_ttl_s)
         self.limiter = RateLimiter(self.redis)
         self.tracker = VersionTracker(
             self.triton,
@@ -263,8 +318,10 @@ class Gateway:
             policy=self.policy,
             max_top_k=SETTINGS.max_top_k,
             retry_after_s=SETTINGS.retry_after_s,
+            decode_pool=self.decode_pool,
             default_budget_ms=SETTINGS.auto_budget_ms,
         )
+        await self.decode_pool.start()
         await self.tracker.refresh()  # know the served versions before the first request
         self.tracker.start()
         self.history.start()
@@ -279,6 +336,7 @@ class Gateway:
     async def close(self) -> None:
         """Stop polling, write the last history rows, close Triton and Redis."""
         await self.tracker.close()
+        await self.decode_pool.close()
         await self.history.close()
         if self.triton is not None:
             await self.triton.close()
@@ -287,7 +345,13 @@ class Gateway:
         self.engine.dispose()
 
     async def __is_ready__(self) -> bool:
-        """Ready when Triton serves at least one catalog ensemble (asked now, per ensemble)."""
+        """Ready when Triton serves at least one catalog ensemble.
+
+        Asked at most once per ``GATEWAY_READY_CACHE_TTL_S``: repeated probes cost no Triton calls.
+        """
+        return await self.readiness()
+
+    async def _ask_triton_ready(self) -> bool:
         if self.triton is None:
             return False
         names = [spec.ensemble for spec in self.catalog.models.values()]
@@ -299,19 +363,35 @@ class Gateway:
 
     # -- auth + rate limit (the dependency of every /v1 route) ------------------------------
     async def admit(self, request: Request, key: str | None) -> Identity:
+        """The caller's identity, after a token from its bucket.
+
+        A request without a valid key takes a token from its client address's bucket (the
+        address behind trusted proxies, ``gateway.proxies``). An unknown key must find a token
+        there *before* its database lookup, so made-up keys cost no query once the bucket is
+        empty.
+        """
         state = request.scope.setdefault("state", {})
-        identity = await self.keys.alookup(key) if key else None
+        known, identity = self.keys.cached(key) if key else (True, None)
+        if not known:
+            assert key is not None
+            bucket = self._address_bucket(request)
+            decision = await self.limiter.peek(bucket, SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst)
+            if not decision.allowed:
+                state["ratelimit_headers"] = decision.headers()
+                self._refuse_anonymous(decision.retry_after_s)
+            try:
+                identity = await self.keys.alookup(key)
+            except sqlalchemy.exc.SQLAlchemyError:
+                # the database is down: the lookup still counts, or retries would hammer it
+                await self.limiter.take(bucket, SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst)
+                raise
         if identity is None:
-            client = request.client.host if request.client else "unknown"
             decision = await self.limiter.take(
-                f"anon:{client}", SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst
+                self._address_bucket(request), SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst
             )
             state["ratelimit_headers"] = decision.headers()
             if not decision.allowed:
-                self.metrics.rate_limited.labels("anonymous").inc()
-                raise RateLimited(
-                    "too many unauthenticated requests", headers={"Retry-After": str(decision.retry_after_s)}
-                )
+                self._refuse_anonymous(decision.retry_after_s)
             raise Unauthorized("missing API key" if not key else "invalid or revoked API key")
         decision = await self.limiter.take(f"key:{identity.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst)
         state["ratelimit_headers"] = decision.headers()
@@ -321,7 +401,17 @@ class Gateway:
                 f"rate limit of {SETTINGS.rate_burst} requests (refill {SETTINGS.rate_per_s:g}/s) exceeded",
                 headers={"Retry-After": str(decision.retry_after_s)},
             )
+        if SETTINGS.cache_scope == "key":
+            CACHE_SCOPE.set(identity.key_id)
         return identity
+
+    def _address_bucket(self, request: Request) -> str:
+        peer = request.client.host if request.client else None
+        return "anon:" + client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+
+    def _refuse_anonymous(self, retry_after_s: int) -> NoReturn:
+        self.metrics.rate_limited.labels("anonymous").inc()
+        raise RateLimited("too many unauthenticated requests", headers={"Retry-After": str(retry_after_s)})
 
     async def _charge(self, request: Request, caller: Identity, extra: int) -> None:
         """Take ``extra`` more tokens (a batch costs one per image)."""
@@ -348,7 +438,7 @@ class Gateway:
         started = state.get("started_s", time.perf_counter())
         model, status, cached = "unknown", 500, False
         try:
-            options, upload = await forms.read_single(request)
+            options, upload = await forms.read_single(request, max(SETTINGS.max_bytes.values()))
             model = options.model
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
@@ -379,9 +469,11 @@ class Gateway:
         started = state.get("started_s", time.perf_counter())
         model, status = "unknown", 500
         try:
-            options, uploads = await forms.read_batch(request, SETTINGS.batch_max_images)
+            # one token per image, taken once the part headers are read and before any image is checked
+            options, uploads = await forms.read_batch(
+                request, SETTINGS.batch_max_images, charge=lambda n: self._charge(request, caller, n - 1)
+            )
             model = options.model
-            await self._charge(request, caller, len(uploads) - 1)
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
             )
@@ -458,7 +550,9 @@ class Gateway:
 
     async def history_csv(self, query: history.HistoryQuery, max_rows: int) -> StreamingResponse:
         await self.history.flush()
-        lines = history.csv_lines(self.engine, query, max_rows)
+        # The first page is read here, before any byte is sent: a database outage is still a
+        # 503 with Retry-After, not a 200 carrying only the header.
+        lines = await anyio.to_thread.run_sync(history.csv_lines, self.engine, query, max_rows)
 
         async def body() -> Any:
             while True:
@@ -508,18 +602,27 @@ class HistoryFilters:
         return history.HistoryQuery(
             user=who,
             model=self.model,
-            since=_naive_utc(self.since),
-            until=_naive_utc(self.until),
+            since=self.since,
+            until=self.until,
             cursor=history.decode_cursor(cursor) if cursor else None,
             limit=limit,
         )
 
 
+Timestamp = Annotated[datetime | None, BeforeValidator(parse_timestamp)]
+
+
 def history_filters(
-    model: Annotated[str | None, Query(description="only this model")] = None,
-    since: Annotated[datetime | None, Query(description="from this time (ISO 8601, inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time (ISO 8601, exclusive)")] = None,
-    user: Annotated[str | None, Query(description="admins: this user's records (default: everyone's)")] = None,
+    model: Annotated[str | None, Query(max_length=MODEL_NAME_MAX_CHARS, description="only this model")] = None,
+    since: Annotated[
+        Timestamp, Query(description="from this time (ISO 8601, naive = UTC; or Unix seconds), inclusive")
+    ] = None,
+    until: Annotated[
+        Timestamp, Query(description="before this time (ISO 8601, naive = UTC; or Unix seconds), exclusive")
+    ] = None,
+    user: Annotated[
+        str | None, Query(max_length=100, description="admins: this user's records (default: everyone's)")
+    ] = None,
 ) -> HistoryFilters:
     return HistoryFilters(model, since, until, user)
 
@@ -530,28 +633,30 @@ Filters = Annotated[HistoryFilters, Depends(history_filters)]
 @api.post(
     "/classify",
     response_model=ClassifyResponse,
-    responses=error_responses(400, 401, 404, 413, 415, 429, 502, 503),
+    responses=error_responses(400, 404, 415, 422, 502),
     openapi_extra=request_body(("multipart/form-data", ClassifyForm), ("application/json", ClassifyJSON)),
     summary="Classify one image",
 )
 async def classify(svc: Svc, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
     """Top-k classes of one image: multipart field `image`, or JSON `image_base64`."""
-    return await svc.classify(request, caller, budget_ms)
+    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
+        return await svc.classify(request, caller, budget_ms)
 
 
 @api.post(
     "/classify/batch",
     response_model=BatchResponse,
-    responses=error_responses(400, 401, 404, 413, 415, 429, 503),
+    responses=error_responses(400, 404, 415, 422, 502),
     openapi_extra=request_body(("multipart/form-data", BatchForm)),
     summary="Classify several images in one Triton request",
 )
 async def classify_batch(svc: Svc, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
     """Up to `GATEWAY_BATCH_MAX_IMAGES` images (field `image` repeated); one result or error per image."""
-    return await svc.classify_batch(request, caller, budget_ms)
+    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
+        return await svc.classify_batch(request, caller, budget_ms)
 
 
-@api.get("/models", response_model=ModelsResponse, responses=error_responses(401, 429), summary="Served models")
+@api.get("/models", response_model=ModelsResponse, responses=error_responses(), summary="Served models")
 async def list_models(svc: Svc, caller: Caller) -> Response:
     """Catalog models with their served and ready versions, demo-weights flag and `auto` figures."""
     del caller
@@ -561,14 +666,14 @@ async def list_models(svc: Svc, caller: Caller) -> Response:
 @api.get(
     "/history",
     response_model=HistoryPage,
-    responses=error_responses(400, 401, 403, 429),
+    responses=error_responses(400, 403, 422),
     summary="Your classification history",
 )
 async def list_history(
     svc: Svc,
     caller: Caller,
     filters: Filters,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="records per page")] = 50,
 ) -> Response:
     """The caller's records, newest first (admins: everyone's, or `user=`'s)."""
@@ -579,7 +684,7 @@ async def list_history(
     "/history/export",
     responses={
         200: {"content": {"text/csv": {}}, "description": "CSV, one row per record"},
-        **error_responses(400, 401, 403, 429),
+        **error_responses(400, 403, 422),
     },
     response_class=StreamingResponse,
     summary="Your history as CSV",
@@ -597,7 +702,7 @@ async def export_history(
 @api.get(
     "/history/{record_id}",
     response_model=HistoryRecord,
-    responses=error_responses(401, 404, 429),
+    responses=error_responses(404, 422),
     summary="One history record",
 )
 async def get_history(
@@ -607,11 +712,36 @@ async def get_history(
     return _json(await svc.history_record(caller, record_id))
 
 
-@api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def _allowed_methods(request: Request) -> set[str]:
+    """Methods that the routes matching this path take (none: the path does not exist)."""
+    allowed: set[str] = set()
+    for route in api.routes:
+        if route is not _CATCH_ALL and isinstance(route, APIRoute):
+            match, _ = route.matches({**request.scope, "method": ""})
+            if match != Match.NONE:
+                allowed |= route.methods
+    return allowed
+
+
+@api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
 async def no_such_route(caller: Caller, request: Request) -> Response:
-    """Anything else under /v1: authenticated and rate-limited like the rest, then 404."""
+    """Anything else under /v1: authenticated and rate-limited like the rest, then 405 or 404."""
     del caller
+    allowed = _allowed_methods(request)
+    if allowed:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
+            headers={"Allow": ", ".join(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))},
+        )
     raise NotFound(f"no route {request.method} {request.url.path}")
+
+
+_CATCH_ALL = api.routes[-1]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document served at ``/docs.json`` (``gateway.openapi``)."""
+    return document(Gateway.openapi_spec.asdict(), metrics_protected=SETTINGS.metrics_token is not None)
 
 
 Gateway.add_asgi_middleware(
@@ -619,4 +749,6 @@ Gateway.add_asgi_middleware(
     max_request_bytes=SETTINGS.max_request_bytes,
     max_batch_request_bytes=SETTINGS.max_batch_request_bytes,
     hsts_max_age_s=SETTINGS.hsts_max_age_s,
+    metrics_token=SETTINGS.metrics_token.get_secret_value() if SETTINGS.metrics_token else None,
+    openapi_document=lambda: orjson.dumps(openapi_document()),
 )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import secrets
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.proxies import parse_networks
 from visionserve.imaging import DEFAULT_MAX_ASPECT_RATIO
 from visionserve.settings import DEFAULT_GATEWAY_PORT, DEFAULT_GRPC_PORT
 
@@ -53,14 +56,30 @@ class GatewaySettings(BaseSettings):
         rate_per_s: tokens added to each key's bucket per second.
         rate_burst: bucket capacity (the most requests a key may send at once).
         anonymous_rate_per_s / anonymous_burst: the bucket per client address for requests
-            without a valid key, so key guessing is throttled too.
+            without a valid key, so key guessing is throttled too. An unknown key is checked
+            against this bucket *before* its database lookup, so misses cannot flood the database.
+        trusted_proxies: comma-separated CIDRs of reverse proxies (an ingress) whose
+            ``X-Forwarded-For`` is believed; empty (the default) trusts no one and the client
+            address is the TCP peer. Without it, behind an ingress, every caller shares one bucket.
         cache_ttl_s: how long a classification stays cached.
-        cache_max_entries: capacity of the in-process LRU.
+        cache_max_bytes: capacity of the in-process LRU, in (estimated) bytes of its entries.
+        cache_scope: ``key`` (default): answers are cached per API key, so no key learns that
+            another uploaded the same bytes; ``shared``: one answer for everyone (more hits,
+            but ``cached: true`` then tells a caller that someone else sent that image).
         redis_timeout_s: deadline of one Redis command; Redis slower than this counts as down.
         redis_retry_s: after a Redis failure, how long to go without it before trying again.
         max_bytes: largest encoded image per format.
         max_pixels: largest width × height accepted (read from the header, before decoding).
         max_aspect_ratio: most elongated image accepted (the preprocessing's own guard).
+        max_jpeg_scans: most scans (SOS markers) in one JPEG (a progressive photo has ~10;
+            each scan costs a pass over the whole image).
+        max_rle_pixels: largest RLE-compressed BMP (Pillow decodes RLE in pure Python).
+        decode_workers: processes that run the costly upload checks, per gateway worker.
+        decode_timeout_s: the most one such check may take; its process is killed after it
+            and the upload refused (413 ``decode_timeout``).
+        decode_memory_bytes: address-space cap of each decode process (0: none).
+        max_inflight_body_bytes: request-body bytes one worker holds at once (each request
+            reserves its ``Content-Length``); past it a request waits, then gets 503.
         max_request_bytes: body cap of every request but batches (base64 JSON included).
         max_batch_request_bytes: body cap of ``/v1/classify/batch``.
         batch_max_images: most images in one batch request.
@@ -68,7 +87,10 @@ class GatewaySettings(BaseSettings):
         hsts_max_age_s: ``Strict-Transport-Security`` max-age; 0 leaves the header out.
         version_poll_interval_s: how often each worker asks Triton which versions are ready.
         auth_cache_ttl_s: how long a key lookup is reused; a revoked key stops working
-            within this time.
+            within this time. Unknown keys are remembered as long, in a cache of their own.
+        ready_cache_ttl_s: how long a ``/readyz`` answer is reused (probes cost no Triton call
+            within it).
+        metrics_token: when set, ``/metrics`` needs ``Authorization: Bearer <token>``.
         history_flush_interval_s: how long history rows wait to be written in one batch.
         history_batch_rows: most rows per write.
         history_queue_max: rows kept in memory while the database is unreachable.
@@ -97,15 +119,23 @@ class GatewaySettings(BaseSettings):
     rate_burst: int = Field(20, ge=1)
     anonymous_rate_per_s: float = Field(5.0, gt=0)
     anonymous_burst: int = Field(20, ge=1)
+    trusted_proxies: str = ""
 
     cache_ttl_s: float = Field(3600.0, gt=0)
-    cache_max_entries: int = Field(50_000, ge=1)
+    cache_max_bytes: int = Field(64 * MIB, ge=1024)
+    cache_scope: Literal["key", "shared"] = "key"
     redis_timeout_s: float = Field(0.25, gt=0)
     redis_retry_s: float = Field(1.0, ge=0)
 
     max_bytes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
     max_pixels: int = Field(36_000_000, ge=1)
     max_aspect_ratio: float = Field(DEFAULT_MAX_ASPECT_RATIO, ge=1)
+    max_jpeg_scans: int = Field(32, ge=1)
+    max_rle_pixels: int = Field(4_000_000, ge=1)
+    decode_workers: int = Field(2, ge=1)
+    decode_timeout_s: float = Field(5.0, gt=0)
+    decode_memory_bytes: int = Field(2 * 1024 * MIB, ge=0)
+    max_inflight_body_bytes: int = Field(256 * MIB, ge=1024)
     max_request_bytes: int = Field(34 * MIB, ge=1024)
     max_batch_request_bytes: int = Field(96 * MIB, ge=1024)
     batch_max_images: int = Field(16, ge=1)
@@ -114,6 +144,8 @@ class GatewaySettings(BaseSettings):
     hsts_max_age_s: int = Field(31_536_000, ge=0)
     version_poll_interval_s: float = Field(0.25, gt=0, le=0.5)
     auth_cache_ttl_s: float = Field(1.0, ge=0)
+    ready_cache_ttl_s: float = Field(1.0, ge=0)
+    metrics_token: SecretStr | None = None
     history_flush_interval_s: float = Field(0.5, gt=0)
     history_batch_rows: int = Field(500, ge=1)
     history_queue_max: int = Field(100_000, ge=1)
@@ -131,6 +163,17 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # refuse a typo at start, not on the first request
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("max_bytes")
     @classmethod

@@ -101,3 +101,35 @@ async def test_async_lookup_matches(engine: Engine) -> None:
     second = await store.alookup(key)  # served from the cache
     assert first == second and first is not None and first.user == "hank"
     assert await store.alookup("garbage") is None
+
+
+def _made_up_key(n: int) -> str:
+    return f"vsk_{n:012x}_{'A' * 40}"
+
+
+def test_unknown_keys_never_evict_valid_ones(engine: Engine) -> None:
+    """Finding: 10,000 misses cleared the one lookup cache, valid keys included."""
+    store = KeyStore(engine, b"pepper", cache_ttl_s=3600)
+    info, key = store.create("ivan")
+    assert store.lookup(key) is not None
+    KeyStore(engine, b"pepper").revoke(info.id)  # from now on only the cache can say "ivan"
+    for n in range(10_001):
+        assert store.lookup(_made_up_key(n)) is None
+    assert store.lookup(key) is not None  # still served from the cache of found keys
+    assert store.cached(_made_up_key(10_000)) == (True, None)  # the latest misses are remembered
+
+
+def test_misses_are_cached_apart_and_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.auth._MISS_CACHE_MAX", 100)
+    store = KeyStore(engine, b"pepper", cache_ttl_s=3600)
+    queries: list[str] = []
+    real_query = store._query
+    store._query = lambda digest: queries.append(digest) or real_query(digest)  # type: ignore[method-assign]
+    assert store.cached(_made_up_key(1)) == (False, None)  # only the database can tell
+    store.lookup(_made_up_key(1))
+    store.lookup(_made_up_key(1))
+    assert len(queries) == 1  # the second miss cost no query
+    assert store.cached("not-a-key") == (True, None)  # malformed: known without a lookup
+    for n in range(2, 105):
+        store.lookup(_made_up_key(n))
+    assert len(store._missing) <= 100 and store.cached(_made_up_key(1)) == (False, None)  # oldest went

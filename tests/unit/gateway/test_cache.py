@@ -1,12 +1,13 @@
-"""Cache keys carry the served version; the LRU expires; a dead Redis is a miss, never an error."""
+"""Cache keys carry the served version and scope; the LRU expires and is bounded by bytes; a dead Redis is a miss."""
 
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import pytest
 
-from gateway.cache import CachedAnswer, LocalCache, RedisCache, cache_key
+from gateway.cache import CACHE_SCOPE, CachedAnswer, LocalCache, RedisCache, cache_key, entry_bytes
 from gateway.redis_link import RedisLink, connect
 
 ANSWER = CachedAnswer("resnet18", 3, (("tabby", 281, 0.75), ("tiger cat", 282, 0.125)))
@@ -28,16 +29,54 @@ def test_key_separates_image_model_version_top_k_and_policy() -> None:
     assert len({base, *variants}) == 6
 
 
+def test_key_is_scoped_per_api_key_unless_shared() -> None:
+    """Finding: user B learned from ``cached: true`` that someone else uploaded the same bytes."""
+    args = ("ab" * 32, "resnet18", 1, 5, "p1")
+    shared = cache_key(*args)  # no scope set: the shared scope
+    token = CACHE_SCOPE.set("key-a")
+    try:
+        alice = cache_key(*args)
+    finally:
+        CACHE_SCOPE.reset(token)
+    bob = cache_key(*args, scope="key-b")
+    assert len({shared, alice, bob}) == 3
+    assert cache_key(*args, scope="key-a") == alice and cache_key(*args) == shared
+
+
+def _answer(top_k: int, seed: int) -> CachedAnswer:
+    return CachedAnswer("resnet18", 1, tuple((f"label number {seed}-{i}", i, 1.0 / (i + 1)) for i in range(top_k)))
+
+
 @pytest.mark.anyio
 async def test_local_cache_hits_expires_and_evicts() -> None:
-    cache = LocalCache(max_entries=2, ttl_s=0.2)
+    two = 2 * entry_bytes("a", ANSWER)
+    cache = LocalCache(max_bytes=two, ttl_s=0.2)
     await cache.set("a", ANSWER)
     assert await cache.get("a") == ANSWER
     await cache.set("b", ANSWER)
     await cache.set("c", ANSWER)  # evicts the least recently used
-    assert len(cache) == 2
+    assert len(cache) == 2 and cache.bytes <= two
     time.sleep(0.25)
     assert await cache.get("b") is None
+
+
+@pytest.mark.anyio
+async def test_local_cache_is_bounded_by_bytes_not_entries() -> None:
+    """Finding: the in-process cache was bounded by entry count, whatever each entry held."""
+    budget = 256 * 1024
+    cache = LocalCache(max_bytes=budget, ttl_s=60)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(2000):  # top-100 answers: ~25 KB each, far over the budget in total
+            await cache.set(f"key-{n:06d}", _answer(100, n))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert cache.bytes <= budget
+    assert 0 < len(cache) < 2000
+    assert held < 2 * budget, held  # the estimate tracks what the entries really hold
+    assert await cache.get("key-001999") is not None and await cache.get("key-000000") is None
 
 
 @pytest.mark.anyio

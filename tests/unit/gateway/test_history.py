@@ -170,3 +170,48 @@ def test_csv_export_has_every_row_and_neutralises_formulas(engine: Engine) -> No
     assert records[1][error_col].startswith("'=")
     capped = list(csv.reader(io.StringIO("".join(csv_lines(engine, HistoryQuery(user="alice"), max_rows=2)))))
     assert len(capped) == 3
+
+
+def _count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM classifications")).scalar_one())
+
+
+@pytest.mark.parametrize("write_fails", [True, False])
+def test_a_cancelled_flush_loses_no_batch_and_duplicates_none(engine: Engine, write_fails: bool) -> None:
+    """Finding: a batch taken off the queue was lost when its hand-off (the flush) was cancelled."""
+    import threading
+
+    async def go() -> tuple[int, int]:
+        writer = HistoryWriter(engine)
+        real_write = writer._write
+        release = threading.Event()
+
+        def slow_write(batch: list[HistoryRow]) -> None:
+            release.wait(5)
+            if write_fails:
+                raise RuntimeError("database went away")
+            real_write(batch)
+
+        writer._write = slow_write  # type: ignore[method-assign]
+        for i in range(3):
+            writer.add(row(i))
+        flush = asyncio.create_task(writer.flush())
+        await asyncio.sleep(0.05)  # the batch is off the queue, its write in a thread
+        flush.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await flush
+        writer._write = real_write  # type: ignore[method-assign]
+        await writer.close()  # waits for the orphaned write, then flushes what came back
+        return _count(engine), writer.pending
+
+    assert asyncio.run(go()) == (3, 0)
+
+
+def test_csv_export_reads_its_first_page_before_returning(tmp_path: Path) -> None:
+    """Finding: during a database outage the export answered 200 with only its header."""
+    broken = make_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every query fails
+    with pytest.raises(Exception) as caught:
+        csv_lines(broken, HistoryQuery(user="alice"), max_rows=10)
+    assert "classifications" in str(caught.value)

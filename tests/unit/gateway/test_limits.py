@@ -58,3 +58,13 @@ async def test_limiter_without_redis_uses_local_buckets() -> None:
     limiter = RateLimiter(None)
     results = [(await limiter.take("key:x", 1.0, 2)).allowed for _ in range(3)]
     assert results == [True, True, False]
+
+
+@pytest.mark.anyio
+async def test_peek_takes_nothing_and_says_whether_a_token_is_left() -> None:
+    limiter = RateLimiter()
+    assert (await limiter.peek("p", 0.001, 2)).allowed
+    assert (await limiter.peek("p", 0.001, 2)).remaining == 2  # nothing was taken
+    await limiter.take("p", 0.001, 2, cost=2)
+    refused = await limiter.peek("p", 0.001, 2)
+    assert not refused.allowed and refused.retry_after_s >= 1

@@ -88,3 +88,53 @@ async def test_streamed_oversize_body_is_cut_off() -> None:
     async with client() as c:
         r = await c.post("/v1/echo", content=chunks())
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+async def metrics(_request: Request) -> HTMLResponse:
+    return HTMLResponse("# metrics\n", media_type="text/plain")
+
+
+def guarded(token: str | None) -> httpx.AsyncClient:
+    app = Starlette(routes=[Route("/metrics", metrics), Route("/v1/echo", echo, methods=["POST"])])
+    wrapped = GatewayMiddleware(app, max_request_bytes=100, max_batch_request_bytes=1000, metrics_token=token,
+                                openapi_document=lambda: b'{"openapi": "3.0.3"}')  # fmt: skip
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://gw")
+
+
+@pytest.mark.anyio
+async def test_generated_request_ids_do_not_follow_the_random_module() -> None:
+    """Finding: request ids came from ``random.getrandbits`` (predictable once its state is known)."""
+    import random
+
+    ids = []
+    async with client() as c:
+        for _ in range(2):
+            random.seed(12345)
+            ids.append((await c.post("/v1/echo", content=b"")).headers["x-request-id"])
+    assert ids[0] != ids[1]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.anyio
+async def test_metrics_token_guards_metrics_only() -> None:
+    """Finding: /metrics was public through the ingress; a token setting protects it."""
+    async with guarded("s3cret") as c:
+        anonymous = await c.get("/metrics")
+        wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await c.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        api = await c.post("/v1/echo", content=b"x")
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+    assert anonymous.json()["error"]["code"] == "unauthorized" and anonymous.headers["www-authenticate"]
+    assert anonymous.headers["x-request-id"] and anonymous.headers["x-content-type-options"] == "nosniff"
+    assert right.status_code == 200 and right.text == "# metrics\n"
+    assert api.status_code == 200
+    async with guarded(None) as c:
+        assert (await c.get("/metrics")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_docs_json_is_the_gateways_document() -> None:
+    async with guarded(None) as c:
+        r = await c.get("/docs.json")
+    assert r.status_code == 200 and r.json() == {"openapi": "3.0.3"}
+    assert r.headers["content-type"] == "application/json"

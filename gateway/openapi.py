@@ -1,0 +1,106 @@
+"""The gateway's OpenAPI document (``/docs.json``), valid OpenAPI 3.0.
+
+BentoML labels its document ``openapi: 3.0.2`` but takes the mounted FastAPI app's paths and
+schemas from FastAPI, which writes OpenAPI 3.1 / JSON Schema 2020-12 (``anyOf: [..., {type:
+null}]`` for an optional value, ``exclusiveMinimum: 0`` as a number, ``const``). Tools that
+read 3.0 (``openapi-spec-validator``, client generators, schemathesis) reject or misread that.
+``document`` rewrites those forms into their 3.0 equivalents (``nullable``, boolean
+``exclusiveMinimum``, ``enum``) and declares the infrastructure endpoints' own statuses;
+``GatewayMiddleware`` serves the result at ``/docs.json`` in place of BentoML's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["document", "downgrade_schema"]
+
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties",)
+_SCHEMA_ONE = ("items", "not", "additionalProperties")
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def downgrade_schema(schema: Any) -> Any:
+    """A JSON Schema (2020-12, as Pydantic writes it) as an OpenAPI 3.0 Schema Object."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [downgrade_schema(v) for v in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: downgrade_schema(v) for name, v in value.items()}
+        elif key in _SCHEMA_ONE and isinstance(value, dict):
+            out[key] = downgrade_schema(value)
+        else:
+            out[key] = value
+    for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+        value = out.get(bound)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out["minimum" if bound == "exclusiveMinimum" else "maximum"] = value
+            out[bound] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if "examples" in out and isinstance(out["examples"], list):
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    if isinstance(out.get("type"), list):
+        types = [t for t in out["type"] if t != "null"]
+        if len(types) < len(out["type"]):
+            out["nullable"] = True
+        out["type"] = types[0] if len(types) == 1 else out["type"]
+    for combinator in ("anyOf", "oneOf"):
+        options = out.get(combinator)
+        if not isinstance(options, list):
+            continue
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == len(options):
+            continue
+        del out[combinator]
+        out["nullable"] = True
+        if len(kept) == 1 and "$ref" not in kept[0]:
+            out = {**kept[0], **out}
+        elif kept:
+            out[combinator] = kept
+    if out.get("nullable") and "$ref" in out:  # a $ref takes no siblings in 3.0: wrap it
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}]
+    return out
+
+
+def _walk(node: Any) -> Any:
+    """Downgrade every ``schema`` found in a paths / components tree."""
+    if isinstance(node, list):
+        return [_walk(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: downgrade_schema(v) if k == "schema" else _walk(v) for k, v in node.items()}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": dict(_ERROR_SCHEMA)}}}
+
+
+def document(spec: dict[str, Any], *, metrics_protected: bool) -> dict[str, Any]:
+    """The served document: BentoML's ``openapi_spec.asdict()`` made valid OpenAPI 3.0.
+
+    Args:
+        spec: BentoML's document (not modified).
+        metrics_protected: ``/metrics`` needs a bearer token (``GATEWAY_METRICS_TOKEN``).
+    """
+    doc = copy.deepcopy(spec)
+    doc["openapi"] = "3.0.3"
+    doc["paths"] = _walk(doc.get("paths", {}))
+    components = doc.setdefault("components", {})
+    components["schemas"] = {name: downgrade_schema(s) for name, s in components.get("schemas", {}).items()}
+    for name in ("HTTPValidationError", "ValidationError"):  # 422 answers ErrorResponse, not FastAPI's shape
+        components["schemas"].pop(name, None)
+    paths = doc["paths"]
+    if "/readyz" in paths:
+        paths["/readyz"]["get"]["responses"]["503"] = {"description": "no catalog ensemble is ready in Triton"}
+    if "/metrics" in paths and metrics_protected:
+        paths["/metrics"]["get"]["responses"]["401"] = _error("missing or wrong metrics bearer token")
+    return doc
