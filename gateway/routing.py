@@ -4,9 +4,12 @@ Policy ("most accurate within the latency budget, else the fastest"):
 
 1. Candidates are the catalog models that are ready in Triton and declare both
    ``top1_accuracy`` and ``gflops`` in models.yaml.
-2. Each candidate's *expected latency* is what this gateway measured for it (an
-   exponentially weighted mean of Triton round trips on cache misses, once ``min_samples``
-   are in); before that it is ``gflops × ms_per_gflop``, where ``ms_per_gflop`` is calibrated
+2. Each candidate's *expected latency* is what this gateway measured for it: the median of
+   its last ``window`` per-image Triton round trips on cache misses, once ``min_samples`` are
+   in. A median, not a mean: one caller's few costly images (huge or slow-to-decode uploads)
+   must not move ``auto`` for everyone — an exponentially weighted mean jumped by a fifth of
+   every outlier; the median moves only when most recent images got slower. Before
+   ``min_samples`` it is ``gflops × ms_per_gflop``, where ``ms_per_gflop`` is calibrated
    from the models already measured (their median ms/GFLOP), else the configured prior.
 3. With a budget (header ``X-Latency-Budget-Ms``, else ``GATEWAY_AUTO_BUDGET_MS``): the most
    accurate candidate whose expected latency fits the budget; if none fits, the fastest.
@@ -16,6 +19,7 @@ Policy ("most accurate within the latency budget, else the fastest"):
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,17 +52,17 @@ class AutoRouter:
     Args:
         catalog: the model catalog (accuracy and GFLOPs per model).
         ms_per_gflop: prior cost before anything is measured.
-        alpha: weight of a new sample in the moving average.
+        window: recent samples per model the median is taken over (older ones age out).
         min_samples: samples before a measurement replaces the estimate.
     """
 
-    def __init__(self, catalog: Catalog, *, ms_per_gflop: float = 10.0, alpha: float = 0.2, min_samples: int = 3):
+    def __init__(self, catalog: Catalog, *, ms_per_gflop: float = 10.0, window: int = 31, min_samples: int = 3):
         self._catalog = catalog
         self._prior = ms_per_gflop
-        self._alpha = alpha
+        self._window = window
         self._min_samples = min_samples
-        self._ewma: dict[str, float] = {}
-        self._samples: dict[str, int] = {}
+        self._samples: dict[str, deque[float]] = {}
+        self._median: dict[str, float] = {}
 
     @property
     def eligible(self) -> list[str]:
@@ -70,16 +74,16 @@ class AutoRouter:
         ]
 
     def observe(self, model: str, latency_ms: float) -> None:
-        """Record one measured Triton round trip of ``model``."""
-        if latency_ms < 0 or model not in self._catalog.models:
+        """Record one measured per-image Triton round trip of ``model``."""
+        if not latency_ms >= 0 or model not in self._catalog.models:  # NaN too
             return
-        previous = self._ewma.get(model)
-        self._ewma[model] = latency_ms if previous is None else previous + self._alpha * (latency_ms - previous)
-        self._samples[model] = self._samples.get(model, 0) + 1
+        samples = self._samples.setdefault(model, deque(maxlen=self._window))
+        samples.append(latency_ms)
+        self._median[model] = statistics.median(samples)  # ≤ 31 values: microseconds
 
     def _measured(self, model: str) -> float | None:
-        if self._samples.get(model, 0) >= self._min_samples:
-            return self._ewma[model]
+        if len(self._samples.get(model, ())) >= self._min_samples:
+            return self._median[model]
         return None
 
     def ms_per_gflop(self) -> float:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.versions import NOT_READY_REASONS
 from visionserve.catalog import load_catalog
 
 __all__ = [
@@ -146,7 +147,9 @@ class ModelInfo(BaseModel):
     gflops: float | None
     expected_latency_ms: float | None = Field(description="what `auto` expects this model to take")
     latency_measured: bool = Field(description="expected latency is measured (else derived from GFLOPs)")
-    reason: str = Field("", description="why the model is not ready")
+    reason: Literal["", *NOT_READY_REASONS] = Field(  # type: ignore[valid-type]
+        "", description="why the model is not ready: a stable word, never the server's own text"
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -12,6 +12,10 @@ tracker forward at once and triggers a poll.
 The same poll feeds readiness (``/readyz``, ``/v1/models``) and ``model=auto`` (only ready
 models are candidates). When Triton cannot be reached the last known state is kept (so cached
 answers still flow) but marked unreachable.
+
+Why a model is not ready is reported to callers as one of ``NOT_READY_REASONS`` (stable
+words), never Triton's own text: that carries file paths, backend errors and stack details of
+the server. The text is logged when it changes.
 """
 
 from __future__ import annotations
@@ -26,9 +30,27 @@ from typing import Any, Protocol
 
 from visionserve.catalog import Catalog
 
-__all__ = ["ModelState", "VersionTracker", "weights_flag"]
+__all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "not_ready_reason", "weights_flag"]
 
 log = logging.getLogger("visionserve.gateway.versions")
+
+#: What ``ModelState.reason`` (and ``/v1/models``) may say; "" when ready.
+NOT_READY_REASONS = ("not_polled", "triton_unreachable", "not_loaded", "loading", "unloading", "unloaded", "load_failed")
+
+
+def not_ready_reason(state: str, reason: str) -> str:
+    """A stable word for a repository-index row that is not READY (Triton's state and text)."""
+    state = state.upper()
+    if state == "LOADING":
+        return "loading"
+    if state == "UNLOADING":
+        return "unloading"
+    text = reason.strip().lower()
+    if text in ("", "not loaded"):
+        return "not_loaded"
+    if text == "unloaded":
+        return "unloaded"
+    return "load_failed"
 
 
 class _Client(Protocol):
@@ -89,9 +111,10 @@ class VersionTracker:
         self._interval_s = interval_s
         self._on_change = on_change
         self._states: dict[str, ModelState] = {
-            n: ModelState(n, False, (), None, None, "not polled yet") for n in self._names
+            n: ModelState(n, False, (), None, None, "not_polled") for n in self._names
         }
         self._weights: dict[tuple[str, int], str | None] = {}
+        self._raw_reasons: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self.reachable = False
@@ -143,7 +166,7 @@ class VersionTracker:
             self.reachable = False
             for name, state in self._states.items():
                 if not state.ready:
-                    self._states[name] = ModelState(name, False, (), None, None, "Triton is unreachable")
+                    self._states[name] = ModelState(name, False, (), None, None, "triton_unreachable")
             return False
         ready: dict[str, set[int]] = {n: set() for n in self._names}
         reasons: dict[str, str] = {}
@@ -153,14 +176,17 @@ class VersionTracker:
             version = _as_int(row.version)
             if row.ready and version is not None:
                 ready[row.name].add(version)
-            elif row.reason:
-                reasons[row.name] = row.reason
+            else:
+                reasons[row.name] = not_ready_reason(str(getattr(row, "state", "")), str(row.reason or ""))
+                if row.reason and self._raw_reasons.get(row.name) != row.reason:
+                    log.warning("%s version %s not ready: %s", row.name, row.version, row.reason)
+                self._raw_reasons[row.name] = str(row.reason or "")
         for name in self._names:
             versions = tuple(sorted(ready[name]))
             served = versions[-1] if versions else None
             if served is not None and (name, served) not in self._weights:
                 await self._load_weights(name, served)
-            reason = "" if versions else reasons.get(name, "not loaded in Triton")
+            reason = "" if versions else reasons.get(name, "not_loaded")
             self._set(name, ModelState(name, bool(versions), versions, served, self.weights(name, served), reason))
         self.reachable = True
         self.last_poll_s = time.monotonic()

@@ -69,3 +69,17 @@ def test_unknown_models_and_negative_samples_are_ignored(router: AutoRouter) -> 
     router.observe("nope", 1.0)
     router.observe(FASTEST, -5.0)
     assert not router.estimate(FASTEST).measured
+
+
+def test_a_few_slow_images_do_not_move_the_estimate() -> None:
+    """Finding: a few slow images (one caller's costly uploads) skewed `auto` for everyone."""
+    router = AutoRouter(CATALOG, min_samples=3)
+    model = CATALOG.names[0]
+    for _ in range(20):
+        router.observe(model, 5.0)
+    for _ in range(5):
+        router.observe(model, 5000.0)  # outliers: a quarter of the recent samples
+    assert router.estimate(model).expected_ms == 5.0
+    for _ in range(31):  # once most recent images really are slower, the estimate follows
+        router.observe(model, 40.0)
+    assert router.estimate(model).expected_ms == 40.0

@@ -102,3 +102,29 @@ def test_weights_flag_reads_both_config_shapes() -> None:
     assert weights_flag({"parameters": {"weights": {"string_value": "demo"}}}) == "demo"
     assert weights_flag({"config": {"parameters": {"weights": {"string_value": "imagenet"}}}}) == "imagenet"
     assert weights_flag({"parameters": {}}) is None
+
+
+@pytest.mark.anyio
+async def test_not_ready_reasons_are_stable_words_not_tritons_text() -> None:
+    """Finding: /v1/models returned Triton's raw not-ready reason (paths, backend errors)."""
+    triton = FakeTriton()
+    tracker = VersionTracker(triton, CATALOG)
+    assert tracker.state(NAME).reason == "not_polled"
+    leaky = "failed to load 'x': /opt/models/x/1/model.onnx: Protobuf parsing failed at /src/onnx.cc:42"
+    cases = [
+        (ModelStatus(NAME, "1", "UNAVAILABLE", False, leaky), "load_failed"),
+        (ModelStatus(NAME, "1", "LOADING", False, "loading weights from /secret/path"), "loading"),
+        (ModelStatus(NAME, "1", "UNLOADING", False), "unloading"),
+        (ModelStatus(NAME, "1", "UNAVAILABLE", False, "unloaded"), "unloaded"),
+        (ModelStatus(NAME, "", "UNAVAILABLE", False, "not loaded"), "not_loaded"),
+    ]
+    for row, word in cases:
+        triton.rows = [row]
+        await tracker.refresh()
+        assert tracker.state(NAME).reason == word
+    triton.rows = []
+    await tracker.refresh()
+    assert tracker.state(NAME).reason == "not_loaded"
+    triton.down = True
+    await tracker.refresh()
+    assert tracker.state(NAME).reason == "triton_unreachable"
