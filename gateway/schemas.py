@@ -213,6 +213,5 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "Triton or the key/history database unavailable (see Retry-After)",
     }
     return {
-        s: {"model": ErrorResponse, "description": text.get(s, "error")}
-        for s in sorted({*statuses, *COMMON_ERRORS})
+        s: {"model": ErrorResponse, "description": text.get(s, "error")} for s in sorted({*statuses, *COMMON_ERRORS})
     }

@@ -35,7 +35,15 @@ __all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "not_ready_reaso
 log = logging.getLogger("visionserve.gateway.versions")
 
 #: What ``ModelState.reason`` (and ``/v1/models``) may say; "" when ready.
-NOT_READY_REASONS = ("not_polled", "triton_unreachable", "not_loaded", "loading", "unloading", "unloaded", "load_failed")
+NOT_READY_REASONS = (
+    "not_polled",
+    "triton_unreachable",
+    "not_loaded",
+    "loading",
+    "unloading",
+    "unloaded",
+    "load_failed",
+)
 
 
 def not_ready_reason(state: str, reason: str) -> str:
