@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -177,7 +177,7 @@ class Classifier:
             return choice.model
         if name not in self.catalog.models:
             raise NotFound(
-                f"unknown model {name!r}; choose one of: auto, {', '.join(self.catalog.names)}",
+                f"unknown model; choose one of: auto, {', '.join(self.catalog.names)}",  # never echo the input
                 code="unknown_model",
             )
         return name
@@ -338,7 +338,7 @@ class Classifier:
             status = "error" if http_status >= 500 else "rejected"
         self.history.add(
             HistoryRow(
-                id=f"{random.getrandbits(128):032x}",  # an id, not a secret: access is checked per user
+                id=uuid.uuid4().hex,  # from the OS CSPRNG: unguessable, though access is checked per user anyway
                 request_id=req.request_id,
                 created_at=utcnow(),
                 user=req.caller.user,
