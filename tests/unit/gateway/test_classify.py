@@ -191,3 +191,31 @@ async def test_batch_with_triton_down_fails_whole_when_nothing_was_answered(setu
     assert outcomes[0].answer.cached and outcomes[1].error.error_code == 503  # partial: 200 with an error
     with pytest.raises(UpstreamUnavailable):
         await classifier.classify_batch(req(), [(JPEG, None)])
+
+
+@pytest.mark.anyio
+async def test_costly_uploads_never_stall_the_event_loop(setup) -> None:
+    """Small in bytes, dear to decode (issue 12): checked in a decode process, the loop keeps running."""
+    import asyncio
+
+    from tests.unit.gateway.corpus import costly_valid
+
+    classifier, triton, _, _ = setup
+    await classifier.decode_pool.start()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    answers = await asyncio.gather(*(classifier.classify_one(req(), data) for _, data in costly_valid()))
+    done.set()
+    await tick
+    assert all(not a.cached for a in answers) and triton.calls == [1] * len(costly_valid())
+    assert max(gaps) < 0.15, f"the loop stalled {max(gaps) * 1000:.0f} ms"
