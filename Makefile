@@ -10,6 +10,7 @@ VS      := $(VENV)/bin/visionserve
 MODEL   ?=
 MODELS  ?=
 WEIGHTS ?= auto
+PROFILE ?= cpu
 LABELS  ?=
 VERSION ?=
 TARGET  ?= gateway
@@ -20,7 +21,7 @@ HOST    ?=
 ARGS    ?=
 
 .PHONY: help setup venv export rollback versions serve gateway up classify loadtest loadtest-ui \
-        bench bench-serving bench-gateway helm-lint test test-services lint clean
+        bench bench-serving bench-gateway drills helm-lint test test-services lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,8 +37,8 @@ venv: $(PY) ## create .venv and install visionserve with its test tools
 setup: venv ## create .venv, install everything, export all models (works offline)
 	$(VS) export --weights $(WEIGHTS)
 
-export: ## export models and publish a new version: [MODEL=name] [WEIGHTS=auto|imagenet|demo|path] [LABELS=path]
-	$(VS) export $(if $(MODEL),--model $(MODEL)) --weights $(WEIGHTS) $(if $(LABELS),--labels $(LABELS))
+export: ## export models and publish a new version: [MODEL=name] [WEIGHTS=auto|imagenet|demo|path] [LABELS=path] [PROFILE=cpu|gpu]
+	$(VS) export $(if $(MODEL),--model $(MODEL)) --weights $(WEIGHTS) --profile $(PROFILE) $(if $(LABELS),--labels $(LABELS))
 
 rollback: ## serve an earlier version again: MODEL=name VERSION=n
 	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make rollback MODEL=name VERSION=n"; exit 2; }
@@ -72,6 +73,9 @@ bench-serving: ## served ensembles vs the in-process ceiling
 
 bench-gateway: ## gateway (miss/hit) vs direct Triton
 	$(VS) bench gateway $(ARGS)
+
+drills: test-services ## reliability drills on a local stack -> reports/drills.md [ARGS="--soak-s 60 --update-docs"]
+	$(VS) drills $(ARGS)
 
 helm-lint: ## render, lint and validate the Helm chart; lint Dockerfiles
 	$(PY) -m helm.lint

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "up": ("gateway.up", "main", "run tritonserver and the gateway together"),
     "loadtest": ("loadtest.run", "main", "run a headless Locust load test"),
     "bench": ("bench.cli", "main", "run side-by-side benchmarks"),
+    "drills": ("drills.cli", "main", "run the reliability drills (faults, abuse, soak) on a local stack"),
 }
 
 
