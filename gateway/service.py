@@ -47,8 +47,8 @@ from gateway.auth import Identity, KeyStore
 from gateway.cache import CACHE_SCOPE, LocalCache, RedisCache, ResultCache
 from gateway.classify import Answer, Classifier
 from gateway.classify import Request as ClassifyRequest
-from gateway.decode_pool import DecodePool
 from gateway.db import make_engine, migrate
+from gateway.decode_pool import DecodePool
 from gateway.errors import (
     BadRequest,
     Forbidden,
