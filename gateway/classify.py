@@ -26,11 +26,11 @@ from client import ClientError, InferenceError, ModelNotFound, ServerUnavailable
 from gateway.auth import Identity
 from gateway.cache import CachedAnswer, ResultCache, cache_key
 from gateway.db import utcnow
+from gateway.decode_pool import DecodePool
 from gateway.errors import BadRequest, NotFound, UpstreamError, UpstreamUnavailable
 from gateway.history import HistoryRow, HistoryWriter
 from gateway.metrics import GatewayMetrics
 from gateway.routing import AutoRouter
-from gateway.decode_pool import DecodePool
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_image, sniff
 from gateway.versions import VersionTracker
 from visionserve.catalog import Catalog

@@ -455,7 +455,8 @@ def _image_end(data: bytes, fmt: str, multi_picture: bool, steps: _Steps) -> int
 def _webp_kind(data: bytes) -> tuple[str, int, int]:
     chunk = data[12:16]
     if chunk == b"VP8 " and len(data) >= 30:
-        return "webp-lossy", int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+        width, height = int.from_bytes(data[26:28], "little"), int.from_bytes(data[28:30], "little")
+        return "webp-lossy", width & 0x3FFF, height & 0x3FFF
     if chunk == b"VP8L" and len(data) >= 25:
         bits = int.from_bytes(data[21:25], "little")
         return "webp-lossless", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1

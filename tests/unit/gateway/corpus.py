@@ -85,12 +85,7 @@ def _png_bomb(width: int, height: int) -> bytes:
     chunks = [comp.compress(row) for _ in range(height)]
     idat = b"".join(chunks) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 def _jpeg_with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
@@ -130,9 +125,13 @@ def _gif_huge_screen() -> bytes:
 
 
 def rle_bmp(width: int, height: int, *, bits: int = 8, worst: bool = True) -> bytes:
-    """A valid RLE8/RLE4 BMP; ``worst``: one pixel then end-of-line per row, which Pillow's
-    pure-Python decoder pads pixel by pixel (its slowest path), in a few bytes per row."""
-    row = b"\x01\x01\x00\x00" if worst else b"".join(bytes([min(255, width - x), 0x11]) for x in range(0, width, 255)) + b"\x00\x00"
+    """A valid RLE8/RLE4 BMP of ``width`` x ``height``, a few bytes per row.
+
+    ``worst``: one pixel then end-of-line per row, which Pillow's pure-Python decoder pads pixel
+    by pixel (its slowest path); else runs of 255 pixels.
+    """
+    runs = b"".join(bytes([min(255, width - x), 0x11]) for x in range(0, width, 255))
+    row = b"\x01\x01\x00\x00" if worst else runs + b"\x00\x00"
     pixels = row * height + b"\x00\x01"
     colours = 16 if bits == 4 else 256
     palette = b"".join(bytes([i, i, i, 0]) for i in range(colours))
@@ -147,7 +146,8 @@ def _progressive_many_scans(jpeg: bytes, scans: int) -> bytes:
     """A progressive JPEG with its last refinement scan repeated until it has ``scans`` scans.
 
     Repeating a successive-approximation scan keeps the file decodable (libjpeg warns, goes on)
-    while every scan costs a pass over the coefficients."""
+    while every scan costs a pass over the coefficients.
+    """
     marks = [i for i in range(len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] == 0xDA]
     last = marks[-1]
     end = jpeg.rindex(b"\xff\xd9")
@@ -218,9 +218,7 @@ def hostile_corpus() -> tuple[Hostile, ...]:
         Hostile("binary.elf", elf, 415),
         Hostile("run.sh", b"#!/bin/sh\nrm -rf /\n", 415),
         Hostile("page.html", b"<!DOCTYPE html><html><script>alert(1)</script></html>", 415),
-        Hostile(
-            "vector.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415
-        ),
+        Hostile("vector.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415),
         Hostile("scan.tiff", _encode(img, "TIFF"), 415),
         Hostile("icon.ico", _encode(img.resize((32, 32)), "ICO"), 415),
         Hostile("data.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 40, 415),
@@ -244,9 +242,7 @@ def hostile_corpus() -> tuple[Hostile, ...]:
         Hostile("png+zip.png", png + zip_hidden, 400, "polyglot"),
         Hostile("jpeg+exe.jpg", jpeg + pe, 400, "polyglot"),
         Hostile("png-zip-inside.png", png_zip_inside, 400, "polyglot"),
-        Hostile(
-            "jpeg-php.jpg", _jpeg_with_segment(jpeg, 0xFE, b"<?php system($_GET['c']); ?>"), 400, "polyglot"
-        ),
+        Hostile("jpeg-php.jpg", _jpeg_with_segment(jpeg, 0xFE, b"<?php system($_GET['c']); ?>"), 400, "polyglot"),
         Hostile(
             "png-script.png",
             _png_with_chunk_before_iend(png, b"tEXt", b"c\x00<script>alert(1)</script>"),
@@ -259,9 +255,7 @@ def hostile_corpus() -> tuple[Hostile, ...]:
         Hostile("bomb.jpg", _jpeg_huge_dims(jpeg, 60_000, 60_000), 413, "too_many_pixels"),
         Hostile("bomb.webp", _WEBP_BOMB, 413, "too_many_pixels"),
         Hostile("bomb.bmp", _bmp_header(50_000, 50_000), 413, "too_many_pixels"),
-        Hostile(
-            "huge.jpg", jpeg[:2] + b"\xff\xfe\xff\xff" + b"\x00" * (12 * 2**20 + 10), 413, "image_too_large"
-        ),
+        Hostile("huge.jpg", jpeg[:2] + b"\xff\xfe\xff\xff" + b"\x00" * (12 * 2**20 + 10), 413, "image_too_large"),
         Hostile("strip.png", _encode(Image.new("RGB", (4000, 10)), "PNG"), 400, "bad_aspect_ratio"),
     ]
     items += _more_hostile(img, jpeg, png, gif, webp, bmp, pe, elf, pdf, zip_hidden)
@@ -305,8 +299,9 @@ def _more_hostile(
         Hostile("strip-1x100000.png", _png_bomb(1, 100_000), 400, "bad_aspect_ratio"),
         Hostile("strip-100000x1.bmp", strip_bmp, 400, "bad_aspect_ratio"),
         Hostile("strip-1x60000.gif", _encode(Image.new("P", (1, 60_000)), "GIF"), 400, "bad_aspect_ratio"),
-        Hostile("strip-16000x1.webp", _encode(Image.new("RGB", (16_000, 1)), "WEBP", lossless=True), 400,
-                "bad_aspect_ratio"),  # fmt: skip
+        Hostile(
+            "strip-16000x1.webp", _encode(Image.new("RGB", (16_000, 1)), "WEBP", lossless=True), 400, "bad_aspect_ratio"
+        ),  # fmt: skip
         Hostile("rle8-6000x6000.bmp", rle_bmp(6000, 6000), 413, "image_too_costly"),
         Hostile("rle4-4000x4000.bmp", rle_bmp(4000, 4000, bits=4), 413, "image_too_costly"),
         Hostile("scans-200.jpg", _progressive_many_scans(progressive, 200), 413, "too_many_scans"),
@@ -319,8 +314,12 @@ def _more_hostile(
         Hostile("exe-renamed.gif", pe, 415, "unsupported_media_type"),
         Hostile("elf-renamed.webp", elf, 415, "unsupported_media_type"),
         Hostile("html-renamed.bmp", b"<html><body onload=alert(1)>", 415, "unsupported_media_type"),
-        Hostile("svg-renamed.png", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', 415,
-                "unsupported_media_type"),  # fmt: skip
+        Hostile(
+            "svg-renamed.png",
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+            415,
+            "unsupported_media_type",
+        ),  # fmt: skip
     ]
 
 
@@ -358,26 +357,40 @@ def hostile_requests() -> tuple[HostileRequest, ...]:
         HostileRequest("image-as-text-field", ctype_one, body_text_field, 400),
         HostileRequest("part-without-disposition", ctype_one, body_no_disposition, 400, "invalid_multipart"),
         HostileRequest("multipart-without-boundary", "multipart/form-data", body_text_field, 400, "invalid_multipart"),
-        HostileRequest("boundary-300-chars", "multipart/form-data; boundary=" + "b" * 300, b"--" + b"b" * 300, 400,
-                       "invalid_multipart"),  # fmt: skip
+        HostileRequest(
+            "boundary-300-chars",
+            "multipart/form-data; boundary=" + "b" * 300,
+            b"--" + b"b" * 300,
+            400,
+            "invalid_multipart",
+        ),  # fmt: skip
         HostileRequest("deep-json", "application/json", deep, 400, "invalid_request"),
         HostileRequest("deep-json-array", "application/json", b"[" * 200_000, 400, "invalid_request"),
         HostileRequest("json-not-utf8", "application/json", b'{"image_base64": "\xff\xfe"}', 400),
-        HostileRequest("base64-garbage", "application/json", b'{"image_base64": "!!!!not*base64$$$$"}', 400,
-                       "invalid_base64"),  # fmt: skip
-        HostileRequest("base64-non-ascii", "application/json", '{"image_base64": "QUJD\u00e9"}'.encode(), 400,
-                       "invalid_base64"),  # fmt: skip
-        HostileRequest("base64-of-a-pdf", "application/json", json.dumps({"image_base64": b64_pdf}).encode(), 415,
-                       "unsupported_media_type"),  # fmt: skip
-        HostileRequest("base64-too-long", "application/json",
-                       b'{"image_base64": "' + b"QUJD" * (34 * 2**20 // 4) + b'"}', 413),  # fmt: skip
+        HostileRequest(
+            "base64-garbage", "application/json", b'{"image_base64": "!!!!not*base64$$$$"}', 400, "invalid_base64"
+        ),  # fmt: skip
+        HostileRequest(
+            "base64-non-ascii", "application/json", '{"image_base64": "QUJD\u00e9"}'.encode(), 400, "invalid_base64"
+        ),  # fmt: skip
+        HostileRequest(
+            "base64-of-a-pdf",
+            "application/json",
+            json.dumps({"image_base64": b64_pdf}).encode(),
+            415,
+            "unsupported_media_type",
+        ),  # fmt: skip
+        HostileRequest(
+            "base64-too-long", "application/json", b'{"image_base64": "' + b"QUJD" * (34 * 2**20 // 4) + b'"}', 413
+        ),  # fmt: skip
         HostileRequest("empty-json", "application/json", b"", 400, "invalid_request"),
         HostileRequest("json-array", "application/json", b"[1, 2, 3]", 400, "invalid_request"),
         HostileRequest("text-plain", "text/plain", jpeg, 415, "unsupported_content_type"),
         HostileRequest("raw-jpeg-body", "image/jpeg", jpeg, 415, "unsupported_content_type"),
         HostileRequest("xml", "application/xml", b"<image>QUJD</image>", 415, "unsupported_content_type"),
-        HostileRequest("oversized-body", "application/octet-stream", b"\x00" * (35 * 2**20), 413,
-                       "payload_too_large"),  # fmt: skip
+        HostileRequest(
+            "oversized-body", "application/octet-stream", b"\x00" * (35 * 2**20), 413, "payload_too_large"
+        ),  # fmt: skip
     )
 
 

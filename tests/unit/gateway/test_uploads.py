@@ -15,9 +15,23 @@ POLICY = UploadPolicy()
 
 def test_the_hostile_corpus_is_large_and_covers_every_status() -> None:
     corpus = hostile_corpus()
-    assert len(corpus) >= 30
+    assert len(corpus) >= 60
     assert {h.status for h in corpus} == {400, 413, 415}
     assert len({h.name for h in corpus}) == len(corpus)
+    codes = {h.code for h in corpus}
+    assert {"too_many_scans", "image_too_costly", "too_many_pixels", "polyglot", "truncated_image"} <= codes
+    for ext in ("jpg", "png", "gif", "webp", "bmp"):  # every format truncated or corrupt, and bombed
+        assert any(h.name.endswith(ext) and h.code == "too_many_pixels" for h in corpus), ext
+        broken = [h for h in corpus if h.name.startswith(("truncated", "corrupt")) and h.status == 400]
+        assert any(h.name.endswith(ext) for h in broken), ext
+
+
+def test_the_request_corpus_states_a_4xx_for_every_body() -> None:
+    from tests.unit.gateway.corpus import hostile_requests
+
+    cases = hostile_requests()
+    assert len(cases) >= 15 and len({c.name for c in cases}) == len(cases)
+    assert all(400 <= c.status < 500 for c in cases)
 
 
 @pytest.mark.parametrize("item", hostile_corpus(), ids=lambda h: h.name)

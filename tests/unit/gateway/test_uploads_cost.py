@@ -91,8 +91,11 @@ def test_16bit_pngs_are_decode_checked_by_the_gateway() -> None:
     good = _encode(Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20), "PNG")
     check_upload(good, POLICY)
     ihdr = struct.pack(">IIBBBBB", 64, 48, 16, 0, 0, 0, 0)
-    bad = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"not zlib data at all") + _png_chunk(
-        b"IEND", b""
+    bad = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"not zlib data at all")
+        + _png_chunk(b"IEND", b"")
     )  # every CRC valid: only a decode finds the fault
     with pytest.raises(InvalidImage) as info:
         check_upload(bad, POLICY)
