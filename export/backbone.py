@@ -16,7 +16,7 @@ from export.weights import WeightsChoice
 from visionserve.catalog import ARTIFACTS, Format, ModelSpec
 from visionserve.errors import ParityError
 
-__all__ = ["PARITY_TOLERANCE", "Backbone", "Exported", "resolve_builder"]
+__all__ = ["PARITY_TOLERANCE", "Backbone", "Exported", "artifact_size", "resolve_builder"]
 
 #: Largest accepted |exported − source| over probabilities on real images.
 PARITY_TOLERANCE = 1e-3
@@ -26,7 +26,7 @@ PARITY_TOLERANCE = 1e-3
 class Exported:
     """One exported, parity-checked artifact."""
 
-    fmt: Format
+    fmt: str  # a catalog Format, or "gpu" for the GPU profile's model
     path: Path
     max_abs_diff: float
     size_bytes: int
@@ -44,7 +44,7 @@ def resolve_builder(dotted: str) -> Any:
         raise CatalogError(f"builder {dotted!r} does not exist (check models.yaml)") from None
 
 
-def _size(path: Path) -> int:
+def artifact_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -81,16 +81,20 @@ class Backbone(ABC):
         version_dir.mkdir(parents=True, exist_ok=True)
         artifact = version_dir / ARTIFACTS[fmt]
         self._export(fmt, artifact)
+        diff = self.check_parity(fmt, load_runner(fmt, artifact)(check_batch), check_batch)
+        return Exported(fmt, artifact, diff, artifact_size(artifact), time.perf_counter() - start)
+
+    def check_parity(self, what: str, got: np.ndarray, check_batch: np.ndarray) -> float:
+        """Max |Δp| of ``got`` against the source on ``check_batch``.
+
+        Raises:
+            ParityError: more than PARITY_TOLERANCE apart, or the top-1 classes differ.
+        """
         expected = self.predict(check_batch)
-        got = load_runner(fmt, artifact)(check_batch)
-        diff = float(np.max(np.abs(got - expected)))
-        if (
-            got.shape != expected.shape
-            or diff > PARITY_TOLERANCE
-            or not np.array_equal(got.argmax(1), expected.argmax(1))
-        ):
+        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+        if diff > PARITY_TOLERANCE or not np.array_equal(got.argmax(1), expected.argmax(1)):
             raise ParityError(
-                f"{self.spec.name} {fmt}: exported model disagrees with its source "
+                f"{self.spec.name} {what}: exported model disagrees with its source "
                 f"(max |Δp| = {diff:.3g} > {PARITY_TOLERANCE:g} or top-1 differs); nothing published"
             )
-        return Exported(fmt, artifact, diff, _size(artifact), time.perf_counter() - start)
+        return diff

@@ -10,7 +10,7 @@ from pathlib import Path
 from export.publish import TritonControl, require_version, switch_version
 from export.repository import committed_versions, read_version, served_version
 from export.weights import parse_weights
-from visionserve.catalog import load_catalog
+from visionserve.catalog import PROFILES, load_catalog
 from visionserve.errors import CatalogError
 from visionserve.settings import DEFAULT_GRPC_PORT, repository_path
 
@@ -48,6 +48,12 @@ def export_main(argv: list[str]) -> int:
     parser.add_argument("--weights", default="auto", help="auto | imagenet | demo | /path/to/checkpoint")
     parser.add_argument("--labels", default=None, help="labels file (one class per line) for a checkpoint")
     parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="cpu",
+        help="cpu: Pillow preprocessing -> backbone; gpu: one model decoding and running fp16 on the GPU",
+    )
+    parser.add_argument(
         "--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)"
     )
     _common(parser)
@@ -71,6 +77,7 @@ def export_main(argv: list[str]) -> int:
                     spec,
                     choice,
                     repo,
+                    profile=args.profile,
                     labels=args.labels,
                     control=control,
                     keep_versions=args.keep or catalog.keep_versions,
@@ -139,7 +146,7 @@ def versions_main(argv: list[str]) -> int:
 
     repo = args.repository or repository_path()
     table = Table(title=str(repo))
-    for col in ("model", "version", "served", "weights", "classes", "formats", "created"):
+    for col in ("model", "version", "served", "profile", "weights", "classes", "formats", "created"):
         table.add_column(col)
     for spec in load_catalog(args.catalog).models.values():
         served = served_version(repo, spec)
@@ -149,6 +156,7 @@ def versions_main(argv: list[str]) -> int:
                 spec.name,
                 str(v),
                 "●" if v == served else "",
+                info.profile,
                 info.weights,
                 str(info.num_classes),
                 ",".join(info.formats),

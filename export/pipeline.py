@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torchvision  # noqa: F401  (torchvision -> triton must load before TensorFlow runs: both bring LLVM, see docs/decisions.md)
 
-from export.backbone import Backbone, Exported
+from export.backbone import Backbone, Exported, artifact_size
 from export.demo import CALIBRATION_IMAGES
 from export.labels import read_labels, resolve_labels
 from export.publish import (
@@ -26,8 +27,8 @@ from export.publish import (
 from export.repository import VersionInfo, write_version_files
 from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
-from visionserve.catalog import ModelSpec
-from visionserve.errors import WeightsError
+from visionserve.catalog import ARTIFACTS, ModelSpec, Profile
+from visionserve.errors import CatalogError, WeightsError
 from visionserve.samples import sample_images
 
 __all__ = ["ExportResult", "export_model", "make_backbone"]
@@ -35,6 +36,7 @@ __all__ = ["ExportResult", "export_model", "make_backbone"]
 #: Real sample images each artifact is checked on before it is published.
 CHECK_IMAGES = 16
 _MODEL_PY = Path(__file__).with_name("triton_model.py")
+_GPU_MODEL_PY = Path(__file__).with_name("gpu_model.py")
 
 
 @dataclass
@@ -82,11 +84,45 @@ def _build(
     backbone.build(choice, num_classes, calibration)
 
 
+def _stage_gpu_model(
+    spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray
+) -> Exported:
+    """``<name>_gpu/V``: the GPU model, the two modules it imports, and the ONNX backbone (hard-linked).
+
+    The parity check runs the very module the GPU model builds from that ONNX (onnx2torch), in
+    float32 on the CPU, against the source model; fp16 on the GPU is measured by ``bench gpu``.
+    """
+    import torch
+
+    from visionserve import gpu_pipeline
+
+    start = time.perf_counter()
+    onnx_file = staging / spec.backbone_model("onnx") / str(version) / ARTIFACTS["onnx"]
+    if not onnx_file.is_file():
+        raise CatalogError(f"{spec.name}: the GPU profile runs the ONNX backbone: add onnx to its formats")
+    gpu_dir = staging / spec.gpu_model / str(version)
+    gpu_dir.mkdir(parents=True, exist_ok=True)
+    sources = {"model.py": _GPU_MODEL_PY, "gpu_pipeline.py": gpu_pipeline.__file__, "imaging.py": imaging.__file__}
+    for name, source in sources.items():
+        shutil.copyfile(source, gpu_dir / name)
+    artifact = gpu_dir / ARTIFACTS["onnx"]
+    try:
+        os.link(onnx_file, artifact)  # one file on disk; publishing never rewrites a file in place
+    except OSError:
+        shutil.copyfile(onnx_file, artifact)
+    module = gpu_pipeline.load_onnx_module(str(artifact))
+    with torch.inference_mode():
+        got = module(torch.from_numpy(np.ascontiguousarray(check))).numpy()
+    diff = backbone.check_parity("gpu (onnx2torch)", got, check)
+    return Exported("gpu", gpu_dir, diff, artifact_size(artifact), time.perf_counter() - start)
+
+
 def export_model(
     spec: ModelSpec,
     choice: WeightsChoice,
     repo: Path,
     *,
+    profile: Profile = "cpu",
     labels: str | None = None,
     control: TritonControl | None = None,
     keep_versions: int = 3,
@@ -130,6 +166,11 @@ def export_model(
         pre_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
         shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
+        if profile == "gpu":
+            step("staging the GPU model (nvJPEG decode, fp16 backbone from the ONNX) …")
+            gpu = _stage_gpu_model(spec, backbone, staging, version, check)
+            result.artifacts.append(gpu)
+            step(f"gpu: parity max |Δp| = {gpu.max_abs_diff:.2e} (onnx2torch, float32) ({gpu.seconds:.1f} s)")
         info = VersionInfo(
             version=version,
             weights=backbone.weights,
@@ -137,6 +178,7 @@ def export_model(
             formats=list(spec.formats),
             checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
             parity={e.fmt: e.max_abs_diff for e in result.artifacts},
+            profile=profile,
         )
         write_version_files(staging / spec.ensemble / str(version), info, label_list)
         commit_staged(staging, repo, spec, version)

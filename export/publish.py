@@ -27,6 +27,7 @@ from pathlib import Path
 
 from export.repository import (
     committed_versions,
+    pipeline_models,
     read_version,
     remove_version,
     served_version,
@@ -199,7 +200,7 @@ def switch_version(
     versions: at every moment (and after a kill at any point) the ensemble's pinned version is
     one its steps serve, so a restarted server loads the repository as it is.
     """
-    read_version(repo, spec, version)  # raises when it does not exist
+    needed = set(pipeline_models(spec, read_version(repo, spec, version)))  # raises when it does not exist
     current = served_version(repo, spec)
     switching = current is not None and current != version and current in committed_versions(repo, spec)
     loaded = control.loaded() if control is not None else set()
@@ -208,7 +209,7 @@ def switch_version(
         if control is None:
             return
         for name in names:
-            if name in loaded or name in {spec.preprocess_model, spec.backbone_model()}:
+            if name in loaded or name in needed:
                 control.load(name)
 
     if switching:

@@ -26,6 +26,8 @@ __all__ = [
     "VersionInfo",
     "atomic_write",
     "committed_versions",
+    "gpu_config",
+    "pipeline_models",
     "read_config",
     "read_version",
     "served_version",
@@ -45,6 +47,7 @@ class VersionInfo:
     formats: list[str]
     checkpoint: str | None = None
     parity: dict[str, float] = field(default_factory=dict)
+    profile: str = "cpu"
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -138,6 +141,41 @@ def backbone_config(
     return cfg
 
 
+def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes: int) -> mc.ModelConfig:
+    """The GPU profile's one model: image bytes → probabilities, decoded and run on the GPU."""
+    gpu = spec.gpu
+    if gpu is None:
+        raise RepositoryError(f"{spec.name}: the catalog has no GPU profile (models.yaml profiles.gpu)")
+    cfg = mc.ModelConfig(name=spec.gpu_model, backend="python", max_batch_size=gpu.max_batch_size)
+    cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
+    cfg.output.add(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[classes])
+    cfg.version_policy.specific.versions.extend(versions)
+    kind = mc.ModelInstanceGroup.KIND_GPU if gpu.device == "gpu" else mc.ModelInstanceGroup.KIND_CPU
+    cfg.instance_group.add(kind=kind, count=gpu.instances)
+    cfg.dynamic_batching.max_queue_delay_microseconds = gpu.batch_delay_us
+    cfg.dynamic_batching.preferred_batch_size.extend(
+        b for b in gpu.preferred_batch_sizes if b <= gpu.max_batch_size
+    )
+    params = {
+        "stage": "fused",
+        "preprocessing": json.dumps(spec.pipeline_params()),
+        "precision": gpu.precision,
+        "graph_batch_sizes": json.dumps(list(gpu.graph_batch_sizes)),
+        "backbone_file": ARTIFACTS["onnx"],
+    }
+    for key, value in params.items():
+        cfg.parameters[key].string_value = value
+    _weights_param(cfg, info)
+    return cfg
+
+
+def pipeline_models(spec: ModelSpec, info: VersionInfo) -> list[str]:
+    """The models the ensemble's steps run for a version, in order."""
+    if info.profile == "gpu":
+        return [spec.gpu_model]
+    return [spec.preprocess_model, spec.backbone_model()]
+
+
 def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     """The user-facing model: image bytes → probabilities, every step pinned to one version."""
     cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=spec.max_batch_size)
@@ -148,6 +186,11 @@ def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     cfg.version_policy.specific.versions.append(info.version)
     cfg.response_cache.enable = True
     _weights_param(cfg, info)
+    if info.profile == "gpu":
+        step = cfg.ensemble_scheduling.step.add(model_name=spec.gpu_model, model_version=info.version)
+        step.input_map[IMAGE_INPUT] = IMAGE_INPUT
+        step.output_map[PROBABILITIES] = PROBABILITIES
+        return cfg
     in_name, out_name = spec.tensor_names(spec.serve_format)
     pre = cfg.ensemble_scheduling.step.add(model_name=spec.preprocess_model, model_version=info.version)
     pre.input_map[IMAGE_INPUT] = IMAGE_INPUT
@@ -168,6 +211,13 @@ def write_composing_configs(repo: Path, spec: ModelSpec, versions: list[int]) ->
     for fmt in newest.formats:
         _write_config(repo, backbone_config(spec, fmt, versions, newest, classes))
         written.append(spec.backbone_model(fmt))  # type: ignore[arg-type]
+    gpu_versions = [i.version for i in infos if i.profile == "gpu"]
+    if gpu_versions:  # only GPU-profile versions have a <name>_gpu/V directory
+        gpu_classes = {i.num_classes for i in infos if i.profile == "gpu"}
+        gpu_newest = [i for i in infos if i.profile == "gpu"][-1]
+        size = gpu_classes.pop() if len(gpu_classes) == 1 else -1
+        _write_config(repo, gpu_config(spec, gpu_versions, gpu_newest, size))
+        written.append(spec.gpu_model)
     return written
 
 

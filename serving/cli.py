@@ -29,6 +29,7 @@ from serving.launcher import (
     LOOPBACK,
     REPOSITORY_KEY_ENV,
     TritonServer,
+    default_models,
     is_loopback,
     write_repository_key,
 )
@@ -61,21 +62,19 @@ def parse_bytes(text: str) -> int:
     return int(float(match[1]) * _UNITS[unit])
 
 
-def select_models(catalog: Catalog, names: str | None, all_formats: bool) -> list[str]:
+def select_models(catalog: Catalog, names: str | None, all_formats: bool, repository: Path) -> list[str]:
     """Triton models to load for catalog entries ``names`` (comma-separated; all when empty).
 
-    Each entry contributes its ensemble, its preprocessing model and its default backbone,
-    plus every other exported format when ``all_formats``.
+    Each entry contributes its ensemble and the models its served version's steps run
+    (``default_models``), plus every exported backbone when ``all_formats``.
 
     Raises:
         CatalogError: an unknown entry name.
     """
-    models: list[str] = []
-    for spec in catalog.select(names):
-        models += [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
-        if all_formats:
-            models += [spec.backbone_model(f) for f in spec.formats if f != spec.serve_format]
-    return models
+    models = default_models(catalog, repository, names)
+    if all_formats:
+        models += [spec.backbone_model(f) for spec in catalog.select(names) for f in spec.formats]
+    return list(dict.fromkeys(models))
 
 
 def repository_api_key(mode: str | None, listen: str, key_file: Path) -> str | None:
@@ -158,7 +157,7 @@ def main(argv: list[str]) -> int:
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
-        models=select_models(catalog, args.models, args.all_formats),
+        models=select_models(catalog, args.models, args.all_formats, repository),
         listen_address=args.listen,
         repository_api_key=repository_api_key(args.repository_api, args.listen, args.repository_key_file),
         cache_size_bytes=args.cache_size,

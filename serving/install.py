@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from visionserve.errors import ServerError
 
-__all__ = ["TritonInstall", "find_install", "server_environment"]
+__all__ = ["TritonInstall", "check_stub_numpy", "find_install", "server_environment"]
 
 #: Environment defaults for the server and its stubs: no stray OpenMP/BLAS pools. Each backend
 #: sizes its own framework pool explicitly (see serving/backends/backend_common.py).
@@ -113,3 +114,36 @@ def server_environment(install: TritonInstall, base: dict[str, str] | None = Non
     for key, value in THREAD_ENV_DEFAULTS.items():
         env.setdefault(key, value)
     return env
+
+
+def check_stub_numpy(env: dict[str, str]) -> str:
+    """The numpy version the python stubs will import; refuse numpy 2 before serving garbage.
+
+    The stub (libpython embedded, ``PYTHONPATH`` ignored) imports the numpy of the interpreter's
+    own site-packages, which ``python -I`` sees too. The bundled python backend reads tensors
+    with numpy-1 layouts: under numpy 2 every BYTES input crashes the stub ("unpack_from
+    requires a buffer …") and UINT8 outputs come back empty (measured on the H200 machine).
+
+    Returns:
+        The version string.
+
+    Raises:
+        ServerError: numpy is missing there, or its major version is 2 or more.
+    """
+    probe = subprocess.run(
+        [sys.executable, "-I", "-c", "import numpy; print(numpy.__version__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    version = probe.stdout.strip()
+    if probe.returncode != 0 or not version:
+        raise ServerError(f"the python stubs cannot import numpy from {sys.prefix}: {probe.stderr.strip()[-300:]}")
+    if int(version.split(".")[0]) >= 2:
+        raise ServerError(
+            f"the python stubs would import numpy {version} from {sys.prefix}; the bundled python backend "
+            "corrupts tensors under numpy 2 (BYTES inputs crash the stub, UINT8 outputs come back empty). "
+            "Install numpy<2 into that environment: pip install 'numpy<2'"
+        )
+    return version

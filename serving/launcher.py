@@ -30,8 +30,8 @@ from pathlib import Path
 from types import TracebackType
 
 from serving.backend_dir import assemble_backend_directory
-from serving.install import find_install, server_environment
-from serving.model_config import item_bytes, list_models, read_model_config
+from serving.install import check_stub_numpy, find_install, server_environment
+from serving.model_config import ensemble_steps, item_bytes, list_models, read_model_config
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
 from visionserve.settings import PROJECT_ROOT
@@ -154,22 +154,29 @@ def repository_key_headers(key: str | None, protocol: str = "grpc") -> dict[str,
     return {name: key}
 
 
-def default_models(catalog: Catalog, repository: Path) -> list[str]:
-    """What ``make serve`` loads: each catalog ensemble, its preprocess model and its default backbone.
+def default_models(catalog: Catalog, repository: Path, names: str | list[str] | None = None) -> list[str]:
+    """What ``make serve`` loads: each catalog ensemble and the models its served version runs.
+
+    A CPU-profile version runs its preprocess model and default backbone, a GPU-profile version
+    its GPU model: the ensemble's config.pbtxt in ``repository`` says which. An entry that was
+    never exported contributes the CPU names, so the start fails naming what to export.
 
     Args:
         catalog: the model catalog.
-        repository: the model repository (unused for the names; kept so a caller states which
-            repository the list is meant for, and for future per-repository defaults).
+        repository: the model repository.
+        names: catalog entries (comma-separated or a list); every entry when None.
 
     Returns:
         Triton model names, ensemble first for every entry.
     """
-    del repository
-    names: list[str] = []
-    for spec in catalog.models.values():
-        names += [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
-    return names
+    models: list[str] = []
+    for spec in catalog.select(names):
+        try:
+            steps = ensemble_steps(repository, spec.ensemble)
+        except RepositoryError:
+            steps = [spec.preprocess_model, spec.backbone_model()]
+        models += [spec.ensemble, *steps]
+    return list(dict.fromkeys(models))
 
 
 def shm_byte_sizes(repository: Path, models: Sequence[str]) -> tuple[int, int]:
@@ -316,6 +323,8 @@ class TritonServer:
         self.models = self._check_repository()
         self._check_ports()
         default_shm, growth_shm = shm_byte_sizes(self._repository, self.models)
+        env = server_environment(install)
+        check_stub_numpy(env)
         self._backend_dir = assemble_backend_directory(install=install)
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="tritonserver-", suffix=".log")
@@ -357,7 +366,7 @@ class TritonServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=server_environment(install),
+                env=env,
                 start_new_session=True,  # its own process group: stop() ends the stubs too
             )
         atexit.register(self.stop)

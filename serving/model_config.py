@@ -19,6 +19,7 @@ __all__ = [
     "STRING_ELEMENT_BUDGET_BYTES",
     "VARIABLE_DIM_BUDGET",
     "ModelConfig",
+    "ensemble_steps",
     "item_bytes",
     "list_models",
     "read_model_config",
@@ -63,6 +64,15 @@ def read_model_config(model_dir: Path) -> ModelConfig:
         raise RepositoryError(f"{path} does not exist: run `make export`") from None
     except text_format.ParseError as exc:
         raise RepositoryError(f"{path}: not a valid Triton model configuration: {exc}") from None
+
+
+def ensemble_steps(repository: Path, name: str) -> list[str]:
+    """The models an ensemble's steps run, in order, as its config.pbtxt names them.
+
+    The served version decides them (a CPU-profile version runs preprocess -> backbone, a
+    GPU-profile version one GPU model), so the server loads what the repository says.
+    """
+    return [step.model_name for step in read_model_config(Path(repository) / name).ensemble_scheduling.step]
 
 
 def list_models(repository: Path) -> list[str]:

@@ -23,12 +23,17 @@ __all__ = [
     "PROBABILITIES",
     "Catalog",
     "Format",
+    "GpuProfile",
     "ModelSpec",
+    "Profile",
     "Preprocessing",
     "load_catalog",
 ]
 
 Format = Literal["onnx", "torchscript", "savedmodel"]
+#: Deployment profiles: ``cpu`` (preprocess model -> backbone) or ``gpu`` (one GPU model).
+Profile = Literal["cpu", "gpu"]
+PROFILES: tuple[str, ...] = ("cpu", "gpu")
 
 #: Ensemble input: encoded image bytes (TYPE_STRING), batched.
 IMAGE_INPUT = "image"
@@ -88,6 +93,33 @@ class Instances(_Strict):
     backbone: int = Field(default=1, ge=1)
 
 
+class GpuProfile(_Strict):
+    """How ``make export PROFILE=gpu`` serves a model.
+
+    The ensemble's one step is ``<name>_gpu``, a python model that decodes, preprocesses and
+    runs the backbone on the GPU (values chosen by measurement:
+    docs/benchmarks-gpu.md). ``models.yaml``'s ``profiles.gpu`` holds them; an entry's ``gpu:``
+    overrides single fields.
+
+    Args:
+        device: ``gpu`` (KIND_GPU); ``cpu`` runs the same model on a CPU device (tests, CI).
+        precision: backbone and batch dtype on the GPU.
+        max_batch_size: largest batch the dynamic batcher forms.
+        preferred_batch_sizes: sizes the batcher aims for.
+        batch_delay_us: how long a batch may wait for company.
+        instances: model instances per GPU (each its own process, CUDA context and graphs).
+        graph_batch_sizes: batch buckets captured as CUDA graphs.
+    """
+
+    device: Literal["gpu", "cpu"] = "gpu"
+    precision: Literal["fp16", "fp32"]
+    max_batch_size: int = Field(ge=1)
+    preferred_batch_sizes: tuple[int, ...]
+    batch_delay_us: int = Field(ge=0)
+    instances: int = Field(ge=1)
+    graph_batch_sizes: tuple[int, ...]
+
+
 class ModelSpec(_Strict):
     """One catalog entry."""
 
@@ -107,6 +139,7 @@ class ModelSpec(_Strict):
     batch_delay_us: int = Field(default=2000, ge=0)
     top1_accuracy: float | None = Field(default=None, ge=0, le=1)
     gflops: float | None = Field(default=None, gt=0)
+    gpu: GpuProfile | None = Field(default=None, description="the GPU profile (models.yaml profiles.gpu)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -136,6 +169,11 @@ class ModelSpec(_Strict):
     def preprocess_model(self) -> str:
         return f"{self.name}_preprocess"
 
+    @property
+    def gpu_model(self) -> str:
+        """The GPU profile's one-step pipeline model (decode + preprocess + backbone)."""
+        return f"{self.name}_gpu"
+
     def backbone_model(self, fmt: Format | None = None) -> str:
         return f"{self.name}_{fmt or self.serve_format}"
 
@@ -163,7 +201,12 @@ class ModelSpec(_Strict):
     @property
     def triton_models(self) -> list[str]:
         """Every Triton model this entry produces, ensemble first."""
-        return [self.ensemble, self.preprocess_model, *(self.backbone_model(f) for f in self.formats)]
+        return [
+            self.ensemble,
+            self.preprocess_model,
+            *(self.backbone_model(f) for f in self.formats),
+            self.gpu_model,
+        ]
 
 
 class Catalog(BaseModel):
@@ -217,12 +260,15 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
         raise CatalogError(f"{source}: expected a mapping with a non-empty 'models:' section")
     defaults = raw.get("defaults") or {}
     entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us") if k in defaults}
+    gpu_defaults = (raw.get("profiles") or {}).get("gpu")
     models: dict[str, ModelSpec] = {}
     try:
         for name, entry in raw["models"].items():
             if not isinstance(entry, dict):
                 raise CatalogError(f"{source}: models.{name}: expected a mapping, got {type(entry).__name__}")
             data = {**entry_defaults, **entry, "name": name}
+            if gpu_defaults is not None or "gpu" in entry:
+                data["gpu"] = {**(gpu_defaults or {}), **(entry.get("gpu") or {})}
             try:
                 models[name] = ModelSpec.model_validate(data)
             except ValidationError as err:

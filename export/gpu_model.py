@@ -1,0 +1,114 @@
+"""The GPU profile's python-backend model; copied into ``<model>_gpu/<version>/model.py``.
+
+Beside it lie ``imaging.py``, ``gpu_pipeline.py`` and the backbone's ``model.onnx``. Its
+config says which stage it runs (``stage`` parameter):
+
+- ``fused`` (what the ensemble serves): encoded images -> probabilities in one execute, the
+  decoded and preprocessed batch never leaving the GPU;
+- ``preprocess`` / ``backbone``: the same two halves as separate models, handing the batch
+  over as a GPU tensor (DLPack). ``bench gpu`` measures this split against ``fused``.
+
+One response per request; a request whose image cannot be decoded gets its own INVALID_ARG
+error and the rest of the batch is served.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+from torch.utils import dlpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_pipeline import Backbone, Preprocessor, load_onnx_module  # noqa: E402  (copied beside this file)
+from imaging import Pipeline  # noqa: E402
+
+_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+
+
+def _invalid(message):
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.stage = params.get("stage", "fused")
+        on_gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu")
+        if on_gpu:
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+        # fp16 is a GPU precision; on a CPU device the same model runs in float32
+        dtype = _DTYPES[params.get("precision", "fp16")] if on_gpu else torch.float32
+        self.input_name = config["input"][0]["name"]
+        self.output_name = config["output"][0]["name"]
+        pipeline = Pipeline.from_params(json.loads(params["preprocessing"]))
+        self.pre = Preprocessor(pipeline, self.device, dtype) if self.stage != "backbone" else None
+        self.net = None
+        if self.stage != "preprocess":
+            here = os.path.join(args["model_repository"], args["model_version"])
+            graphs = [int(b) for b in json.loads(params.get("graph_batch_sizes", "[]"))]
+            graphs = [b for b in graphs if b <= max(1, config.get("max_batch_size", 1))]
+            module = load_onnx_module(os.path.join(here, params.get("backbone_file", "model.onnx")))
+            self.net = Backbone(module, self.device, dtype, pipeline.output_shape, graphs)
+            if self.net.graph_error:
+                pb_utils.Logger.log_warn(f"CUDA graphs unavailable, running eagerly: {self.net.graph_error}")
+        pb_utils.Logger.log_info(
+            f"{args['model_name']} v{args['model_version']} stage={self.stage} device={self.device} "
+            f"dtype={dtype} graphs={sorted(self.net.graphs) if self.net else []}"
+        )
+
+    def _inputs(self, requests):
+        """Every request's rows in one list, and each request's (start, count)."""
+        rows, spans = [], []
+        for request in requests:
+            tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
+            if self.stage == "backbone":
+                part = dlpack.from_dlpack(tensor.to_dlpack()).to(self.device)
+                count = part.shape[0]
+            else:
+                part = [bytes(item) for item in tensor.as_numpy().reshape(-1)]
+                count = len(part)
+            spans.append((sum(c for _, c in spans), count))
+            rows.append(part)
+        return rows, spans
+
+    def execute(self, requests):
+        try:
+            rows, spans = self._inputs(requests)
+            errors = [None] * sum(c for _, c in spans)
+            if self.stage == "backbone":
+                batch = torch.cat(rows)
+            else:
+                prepared = self.pre([item for part in rows for item in part])
+                batch, errors = prepared.batch, prepared.errors
+            if self.stage == "preprocess":
+                result = batch
+            else:
+                result = self.net(batch)
+                result = result.cpu().numpy() if result.device.type != "cpu" else result.numpy()
+        except Exception as exc:  # never let a batch take the stub down
+            error = pb_utils.TritonError(f"GPU pipeline failed: {type(exc).__name__}: {exc}")
+            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+        responses = []
+        for start, count in spans:
+            bad = [e for e in errors[start : start + count] if e is not None]
+            if bad:
+                responses.append(pb_utils.InferenceResponse(error=_invalid(f"invalid image: {bad[0]}")))
+                continue
+            part = result[start : start + count]
+            if isinstance(part, np.ndarray):
+                out = pb_utils.Tensor(self.output_name, np.ascontiguousarray(part, dtype=np.float32))
+            else:
+                out = pb_utils.Tensor.from_dlpack(self.output_name, dlpack.to_dlpack(part.contiguous()))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+        return responses
+
+    def finalize(self):
+        self.net = None
+        self.pre = None

@@ -1,0 +1,158 @@
+"""The GPU profile's preprocessing and backbone runner, on a CPU device (what CI can run).
+
+The same code runs on a GPU; there the JPEG route is nvJPEG instead of torchvision's CPU
+libjpeg. Geometry and normalisation are compared against ``imaging.Pipeline`` — the CPU path,
+parity-tested against the frameworks — on identical decoded pixels.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from visionserve.catalog import load_catalog
+from visionserve.gpu_pipeline import Backbone, Preprocessor, nvjpeg_decodable, orient
+from visionserve.imaging import open_image
+from visionserve.samples import base_photos, sample_images
+
+CATALOG = load_catalog()
+CPU = torch.device("cpu")
+
+
+def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _photo(size: tuple[int, int] = (320, 240)) -> Image.Image:
+    return base_photos()[0].resize(size)
+
+
+@pytest.mark.parametrize("spec", CATALOG.models.values(), ids=CATALOG.names)
+def test_geometry_and_normalisation_match_the_cpu_pipeline(spec) -> None:  # noqa: ANN001
+    """Lossless formats decode to identical pixels on both paths: what differs is the geometry."""
+    pipeline = spec.pipeline(use_draft=False)
+    images = [s.data for s in sample_images(12, seed=7, formats=("PNG", "BMP", "WEBP", "GIF"))]
+    prepared = Preprocessor(pipeline, CPU)(images)
+    assert prepared.errors == [None] * len(images)
+    expected = pipeline.batch(images)
+    got = prepared.batch.numpy()
+    assert got.shape == expected.shape
+    # in 8-bit pixel levels: Pillow's fixed-point filter vs torch's float antialias, both rounded
+    levels = np.abs(got - expected) * np.asarray(pipeline.std).max() / pipeline.scale
+    assert levels.max() <= 2.0
+    assert levels.mean() < 0.1
+
+
+def test_baseline_jpegs_take_the_device_route_and_the_rest_fall_back() -> None:
+    photo = _photo()
+    cases = {
+        "baseline": (_encode(photo, "JPEG", quality=90), True),
+        "grey": (_encode(photo.convert("L"), "JPEG"), True),
+        "progressive": (_encode(photo, "JPEG", progressive=True), False),
+        "cmyk": (_encode(photo.convert("CMYK"), "JPEG"), False),
+        "png": (_encode(photo, "PNG"), False),
+        "webp": (_encode(photo, "WEBP"), False),
+        "bmp": (_encode(photo, "BMP"), False),
+        "gif": (_encode(photo, "GIF"), False),
+    }
+    for name, (data, device_route) in cases.items():
+        assert nvjpeg_decodable(open_image(data)) is device_route, name
+    pipeline = CATALOG.get("resnet18").pipeline()
+    prepared = Preprocessor(pipeline, CPU)([data for data, _ in cases.values()])
+    assert prepared.errors == [None] * len(cases)
+    assert (prepared.decoded_on_device, prepared.decoded_on_cpu) == (2, 6)
+    # every route yields the same picture: colour rows agree with the first within coding noise
+    rows = prepared.batch.float()
+    colour = [i for i, name in enumerate(cases) if name != "grey"]
+    assert all(float((rows[i] - rows[0]).abs().mean()) < 0.1 for i in colour)
+
+
+def test_device_route_agrees_with_the_cpu_path_on_jpegs() -> None:
+    """Decoders differ by a few levels; the CPU path also decodes at a reduced DCT scale (draft)."""
+    pipeline = CATALOG.get("resnet50").pipeline()
+    jpegs = [s.data for s in sample_images(8, seed=11, formats=("JPEG",))]
+    got = Preprocessor(pipeline, CPU)(jpegs).batch.numpy()
+    expected = pipeline.batch(jpegs)
+    levels = np.abs(got - expected) / pipeline.scale
+    assert np.median(levels) <= 3.0
+    assert levels.mean() < 6.0
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(orientation: int) -> None:
+    img = Image.fromarray(np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3) * 2)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tagged = Image.open(io.BytesIO(_encode(img, "PNG", exif=exif)))
+    expected = np.asarray(ImageOps.exif_transpose(tagged).convert("RGB"))
+    got = orient(torch.from_numpy(np.asarray(img)).permute(2, 0, 1), orientation).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_oriented_jpeg_on_the_device_route_matches_the_cpu_path() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(_photo((320, 200)), "JPEG", quality=95, exif=exif)
+    pipeline = CATALOG.get("mobilenet_v2").pipeline(use_draft=False)
+    prepared = Preprocessor(pipeline, CPU)([data])
+    assert prepared.decoded_on_device == 1
+    levels = np.abs(prepared.batch.numpy()[0] - pipeline(data)) / pipeline.scale
+    assert levels.mean() < 2.0  # a wrong rotation would differ by tens of levels
+
+
+def test_bad_images_fail_alone() -> None:
+    good = _encode(_photo(), "JPEG")
+    truncated = good[: len(good) // 3]
+    corrupt = good[:600] + bytes(range(256)) * 8 + good[2648:]
+    images = [good, b"", b"not an image at all", truncated, corrupt, _encode(Image.new("L", (1, 5000)), "PNG"), good]
+    pipeline = CATALOG.get("resnet18").pipeline()
+    prepared = Preprocessor(pipeline, CPU)(images)
+    assert prepared.errors[0] is None and prepared.errors[-1] is None
+    assert "empty image" in prepared.errors[1]
+    assert "not a recognised image" in prepared.errors[2]
+    assert "truncated or corrupt" in prepared.errors[3]
+    assert "aspect ratio" in prepared.errors[5]
+    torch.testing.assert_close(prepared.batch[0], prepared.batch[-1])
+    assert float(prepared.batch[1].abs().sum()) == 0.0  # a failed row is zeros, never a neighbour's pixels
+    if prepared.errors[4] is None:  # libjpeg may conceal a corrupt scan; the row must still be an image
+        assert torch.isfinite(prepared.batch[4]).all()
+
+
+def test_layout_dtype_and_channel_order() -> None:
+    data = [_encode(_photo(), "PNG")]
+    for name in CATALOG.names:
+        spec = CATALOG.get(name)
+        batch = Preprocessor(spec.pipeline(), CPU, torch.float16)(data).batch
+        assert batch.dtype == torch.float16
+        assert tuple(batch.shape[1:]) == spec.input_shape
+    rgb = Preprocessor(CATALOG.get("mobilenet_v2").pipeline(), CPU)(data).batch  # RGB, x/127.5 - 1
+    bgr = Preprocessor(CATALOG.get("resnet50").pipeline(), CPU)(data).batch  # BGR, minus caffe means
+    torch.testing.assert_close((bgr[..., 0] + 103.939) / 127.5 - 1, rgb[..., 2], atol=1e-4, rtol=0)
+
+
+def test_backbone_runs_eagerly_on_a_cpu_device() -> None:
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Softmax(1)
+    )
+    runner = Backbone(module, CPU, torch.float32, (3, 16, 16))
+    x = torch.randn(5, 3, 16, 16)
+    assert not runner.graphs
+    torch.testing.assert_close(runner(x), module(x))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_cuda_graph_buckets_pad_and_slice() -> None:
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Softmax(1))
+    runner = Backbone(module, torch.device("cuda"), torch.float32, (3, 8, 8), graph_batch_sizes=(1, 4, 8))
+    assert sorted(runner.graphs) == [1, 4, 8]
+    x = torch.randn(19, 3, 8, 8, device="cuda")
+    torch.testing.assert_close(runner(x), runner.module(x), atol=1e-5, rtol=1e-4)

@@ -1,0 +1,278 @@
+"""The catalog's preprocessing and a backbone, batched with torch on one device (the GPU profile).
+
+One implementation for all three families: the constants come from the same
+``imaging.Pipeline`` the CPU path uses, and so do the limits (``open_image``) and the
+geometry (``resized_size``, ``crop_box``). It runs inside Triton — copied beside the GPU
+model's ``model.py`` with ``imaging.py`` — and in-process for ``bench gpu``'s ceiling. It runs
+on a CPU device as well, which is how CI tests the routing, the fallbacks and the geometry.
+
+Decode: baseline JPEGs (YCbCr or grey; no progressive, CMYK or multi-picture files) are decoded
+together in one ``torchvision.io.decode_jpeg(list, device=...)`` call, nvJPEG on a GPU. Every
+other image (PNG, WebP, BMP, GIF, progressive or CMYK JPEG, or a JPEG nvJPEG refuses) goes to
+the CPU decoder (``imaging.decode_rgb``, Pillow) inside the same batch; a corrupt image fails
+only its own slot. Geometry: antialiased bilinear resizing (torchvision's antialias was
+written to match Pillow's filter), rounded to 8-bit levels as Pillow's output is, then the
+centre crop and ``(pixel * scale - mean) / std`` in the model's channel order and layout.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+try:
+    from visionserve.imaging import InvalidImage, Pipeline, open_image
+except ImportError:  # inside Triton: imaging.py is copied beside this file
+    from imaging import InvalidImage, Pipeline, open_image  # type: ignore[no-redef]
+
+__all__ = [
+    "DEFAULT_GRAPH_BATCH_SIZES",
+    "Backbone",
+    "Preprocessor",
+    "Prepared",
+    "load_onnx_module",
+    "nvjpeg_decodable",
+    "orient",
+]
+
+#: Batch sizes a CUDA graph is captured for; a batch runs in the smallest one that holds it.
+DEFAULT_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_EXIF_ORIENTATION = 0x0112
+
+
+def nvjpeg_decodable(img: Image.Image) -> bool:
+    """True for what nvJPEG's batched decoder handles: a baseline JPEG in YCbCr or grey."""
+    if img.format != "JPEG" or img.mode not in {"RGB", "L"}:
+        return False  # MPO, CMYK/YCCK Adobe JPEGs and every other format go to the CPU decoder
+    return not (img.info.get("progressive") or img.info.get("progression"))
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: Pillow's exif_transpose ignores it too
+        return 1
+
+
+def orient(chw: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Apply an EXIF orientation (1-8) to a CHW tensor exactly as ``ImageOps.exif_transpose``."""
+    if orientation == 2:
+        return chw.flip(2)
+    if orientation == 3:
+        return chw.flip(1, 2)
+    if orientation == 4:
+        return chw.flip(1)
+    if orientation == 5:
+        return chw.transpose(1, 2)
+    if orientation == 6:
+        return torch.rot90(chw, -1, (1, 2))
+    if orientation == 7:
+        return chw.transpose(1, 2).flip(1, 2)
+    if orientation == 8:
+        return torch.rot90(chw, 1, (1, 2))
+    return chw
+
+
+@dataclass
+class Prepared:
+    """A preprocessed batch: one row per image (zeros where it failed) and each image's error."""
+
+    batch: torch.Tensor
+    errors: list[str | None]
+    decoded_on_device: int = 0
+    decoded_on_cpu: int = 0
+    failed: list[int] = field(default_factory=list)
+
+
+class Preprocessor:
+    """Encoded images -> a model-ready batch on ``device`` in ``dtype``.
+
+    Args:
+        pipeline: the catalog preprocessing (``ModelSpec.pipeline_params()``).
+        device: where decoding, resizing and normalising run.
+        dtype: the batch's dtype (float16 for the GPU profile's fp16 backbones).
+    """
+
+    def __init__(self, pipeline: Pipeline, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        self.pipeline = pipeline
+        self.device = torch.device(device)
+        self.dtype = dtype
+        std = torch.tensor(pipeline.std, dtype=torch.float32)
+        self._mul = (pipeline.scale / std).view(1, 3, 1, 1).to(self.device)
+        self._add = (-torch.tensor(pipeline.mean, dtype=torch.float32) / std).view(1, 3, 1, 1).to(self.device)
+
+    def __call__(self, images: Sequence[bytes]) -> Prepared:
+        """Preprocess a batch; never raises for a bad image (its error is in ``errors``)."""
+        errors: list[str | None] = [None] * len(images)
+        decoded: dict[int, torch.Tensor] = {}
+        on_device: list[tuple[int, int]] = []  # (index, EXIF orientation)
+        on_cpu: list[int] = []
+        for i, data in enumerate(images):
+            try:
+                header = open_image(
+                    data, max_pixels=self.pipeline.max_pixels, max_aspect_ratio=self.pipeline.max_aspect_ratio
+                )
+            except InvalidImage as exc:
+                errors[i] = str(exc)
+                continue
+            if nvjpeg_decodable(header):
+                on_device.append((i, _orientation(header)))
+            else:
+                on_cpu.append(i)
+        on_cpu += self._decode_jpegs(images, on_device, decoded)
+        n_device = len(decoded)
+        for i in on_cpu:
+            try:
+                rgb = np.array(self.pipeline.decode(images[i]))  # writable: torch refuses read-only arrays
+            except InvalidImage as exc:
+                errors[i] = str(exc)
+                continue
+            decoded[i] = torch.from_numpy(rgb).permute(2, 0, 1).to(self.device, non_blocking=True)
+        batch = self._geometry_and_normalize(decoded, len(images))
+        failed = [i for i, e in enumerate(errors) if e is not None]
+        return Prepared(batch, errors, n_device, len(decoded) - n_device, failed)
+
+    def _decode_jpegs(
+        self, images: Sequence[bytes], wanted: list[tuple[int, int]], out: dict[int, torch.Tensor]
+    ) -> list[int]:
+        """Decode ``wanted`` together; returns the indices the device decoder could not decode."""
+        if not wanted:
+            return []
+        with warnings.catch_warnings():  # read-only bytes: decode_jpeg only reads them
+            warnings.simplefilter("ignore", UserWarning)
+            raw = [torch.frombuffer(images[i], dtype=torch.uint8) for i, _ in wanted]
+        try:
+            results = decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:  # one bad file fails the batched call: decode one by one
+            results = []
+            for tensor in raw:
+                try:
+                    results.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=self.device))
+                except RuntimeError:
+                    results.append(None)
+        rejected = []
+        for (i, orientation), chw in zip(wanted, results, strict=True):
+            if chw is None:
+                rejected.append(i)  # the CPU decoder says what is wrong with it, or decodes it
+            else:
+                out[i] = orient(chw, orientation)
+        return rejected
+
+    def _geometry_and_normalize(self, decoded: dict[int, torch.Tensor], count: int) -> torch.Tensor:
+        size = self.pipeline.output_size
+        out = torch.zeros((count, 3, size, size), dtype=torch.float32, device=self.device)
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, chw in decoded.items():
+            groups[(chw.shape[2], chw.shape[1])].append(i)  # (width, height): resize equal sizes together
+        for (width, height), members in groups.items():
+            x = torch.stack([decoded[i] for i in members]).float()
+            new_w, new_h = self.pipeline.resized_size(width, height)
+            if (new_w, new_h) != (width, height):
+                x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+                x = x.round_().clamp_(0, 255)  # Pillow resizes 8-bit images to 8-bit levels
+            box = self.pipeline.crop_box(new_w, new_h)
+            if box:
+                left, top, right, bottom = box
+                x = x[:, :, top:bottom, left:right]
+            if self.pipeline.channel_order == "BGR":
+                x = x.flip(1)  # mean and std are given in the model's channel order
+            out[members] = x * self._mul + self._add  # failed rows stay zeros
+        out = out.to(self.dtype)
+        if self.pipeline.layout == "NHWC":
+            return out.permute(0, 2, 3, 1).contiguous()
+        return out.contiguous(memory_format=torch.channels_last)
+
+
+def load_onnx_module(path: str) -> torch.nn.Module:
+    """The exported ONNX backbone as a torch module (onnx2torch): one artifact, torch kernels.
+
+    The repository keeps ONNX for native backends; converting at load time means the GPU
+    profile needs neither TorchScript (deprecated in torch) nor a torch-version-bound file.
+    """
+    import onnx
+    from onnx2torch import convert
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert(onnx.load(path)).eval()
+
+
+class Backbone:
+    """A probabilities-out module on one device, replayed as CUDA graphs per batch-size bucket.
+
+    Args:
+        module: the backbone (ends in softmax).
+        device: where it runs.
+        dtype: float16 on the GPU profile; float32 on a CPU device.
+        input_shape: one item's shape (no batch axis), in the model's layout.
+        graph_batch_sizes: buckets captured as CUDA graphs (ignored on a CPU device). A batch
+            is padded to the smallest bucket that holds it; larger ones run in slices.
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        input_shape: Sequence[int],
+        graph_batch_sizes: Sequence[int] = DEFAULT_GRAPH_BATCH_SIZES,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.input_shape = tuple(input_shape)
+        self.channels_last = len(self.input_shape) == 3 and self.input_shape[0] == 3
+        module = module.to(device=self.device, dtype=dtype).eval()
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.graph_error: str | None = None
+        if self.device.type == "cuda" and graph_batch_sizes:
+            try:
+                self._capture(sorted(set(graph_batch_sizes), reverse=True))
+            except Exception as exc:  # noqa: BLE001 - a module that cannot be captured still runs eagerly
+                self.graphs.clear()
+                self.graph_error = f"{type(exc).__name__}: {exc}"
+
+    def _blank(self, batch: int) -> torch.Tensor:
+        x = torch.zeros((batch, *self.input_shape), device=self.device, dtype=self.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _capture(self, sizes: list[int]) -> None:
+        pool = torch.cuda.graph_pool_handle()
+        for batch in sizes:  # largest first: smaller graphs reuse its memory pool
+            static_in = self._blank(batch)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.inference_mode(), torch.cuda.stream(side):
+                for _ in range(3):  # cuDNN picks its algorithms outside the capture
+                    self.module(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(graph, pool=pool):
+                static_out = self.module(static_in)
+            self.graphs[batch] = (graph, static_in, static_out)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Float32 probabilities [n, classes] for a batch in the model's dtype and layout."""
+        if not self.graphs:
+            with torch.inference_mode():
+                return self.module(batch.to(self.dtype)).float()
+        largest = max(self.graphs)
+        parts = []
+        for start in range(0, batch.shape[0], largest):
+            chunk = batch[start : start + largest]
+            bucket = min(b for b in self.graphs if b >= chunk.shape[0])
+            graph, static_in, static_out = self.graphs[bucket]
+            static_in[: chunk.shape[0]].copy_(chunk)
+            graph.replay()
+            parts.append(static_out[: chunk.shape[0]].float())  # a copy: the next replay overwrites
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
