@@ -96,3 +96,65 @@ def test_security_headers_and_request_id_on_every_response(gateway: GatewayProce
         assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(r.headers), r.url
         assert r.headers["cache-control"] == "no-store"
     assert responses[3].status_code == 404 and responses[3].json()["error"]["code"] == "not_found"
+
+
+def test_hostile_request_bodies_get_a_4xx_json_error(gateway: GatewayProcess) -> None:
+    """Huge part headers, many parts, deep JSON, base64 garbage, wrong types, oversized bodies (issue 12)."""
+    from tests.unit.gateway.corpus import hostile_requests
+
+    with gateway.client(gateway.key()) as http:
+        for case in hostile_requests():
+            r = http.post("/v1/classify", content=case.body, headers={"content-type": case.content_type})
+            assert r.status_code == case.status, (case.name, r.status_code, r.text[:300])
+            error = r.json()["error"]
+            assert error["message"], case.name
+            if case.code:
+                assert error["code"] == case.code, (case.name, error)
+        assert http.get("/livez").status_code == 200
+
+
+def test_costly_uploads_do_not_stall_the_event_loop(gateway: GatewayProcess) -> None:
+    """Valid images cheap in bytes and dear to decode, in flight together: /livez keeps answering."""
+    import threading
+    import time
+
+    from tests.unit.gateway.corpus import costly_valid, rle_bmp
+
+    uploads = [*costly_valid(), ("rle8-1999.bmp", rle_bmp(1999, 1999)), ("rle8-1998.bmp", rle_bmp(1998, 1998))]
+    statuses: list[int] = []
+    key = gateway.key()
+
+    def send(name: str, data: bytes) -> None:
+        with gateway.client(key) as http:
+            r = http.post("/v1/classify", files={"image": (name, data)}, data={"model": MODEL})
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=send, args=item) for item in uploads]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    with httpx.Client(base_url=gateway.url, timeout=30) as probe:
+        while any(t.is_alive() for t in threads):
+            started = time.perf_counter()
+            assert probe.get("/livez").status_code == 200
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.01)
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] * len(uploads), statuses
+    assert worst < 0.5, f"/livez took {worst * 1000:.0f} ms while costly uploads were checked"
+
+
+def test_an_upload_over_its_decode_time_is_refused_and_the_gateway_goes_on(triton, tmp_path) -> None:
+    """A check past GATEWAY_DECODE_TIMEOUT_S: its process is killed, the caller gets 413 decode_timeout."""
+    from tests.integration.gateway.conftest import running_gateway
+    from tests.unit.gateway.corpus import rle_bmp
+
+    env = {"GATEWAY_DECODE_TIMEOUT_S": "0.2", "GATEWAY_DECODE_WORKERS": "1"}
+    with running_gateway(tmp_path / "gw", triton.grpc_url, env=env) as gw:
+        with gw.client(gw.key()) as http:
+            slow = http.post("/v1/classify", files={"image": ("slow.bmp", rle_bmp(2000, 2000))}, data={"model": MODEL})
+            fine = http.post("/v1/classify", files={"image": ("a.jpg", unique_jpeg((900, 700)))}, data={"model": MODEL})
+            small = http.post("/v1/classify", files={"image": ("b.jpg", unique_jpeg())}, data={"model": MODEL})
+    assert slow.status_code == 413 and slow.json()["error"]["code"] == "decode_timeout", slow.text
+    assert fine.status_code == 200 and small.status_code == 200
