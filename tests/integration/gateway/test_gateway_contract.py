@@ -109,7 +109,7 @@ def test_auto_follows_the_declared_policy(gateway: GatewayProcess) -> None:
     fastest = min(models.values(), key=lambda m: m["expected_latency_ms"])["name"]
     assert no_budget.json()["model"] == most_accurate
     assert tiny.json()["model"] == fastest
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # a header failing its declared schema: what the document says
 
 
 def test_infrastructure_endpoints(gateway: GatewayProcess) -> None:
@@ -125,3 +125,85 @@ def test_infrastructure_endpoints(gateway: GatewayProcess) -> None:
     assert 'result="hit"' in metrics and 'result="miss"' in metrics
     assert "/v1/classify" in docs["paths"] and "ClassifyResponse" in docs["components"]["schemas"]
     assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+
+
+def test_wrong_method_is_405_with_allow_and_a_json_body(gateway: GatewayProcess) -> None:
+    """Finding: a wrong method on a real path got 404."""
+    with gateway.client(gateway.key()) as http:
+        get_classify = http.get("/v1/classify")
+        delete_models = http.delete("/v1/models")
+        put_record = http.put("/v1/history/abc")
+        missing = http.get("/v1/nothing-here")
+    assert get_classify.status_code == 405 and get_classify.headers["allow"] == "POST"
+    assert get_classify.json()["error"]["code"] == "method_not_allowed"
+    assert delete_models.status_code == 405 and set(delete_models.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert put_record.status_code == 405
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"until": "0.5"},  # a bare number that is no sane Unix time
+        {"since": "1e12"},
+        {"since": "9999-12-31T23:59:59-14:00"},  # used to overflow in the UTC conversion: a 500
+        {"since": "0001-01-01T00:00:00+14:00"},
+        {"since": "yesterday"},
+        {"until": "nan"},
+    ],
+)
+def test_bad_history_parameters_are_422_never_500(gateway: GatewayProcess, params: dict) -> None:
+    """Findings: ``since`` near the datetime limits gave a 500; ``until=0.5`` was taken as a time."""
+    with gateway.client(gateway.key()) as http:
+        listing = http.get("/v1/history", params=params)
+        export = http.get("/v1/history/export", params=params)
+    for r in (listing, export):
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_sane_timestamps_are_accepted_as_iso_or_unix_seconds(gateway: GatewayProcess) -> None:
+    with gateway.client(gateway.key()) as http:
+        iso = http.get("/v1/history", params={"since": "2026-01-01T00:00:00Z", "until": "9999-12-31T23:59:59"})
+        unix = http.get("/v1/history", params={"since": "1700000000", "until": "4000000000.5"})
+        no_rows = http.get("/v1/history", params={"limit": "0"})
+    assert iso.status_code == 200 and unix.status_code == 200, (iso.text, unix.text)
+    assert no_rows.status_code == 422
+
+
+def test_model_field_is_bounded_and_never_echoed(gateway: GatewayProcess) -> None:
+    """Finding: the JSON ``model`` field had no length limit and was echoed in the 404."""
+    image = base64.b64encode(unique_jpeg()).decode()
+    marker = "zz" + "<script>x</script>"
+    with gateway.client(gateway.key()) as http:
+        long = http.post("/v1/classify", json={"image_base64": image, "model": "m" * 100_000})
+        odd = http.post("/v1/classify", json={"image_base64": image, "model": marker})
+        unknown = http.post("/v1/classify", json={"image_base64": image, "model": "zz-unknown-model"})
+    assert long.status_code == 400 and "m" * 100 not in long.text
+    assert odd.status_code == 400 and "script" not in odd.text
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_model"
+    assert "zz-unknown-model" not in unknown.text
+    assert all(name in unknown.json()["error"]["message"] for name in CATALOG.names)
+
+
+def test_cache_is_per_key_by_default(gateway: GatewayProcess) -> None:
+    """Finding: ``cached: true`` told user B that someone else had uploaded the same bytes."""
+    image = unique_jpeg()
+    alice, bob = gateway.key(), gateway.key()
+
+    def cached(key: str) -> bool:
+        with gateway.client(key) as http:
+            r = http.post("/v1/classify", files={"image": ("a.jpg", image)}, data={"model": MODEL})
+        assert r.status_code == 200, r.text
+        return r.json()["cached"]
+
+    assert [cached(alice), cached(bob), cached(alice), cached(bob)] == [False, False, True, True]
+
+
+def test_served_document_is_valid_openapi_3_0(gateway: GatewayProcess) -> None:
+    from openapi_spec_validator import validate
+
+    with gateway.client() as http:
+        doc = http.get("/docs.json").json()
+    validate(doc)
+    assert doc["openapi"].startswith("3.0.")
