@@ -74,6 +74,9 @@ bench-serving: ## served ensembles vs the in-process ceiling
 bench-gateway: ## gateway (miss/hit) vs direct Triton
 	$(VS) bench gateway $(ARGS)
 
+bench-gpu: ## on a GPU machine, after `make export PROFILE=gpu`: ceilings vs served vs naive, parity
+	$(VS) bench gpu $(ARGS)
+
 drills: test-services ## reliability drills on a local stack -> reports/drills.md [ARGS="--soak-s 60 --update-docs"]
 	$(VS) drills $(ARGS)
 

@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "all": ("bench.suite", "every path side by side for each model: ceiling, Triton, gateway miss/hit, naive"),
     "serving": ("bench.serving", "served ensembles over gRPC vs. the in-process ceiling, concurrency 1-8"),
     "gateway": ("bench.gateway", "gateway (cache miss / hit) vs. Triton direct"),
+    "gpu": ("bench.gpu", "GPU profile on a GPU machine: raw and in-process ceilings, served, naive, parity"),
 }
 
 

@@ -5,7 +5,8 @@ decodes, preprocesses and runs ONNX Runtime inline — so the event loop serves 
 request at a time, with no batching, no cache and no queue. It uses the catalog's own
 preprocessing and the same exported artifacts as the ensembles, so it returns the same
 answers and the comparison is about serving, not about models. ONNX Runtime keeps its
-defaults, as a tutorial would.
+defaults, as a tutorial would. With ``NAIVE_DEVICE=cuda`` it runs the same ONNX as a torch
+module on the GPU instead (float32, one request at a time): the GPU benchmark's baseline.
 
     NAIVE_REPOSITORY=model_repository uvicorn bench.naive:app --port 8080
     curl -F image=@cat.jpg -F model=resnet18 -F top_k=5 localhost:8080/predict
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
@@ -47,11 +49,34 @@ def _load(repository: Path, names: list[str]) -> None:
     from visionserve.catalog import load_catalog
 
     catalog = load_catalog()
+    device = os.environ.get("NAIVE_DEVICE", "cpu")
     for spec in catalog.select(names or None):
-        session = ort.InferenceSession(str(artifact_path(repository, spec)), providers=["CPUExecutionProvider"])
+        if device == "cpu":
+            session = ort.InferenceSession(str(artifact_path(repository, spec)), providers=["CPUExecutionProvider"])
+            run = partial(_run_session, session)
+        else:
+            run = _torch_runner(artifact_path(repository, spec), device)
         labels_file = repository / spec.ensemble / "labels.txt"
         labels = labels_file.read_text().splitlines() if labels_file.exists() else []
-        _MODELS[spec.name] = (spec.pipeline(), session, labels)
+        _MODELS[spec.name] = (spec.pipeline(), run, labels)
+
+
+def _run_session(session: Any, batch: np.ndarray) -> np.ndarray:
+    return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+
+def _torch_runner(artifact: Path, device: str) -> Any:
+    import torch
+
+    from visionserve.gpu_pipeline import load_onnx_module
+
+    module = load_onnx_module(str(artifact)).to(device)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(batch).to(device)).cpu().numpy()
+
+    return run
 
 
 @asynccontextmanager
@@ -79,12 +104,12 @@ async def predict(
     """Decode, preprocess, infer, top-k — inline on the event loop, one request at a time."""
     if model not in _MODELS:
         raise HTTPException(404, f"unknown model {model!r}")
-    pipeline, session, labels = _MODELS[model]
+    pipeline, run, labels = _MODELS[model]
     try:
         batch = pipeline(image)[None]
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    probabilities = session.run(None, {session.get_inputs()[0].name: batch})[0][0]
+    probabilities = run(batch)[0]
     top = np.argsort(-probabilities)[:top_k]
     return {
         "model": model,
@@ -104,8 +129,9 @@ class NaiveServer:
         log_path: where uvicorn's output goes.
     """
 
-    def __init__(self, repository: Path, models: list[str], log_path: Path) -> None:
+    def __init__(self, repository: Path, models: list[str], log_path: Path, device: str = "cpu") -> None:
         self.repository = Path(repository)
+        self.device = device
         self.models = models
         self.log_path = Path(log_path)
         self.port = free_port()
@@ -116,7 +142,8 @@ class NaiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 120.0) -> NaiveServer:
-        env = {**os.environ, "NAIVE_REPOSITORY": str(self.repository), "NAIVE_MODELS": ",".join(self.models)}
+        env = {**os.environ, "NAIVE_REPOSITORY": str(self.repository), "NAIVE_MODELS": ",".join(self.models),
+               "NAIVE_DEVICE": self.device}  # fmt: skip
         cmd = [sys.executable, "-m", "uvicorn", "bench.naive:app", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", "1", "--log-level", "warning"]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -178,7 +178,9 @@ def pipeline_models(spec: ModelSpec, info: VersionInfo) -> list[str]:
 
 def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     """The user-facing model: image bytes → probabilities, every step pinned to one version."""
-    cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=spec.max_batch_size)
+    gpu = info.profile == "gpu" and spec.gpu is not None
+    batch = spec.gpu.max_batch_size if gpu else spec.max_batch_size  # type: ignore[union-attr]
+    cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
     cfg.output.add(
         name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE

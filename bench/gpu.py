@@ -1,0 +1,388 @@
+"""``visionserve bench gpu`` / ``make bench-gpu``: the GPU profile against its ceilings, in one run.
+
+Run on a GPU machine after ``make export PROFILE=gpu``. For each model, side by side:
+
+1. **raw ceiling** — the backbone the GPU model builds (onnx2torch, fp16, channels-last),
+   replayed as a CUDA graph at batch 32 and 256 on random input;
+2. **in-process pipeline** — 640x480 JPEG bytes -> top-5 with the GPU model's own classes
+   (``Preprocessor`` + ``Backbone``), decode and preprocessing in two threads on side streams
+   overlapped with inference in the main thread: what one process can do without serving;
+3. **served** — the ensemble over gRPC (KServe v2, ``class_count=5``), closed loop at several
+   concurrencies, with 1-image and 16-image requests; every request's bytes are unique
+   (``make_unique``), so Triton's response cache never answers;
+4. **naive** — a FastAPI server running the same ONNX as a torch module on the same GPU,
+   one request at a time (``bench.naive`` with ``NAIVE_DEVICE=cuda``).
+
+The load generator runs in several processes; their CPU time is reported beside the
+throughput, so it can be seen not to be the limit. Parity of the GPU path with the CPU path
+(top-1 agreement, max |Δp|) on the sample images of every format is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import multiprocessing as mp
+import resource
+import threading
+import time
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+import numpy as np
+
+from bench.report import machine, markdown_table, replace_block
+from bench.stats import percentile_ms
+from visionserve.catalog import ModelSpec, load_catalog
+from visionserve.settings import PROJECT_ROOT, repository_path
+
+__all__ = ["main", "photo_jpegs"]
+
+DOC = PROJECT_ROOT / "docs" / "benchmarks-gpu.md"
+BEGIN, END = "<!-- bench-gpu:begin -->", "<!-- bench-gpu:end -->"
+
+
+def photo_jpegs(count: int = 256, size: tuple[int, int] = (640, 480)) -> list[bytes]:
+    """Distinct 640x480 crops of the sample photograph, quality 83-90 (~70 KB each)."""
+    from PIL import Image
+
+    from visionserve.samples import base_photos
+
+    base = base_photos()[0].resize((1024, 1200))
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(count):
+        x0, y0 = int(rng.integers(0, 1024 - size[0])), int(rng.integers(0, 1200 - size[1]))
+        buf = io.BytesIO()
+        crop: Image.Image = base.crop((x0, y0, x0 + size[0], y0 + size[1]))
+        crop.save(buf, "JPEG", quality=90 - (i % 8))
+        out.append(buf.getvalue())
+    return out
+
+
+# -- in-process -----------------------------------------------------------------------------------
+def _parts(spec: ModelSpec, repo: Path, precision: str = "fp16") -> tuple[Any, Any]:
+    import torch
+
+    from export.repository import served_version
+    from visionserve.gpu_pipeline import Backbone, Preprocessor, load_onnx_module
+
+    version = served_version(repo, spec)
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    device = torch.device("cuda")
+    module = load_onnx_module(str(repo / spec.gpu_model / str(version) / "model.onnx"))
+    graphs = spec.gpu.graph_batch_sizes if spec.gpu else ()
+    return Preprocessor(spec.pipeline(), device, dtype), Backbone(module, device, dtype, spec.input_shape, graphs)
+
+
+def raw_ceiling(net: Any, batch: int, seconds: float = 2.0) -> float:
+    """Images/s of the backbone alone on random input (CUDA graph replay when captured)."""
+    import torch
+
+    x = torch.randn((batch, *net.input_shape), device="cuda").to(net.dtype)
+    for _ in range(3):
+        net(x)
+    torch.cuda.synchronize()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        net(x)
+        n += batch
+    torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
+def in_process(pre: Any, net: Any, images: list[bytes], batch: int = 256, workers: int = 2, rounds: int = 6) -> float:
+    """JPEG bytes -> top-5 indices; preprocessing threads on side streams overlap inference."""
+    import torch
+
+    chunks = [images[i : i + batch] for i in range(0, len(images), batch)] * rounds
+    queue: Queue[Any] = Queue(maxsize=4)
+
+    def produce(mine: list[list[bytes]]) -> None:
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            for chunk in mine:
+                x = pre(chunk).batch
+                event = torch.cuda.Event()
+                event.record(stream)
+                queue.put((x, event))
+        queue.put(None)
+
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    threads = [threading.Thread(target=produce, args=(chunks[i::workers],)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    done = n = 0
+    while done < workers:
+        item = queue.get()
+        if item is None:
+            done += 1
+            continue
+        x, event = item
+        torch.cuda.current_stream().wait_event(event)
+        torch.topk(net(x), 5).indices.cpu()
+        n += x.shape[0]
+    torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
+def parity(spec: ModelSpec, repo: Path, pre16: Any, net16: Any) -> dict[str, float]:
+    """GPU path vs the CPU path on the sample images of every format (ORT fp32 on the CPU)."""
+    import torch
+
+    from bench.ceiling import artifact_path
+    from export.runners import load_runner
+    from visionserve.gpu_pipeline import Backbone, Preprocessor, load_onnx_module
+    from visionserve.samples import sample_images
+
+    images = [s.data for s in sample_images(200, seed=909)] + photo_jpegs(56)
+    cpu = load_runner("onnx", artifact_path(repo, spec))(spec.pipeline().batch(images))
+    pre32 = Preprocessor(spec.pipeline(), torch.device("cuda"), torch.float32)
+    module = load_onnx_module(str(artifact_path(repo, spec)))
+    net32 = Backbone(module, torch.device("cuda"), torch.float32, spec.input_shape, ())
+    gpu32 = np.concatenate([net32(pre32(images[i : i + 64]).batch).cpu().numpy() for i in range(0, len(images), 64)])
+    gpu16 = np.concatenate([net16(pre16(images[i : i + 64]).batch).cpu().numpy() for i in range(0, len(images), 64)])
+
+    def agree(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a.argmax(1) == b.argmax(1)).mean())
+
+    return {
+        "images": len(images),
+        "top1 gpu-fp16 vs cpu": agree(gpu16, cpu),
+        "max dp gpu-fp16 vs cpu": float(np.abs(gpu16 - cpu).max()),
+        "top1 gpu-fp32 vs cpu (preprocessing only)": agree(gpu32, cpu),
+        "max dp gpu-fp32 vs cpu": float(np.abs(gpu32 - cpu).max()),
+        "top1 fp16 vs fp32 (same GPU preprocessing)": agree(gpu16, gpu32),
+        "max dp fp16 vs fp32": float(np.abs(gpu16 - gpu32).max()),
+    }
+
+
+# -- served over gRPC ---------------------------------------------------------------------------
+def _grpc_worker(url: str, model: str, conc: int, per: int, warm: float, secs: float, seed: int, out: Any) -> None:
+    import tritonclient.grpc as g
+    import tritonclient.grpc.aio as ga
+
+    from loadtest.unique import make_unique
+
+    images = photo_jpegs(128)
+    counter = [0]
+
+    async def run() -> tuple[list[float], int]:
+        client = ga.InferenceServerClient(url)
+        lat: list[float] = []
+        errors = [0]
+        t0 = time.perf_counter()
+        stop, measure = t0 + warm + secs, t0 + warm
+
+        async def loop(k: int) -> None:
+            i = k * 13 + seed
+            while time.perf_counter() < stop:
+                batch = []
+                for _ in range(per):
+                    counter[0] += 1
+                    batch.append(make_unique(images[i % len(images)], "JPEG", f"{seed}.{counter[0]}"))
+                    i += 7
+                inp = g.InferInput("image", [per, 1], "BYTES")
+                inp.set_data_from_numpy(np.array(batch, dtype=object).reshape(per, 1))
+                start = time.perf_counter()
+                try:
+                    await client.infer(model, [inp], outputs=[g.InferRequestedOutput("probabilities", class_count=5)])
+                    if start >= measure:
+                        lat.append(time.perf_counter() - start)
+                except Exception:  # noqa: BLE001 - counted, and the loop goes on
+                    if start >= measure:
+                        errors[0] += 1
+
+        await asyncio.gather(*(loop(k) for k in range(conc)))
+        await client.close()
+        return lat, errors[0]
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    lat, errors = asyncio.run(run())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((lat, errors, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)))
+
+
+def _gpu_busy(stop: threading.Event, samples: list[float]) -> None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        while not stop.wait(0.25):
+            samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except Exception:  # noqa: BLE001 - utilisation is a nice-to-have column
+        return
+
+
+def served(url: str, model: str, concurrency: int, per: int, seconds: float, procs: int, warm: float = 3.0) -> dict:
+    """Closed-loop gRPC load from ``procs`` processes; images/s, p50/p99 and the generator's CPU."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = max(1, min(procs, concurrency))
+    workers = [
+        ctx.Process(target=_grpc_worker, args=(url, model, concurrency // procs + (i < concurrency % procs),
+                                               per, warm, seconds, i, out))  # fmt: skip
+        for i in range(procs)
+    ]
+    busy: list[float] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_gpu_busy, args=(stop, busy), daemon=True)
+    for w in workers:
+        w.start()
+    time.sleep(warm)
+    sampler.start()
+    results = [out.get() for _ in workers]
+    stop.set()
+    for w in workers:
+        w.join()
+    lat = [x for r in results for x in r[0]]
+    cpu_s = sum(r[2] for r in results)
+    return {
+        "images_s": len(lat) * per / seconds,
+        "p50_ms": percentile_ms(lat, 50) if lat else None,
+        "p99_ms": percentile_ms(lat, 99) if lat else None,
+        "errors": sum(r[1] for r in results),
+        "loadgen_cores": cpu_s / (seconds + warm),
+        "gpu_busy_pct": float(np.mean(busy)) if busy else None,
+    }
+
+
+def naive(repo: Path, spec: ModelSpec, concurrency: int, seconds: float, log: Path, device: str = "cuda") -> dict:
+    """The naive FastAPI baseline on the GPU: images/s and latency at ``concurrency``."""
+    import httpx
+
+    from bench.naive import NaiveServer
+
+    images = photo_jpegs(64)
+
+    async def run(url: str) -> list[float]:
+        lat: list[float] = []
+        stop = time.perf_counter() + seconds
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def loop(k: int) -> None:
+                i = k
+                while time.perf_counter() < stop:
+                    start = time.perf_counter()
+                    r = await client.post(f"{url}/predict", files={"image": images[i % 64]}, data={"model": spec.name})
+                    if r.status_code == 200:
+                        lat.append(time.perf_counter() - start)
+                    i += 1
+
+            await asyncio.gather(*(loop(k) for k in range(concurrency)))
+        return lat
+
+    with NaiveServer(repo, [spec.name], log, device=device) as server:
+        asyncio.run(run(server.url))  # warm-up: model load, cuDNN autotuning
+        lat = asyncio.run(run(server.url))
+    return {"images_s": len(lat) / seconds, "p50_ms": percentile_ms(lat, 50), "p99_ms": percentile_ms(lat, 99)}
+
+
+# -- the run --------------------------------------------------------------------------------------
+def _args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="visionserve bench gpu", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="", help="catalog models (default: all)")
+    p.add_argument("--repository", type=Path, default=None)
+    p.add_argument("--concurrency", default="16,64,256", help="closed-loop concurrencies")
+    p.add_argument("--per-request", default="1,16", help="images per request")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured window per cell")
+    p.add_argument("--procs", type=int, default=8, help="load-generator processes")
+    p.add_argument("--naive-concurrency", type=int, default=16)
+    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "bench-gpu.json")
+    p.add_argument("--update-docs", action="store_true", help=f"write the tables into {DOC.relative_to(PROJECT_ROOT)}")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    """Measure every model; print and save the tables."""
+    import torch
+
+    from serving.launcher import TritonServer, default_models, free_ports
+
+    args = _args(argv)
+    if not torch.cuda.is_available():
+        print("bench gpu: no CUDA device visible to torch; run it on a GPU machine")
+        return 2
+    catalog = load_catalog()
+    repo = (args.repository or repository_path()).resolve()
+    specs = catalog.select(args.models or None)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    pers = [int(p) for p in args.per_request.split(",")]
+    report: dict[str, Any] = {"machine": {**machine(), "gpu": torch.cuda.get_device_name(0)}, "models": {}}
+    images = photo_jpegs(1024)
+    for spec in specs:
+        row: dict[str, Any] = {}
+        pre, net = _parts(spec, repo)
+        row["graphs"] = sorted(net.graphs)
+        row["raw b32"], row["raw b256"] = raw_ceiling(net, 32), raw_ceiling(net, 256)
+        row["in-process"] = in_process(pre, net, images)
+        row["parity"] = parity(spec, repo, pre, net)
+        del pre, net
+        torch.cuda.empty_cache()
+        print(spec.name, json.dumps(row), flush=True)
+        http, grpc, metrics = free_ports(3)
+        log = args.out.parent / f"bench-gpu-{spec.name}-triton.log"
+        with TritonServer(repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
+                          models=default_models(catalog, repo, spec.name), log_path=log) as server:  # fmt: skip
+            row["served"] = {}
+            for per in pers:
+                for c in levels:
+                    cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
+                    row["served"][f"c{c} x{per}"] = cell
+                    print(spec.name, f"c{c} x{per}", json.dumps(cell), flush=True)
+        row["naive"] = naive(repo, spec, args.naive_concurrency, args.seconds, args.out.parent / "bench-gpu-naive.log")
+        print(spec.name, "naive", json.dumps(row["naive"]), flush=True)
+        report["models"][spec.name] = row
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    text = render(report)
+    print(text)
+    if args.update_docs:
+        doc = DOC.read_text() if DOC.exists() else f"# GPU benchmarks\n\n{BEGIN}\n{END}\n"
+        DOC.write_text(replace_block(doc, text, BEGIN, END))
+    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    """The markdown tables of one run."""
+
+    def rate(v: float | None) -> str:
+        return "–" if v is None else f"{v:,.0f}"
+
+    def ms(v: float | None) -> str:
+        return "–" if v is None else f"{v:.1f}"
+
+    served_rows, summary_rows, parity_rows = [], [], []
+    for name, row in report["models"].items():
+        best = max(row["served"].values(), key=lambda c: c["images_s"])
+        for key, cell in row["served"].items():
+            served_rows.append([name, key, rate(cell["images_s"]), ms(cell["p50_ms"]), ms(cell["p99_ms"]),
+                                str(cell["errors"]), f"{cell['loadgen_cores']:.1f}",
+                                "–" if cell["gpu_busy_pct"] is None else f"{cell['gpu_busy_pct']:.0f}"])  # fmt: skip
+        top, naive_rate = best["images_s"], row["naive"]["images_s"]
+        summary_rows.append([name, rate(row["raw b32"]), rate(row["raw b256"]), rate(row["in-process"]),
+                             rate(top), f"{top / row['in-process']:.2f}", rate(naive_rate),
+                             f"{top / naive_rate:.1f}"])  # fmt: skip
+        p = row["parity"]
+        pairs = [("top1 gpu-fp16 vs cpu", "max dp gpu-fp16 vs cpu"),
+                 ("top1 gpu-fp32 vs cpu (preprocessing only)", "max dp gpu-fp32 vs cpu"),
+                 ("top1 fp16 vs fp32 (same GPU preprocessing)", "max dp fp16 vs fp32")]  # fmt: skip
+        parity_rows.append([name, str(p["images"]), *(f"{p[k]:.3f}" for pair in pairs for k in pair)])
+    m = report["machine"]
+    return "\n\n".join([
+        f"Measured {m['date']} on {m['gpu']}, {m['cores']} cores.",
+        "### Ceilings, served, naive (images/s)",
+        markdown_table(["model", "raw fp16 b32", "raw fp16 b256", "in-process JPEG→top-5", "served (best)",
+                        "served / in-process", "naive", "served / naive"], summary_rows, "l" + "r" * 7),
+        "### Served ensemble over gRPC (closed loop; cX = concurrency, xN = images per request)",
+        markdown_table(["model", "load", "images/s", "p50 ms", "p99 ms", "errors", "load-gen cores", "GPU busy %"],
+                       served_rows, "ll" + "r" * 6),
+        "### Parity of the GPU path with the CPU path (sample images of every format + 640x480 JPEGs)",
+        markdown_table(["model", "images", "top-1 fp16 vs CPU", "max |Δp|", "top-1 fp32 vs CPU", "max |Δp|",
+                        "top-1 fp16 vs fp32", "max |Δp|"], parity_rows, "l" + "r" * 7),
+    ])  # fmt: skip
