@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import PayloadTooLarge, Unauthorized, error_body, error_headers
+from gateway.errors import NotFound, PayloadTooLarge, Unauthorized, error_body, error_headers
 
 __all__ = ["API_PREFIX", "GatewayMiddleware"]
 
@@ -138,6 +138,11 @@ class GatewayMiddleware:
             if self._openapi_bytes is None:
                 self._openapi_bytes = self._openapi_document()
             await _send_json(send_with_headers, 200, self._openapi_bytes, [])
+            return
+        if is_api and ("\n" in path or "\r" in path):
+            # Found by the fuzzer: routers match paths with `.*`, which stops at a line break, so
+            # such a path fell through to BentoML's plain-text 404; answer it as every 404 is.
+            await self._send_error(send_with_headers, NotFound("no such route"), 404)
             return
         cap = self._cap(path)
         declared = _content_length(scope)

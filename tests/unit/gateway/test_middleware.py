@@ -138,3 +138,11 @@ async def test_docs_json_is_the_gateways_document() -> None:
         r = await c.get("/docs.json")
     assert r.status_code == 200 and r.json() == {"openapi": "3.0.3"}
     assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.anyio
+async def test_a_path_with_a_line_break_is_a_json_404() -> None:
+    """Found by the fuzzer: /v1/history/%0A fell through every router to a plain-text 404."""
+    async with client() as c:
+        r = await c.get("/v1/history/a%0Ab")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
