@@ -259,7 +259,7 @@ class Gateway:
         self.metrics = get_metrics()
         self.policy = UploadPolicy(
             SETTINGS.max_bytes, SETTINGS.max_pixels, SETTINGS.max_aspect_ratio, SETTINGS.max_jpeg_scans,
-            SETTINGS.max_rle_pixels,
+            SETTINGS.max_rle_pixels, max_frames=SETTINGS.max_frames,
         )  # fmt: skip
         self.bodies = forms.BodyBudget(
             SETTINGS.max_inflight_body_bytes,

@@ -74,6 +74,7 @@ class GatewaySettings(BaseSettings):
         max_jpeg_scans: most scans (SOS markers) in one JPEG (a progressive photo has ~10;
             each scan costs a pass over the whole image).
         max_rle_pixels: largest RLE-compressed BMP (Pillow decodes RLE in pure Python).
+        max_frames: most frames in an animated GIF or WebP (only the first is classified).
         decode_workers: processes that run the costly upload checks, per gateway worker.
         decode_timeout_s: the most one such check may take; its process is killed after it
             and the upload refused (413 ``decode_timeout``).
@@ -132,6 +133,7 @@ class GatewaySettings(BaseSettings):
     max_aspect_ratio: float = Field(DEFAULT_MAX_ASPECT_RATIO, ge=1)
     max_jpeg_scans: int = Field(32, ge=1)
     max_rle_pixels: int = Field(4_000_000, ge=1)
+    max_frames: int = Field(100, ge=1)
     decode_workers: int = Field(2, ge=1)
     decode_timeout_s: float = Field(5.0, gt=0)
     decode_memory_bytes: int = Field(2 * 1024 * MIB, ge=0)

@@ -18,7 +18,9 @@ What a decode costs follows pixels and structure, not bytes (a 420-byte lossless
 to 9 MP; an RLE BMP decodes in a pure-Python loop; a progressive JPEG pays per scan), so
 ``assess`` reads the header first — bounded work, no pixel decoded — and refuses what no
 sane image needs (more than ``max_jpeg_scans`` scans, RLE BMPs over ``max_rle_pixels``) and
-estimates the decode's cost. The caller runs cheap checks inline (``DecodeCost.inline``) and
+estimates the decode's cost. Animations are counted the same way (GIF image descriptors,
+WebP ``ANMF`` chunks, a step per block) and refused past ``max_frames``: only the first frame
+is classified, so a thousand frames are cost with no use. The caller runs cheap checks inline (``DecodeCost.inline``) and
 the rest in a process it can kill (``gateway.decode_pool``); the structure walkers take a
 step budget so that even the inline walk stays bounded (``CheckTooCostly`` sends it away).
 
@@ -137,6 +139,8 @@ class UploadPolicy:
             and every scan costs a pass over the whole coefficient buffer.
         max_rle_pixels: largest RLE4/RLE8 BMP; Pillow decodes those in pure Python
             (~0.1 µs per pixel, holding the GIL), so they get a budget of their own.
+        max_frames: most frames in an animated GIF or WebP; the first frame is what gets
+            classified, and every frame is work for each reader that walks or demuxes the file.
     """
 
     max_bytes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
@@ -144,6 +148,7 @@ class UploadPolicy:
     max_aspect_ratio: float = imaging.DEFAULT_MAX_ASPECT_RATIO
     max_jpeg_scans: int = 32
     max_rle_pixels: int = 4_000_000
+    max_frames: int = 100
 
     @property
     def fingerprint(self) -> str:
@@ -155,6 +160,7 @@ class UploadPolicy:
                 self.max_aspect_ratio,
                 self.max_jpeg_scans,
                 self.max_rle_pixels,
+                self.max_frames,
             )
         )
         return hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -167,6 +173,7 @@ class UploadPolicy:
             "max_aspect_ratio": self.max_aspect_ratio,
             "max_jpeg_scans": self.max_jpeg_scans,
             "max_rle_pixels": self.max_rle_pixels,
+            "max_frames": self.max_frames,
         }
 
 
@@ -293,6 +300,24 @@ def sniff(data: bytes, policy: UploadPolicy) -> str:
     return fmt
 
 
+class _Frames:
+    """Frames seen by a walk; past ``limit`` the upload is refused at once (the walk stops there)."""
+
+    __slots__ = ("limit", "seen")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.seen = limit, 0
+
+    def add(self, fmt: str) -> None:
+        self.seen += 1
+        if self.limit is not None and self.seen > self.limit:
+            raise ImageTooLarge(
+                f"the {fmt} animation has more than {self.limit} frames; only the first is classified: "
+                "send a still image",
+                code="too_many_frames",
+            )
+
+
 # -- structure walkers: each returns the offset just past the image's last byte -----------
 # Each takes a ``_Steps`` budget: one step per segment, chunk, block or sub-block, so the work
 # of a walk is bounded by the budget and not by what the file chose to repeat.
@@ -354,8 +379,9 @@ def _jpeg_walk(data: bytes, start: int, steps: _Steps, walk: _JpegWalk) -> _Jpeg
             i = found.start()
 
 
-def _png_end(data: bytes, steps: _Steps) -> int:
+def _png_end(data: bytes, steps: _Steps, frames: _Frames | None = None) -> int:
     """Walk the chunks to IEND, checking every chunk's CRC-32 (corrupt bytes anywhere fail it)."""
+    del frames  # an APNG's frames are not decoded: Pillow reads the default image only
     n, i, first = len(data), 8, True
     view = memoryview(data)
     while True:
@@ -377,7 +403,8 @@ def _png_end(data: bytes, steps: _Steps) -> int:
             return i
 
 
-def _gif_end(data: bytes, steps: _Steps) -> int:
+def _gif_end(data: bytes, steps: _Steps, frames: _Frames | None = None) -> int:
+    frames = frames or _Frames(None)
     n = len(data)
     if n < 13:
         raise _Truncated
@@ -406,6 +433,7 @@ def _gif_end(data: bytes, steps: _Steps) -> int:
         if block == 0x21:  # extension: label, then sub-blocks
             i = skip_sub_blocks(i + 1)
         elif block == 0x2C:  # image descriptor
+            frames.add("GIF")
             if i + 9 > n:
                 raise _Truncated
             local = data[i + 8]
@@ -417,17 +445,25 @@ def _gif_end(data: bytes, steps: _Steps) -> int:
             raise _Corrupt(f"unknown GIF block 0x{block:02x} at byte {i - 1}")
 
 
-def _webp_end(data: bytes, steps: _Steps) -> int:
-    del steps
+def _webp_end(data: bytes, steps: _Steps, frames: _Frames | None = None) -> int:
+    """The RIFF end; the chunks inside are walked (a step each) to count animation frames."""
+    frames = frames or _Frames(None)
     size = int.from_bytes(data[4:8], "little")
     end = 8 + size + (size & 1)
     if end - (size & 1) > len(data):
         raise _Truncated
+    i, stop = 12, min(8 + size, len(data))
+    while data[12:16] == b"VP8X" and i + 8 <= stop:  # only an extended file can be animated
+        steps.take()
+        if data[i : i + 4] == b"ANMF":
+            frames.add("WebP")
+        length = int.from_bytes(data[i + 4 : i + 8], "little")
+        i += 8 + length + (length & 1)  # a chunk past the end is for the decoder to refuse
     return min(end, len(data))
 
 
-def _bmp_end(data: bytes, steps: _Steps) -> int:
-    del steps
+def _bmp_end(data: bytes, steps: _Steps, frames: _Frames | None = None) -> int:
+    del steps, frames
     size = int.from_bytes(data[2:6], "little")
     if size == 0:  # allowed by the format: rely on the decode check
         return len(data)
@@ -444,11 +480,29 @@ def _jpeg_pictures(data: bytes, steps: _Steps, multi_picture: bool = True) -> _J
     return walk
 
 
-def _image_end(data: bytes, fmt: str, multi_picture: bool, steps: _Steps) -> int:
+def _image_end(data: bytes, fmt: str, multi_picture: bool, steps: _Steps, max_frames: int | None = None) -> int:
     if fmt == "JPEG":
         return _jpeg_pictures(data, steps, multi_picture).end
     walkers = {"PNG": _png_end, "GIF": _gif_end, "WEBP": _webp_end, "BMP": _bmp_end}
-    return walkers[fmt](data, steps)
+    return walkers[fmt](data, steps, _Frames(max_frames))
+
+
+def _frames_within_limit(data: bytes, fmt: str, policy: UploadPolicy) -> bool:
+    """Count a GIF's or WebP's frames (refusing past ``max_frames``) in a walk of bounded steps.
+
+    Returns:
+        False when the walk ran out of steps before the end (``inspect`` counts again, where
+        it may take longer); a truncated or corrupt file is left for ``inspect`` to name.
+    """
+    if fmt not in ("GIF", "WEBP"):
+        return True
+    try:
+        _image_end(data, fmt, False, _Steps(INLINE_MAX_STEPS), policy.max_frames)
+    except CheckTooCostly:
+        return False
+    except (_Truncated, _Corrupt):
+        pass
+    return True
 
 
 # -- cost: what the header says a decode will take, read without Pillow ------------------
@@ -506,7 +560,8 @@ def assess(data: bytes, fmt: str, policy: UploadPolicy) -> DecodeCost:
 
     Cheap by construction: fixed-offset header fields, and for JPEG a marker walk that the
     regex engine carries through the entropy-coded data and that stops after
-    ``MAX_JPEG_SEGMENTS`` segments. Safe on the event loop for any upload.
+    ``MAX_JPEG_SEGMENTS`` segments, and for GIF/WebP a frame count of at most
+    ``INLINE_MAX_STEPS`` blocks. Safe on the event loop for any upload.
 
     Args:
         data: the upload, ``sniff``-ed as ``fmt``.
@@ -518,13 +573,15 @@ def assess(data: bytes, fmt: str, policy: UploadPolicy) -> DecodeCost:
 
     Raises:
         ImageTooLarge: more pixels than allowed (``too_many_pixels``), more JPEG scans than
-            allowed (``too_many_scans``), an RLE BMP over its pixel budget or a JPEG of
+            allowed (``too_many_scans``), more animation frames than allowed
+            (``too_many_frames``), an RLE BMP over its pixel budget or a JPEG of
             absurdly many segments (``image_too_costly``) — all 413.
     """
     try:
         kind, width, height, scans = _header(data, fmt, policy, _Steps(None))
     except CheckTooCostly:  # pragma: no cover - the JPEG walk is bounded by MAX_JPEG_SEGMENTS
         kind, width, height, scans = fmt.lower(), 0, 0, 0
+    counted = _frames_within_limit(data, fmt, policy)
     pixels = width * height
     if pixels > policy.max_pixels:
         raise ImageTooLarge(
@@ -539,7 +596,7 @@ def assess(data: bytes, fmt: str, policy: UploadPolicy) -> DecodeCost:
         )
     per_pixel = _NS_PER_PIXEL.get(kind, 100.0) * (max(1, scans) if kind == "jpeg-progressive" else 1)
     estimate_ns = pixels * per_pixel + len(data) * _NS_PER_BYTE.get(kind, 2.0)
-    if not pixels:  # a header only Pillow can read: no estimate, so never inline
+    if not pixels or not counted:  # a header only Pillow can read, frames not counted: never inline
         estimate_ns = float("inf")
     return DecodeCost(fmt, kind, width, height, scans, estimate_ns / 1e6, len(data))
 
@@ -573,13 +630,13 @@ def inspect(data: bytes, fmt: str, policy: UploadPolicy, *, max_steps: int | Non
         The format and dimensions.
 
     Raises:
-        ImageTooLarge: more pixels than allowed (413), read from the header.
+        ImageTooLarge: more pixels (read from the header) or animation frames than allowed (413).
         InvalidImage: unreadable header, truncated, bad shape, or another file inside (400).
         CheckTooCostly: the walk needed more than ``max_steps`` steps.
     """
     multi_picture = fmt == "JPEG"  # every JPEG behind the first is walked; Pillow says MPO below
     try:
-        end = _image_end(data, fmt, multi_picture, _Steps(max_steps))
+        end = _image_end(data, fmt, multi_picture, _Steps(max_steps), policy.max_frames)
     except _Truncated:
         raise InvalidImage(f"the {fmt} image is truncated", code="truncated_image") from None
     except _Corrupt as exc:

@@ -277,7 +277,7 @@ def _more_hostile(
     bad_bpp_bmp[28:30] = struct.pack("<H", 7)
     corrupt_gif = bytearray(gif)
     corrupt_gif[-20:-1] = b"\x2c" * 19  # image descriptors with nothing behind them
-    anim_gif = _animated("GIF", 300)
+    anim_gif = _animated("GIF", 60)  # within max_frames: its other faults are what it is refused for
     anim_webp = bytearray(_animated("WEBP", 60))
     if anim_webp[12:16] == b"VP8X":  # canvas of 16000 x 16000: the header claims a bomb
         anim_webp[24:30] = (16000 - 1).to_bytes(3, "little") * 2
@@ -294,8 +294,10 @@ def _more_hostile(
         Hostile("truncated-progressive.jpg", progressive[: len(progressive) * 2 // 3], 400, "truncated_image"),
         Hostile("bomb-16bit.png", _png_16bit(7000, 7000), 413, "too_many_pixels"),
         Hostile("bomb-animated.webp", bytes(anim_webp), 413, "too_many_pixels"),
-        Hostile("animated-300-frames-truncated.gif", anim_gif[: len(anim_gif) - 300], 400, "truncated_image"),
-        Hostile("animated-300-frames-trailing-zip.gif", anim_gif + zip_hidden, 400, "polyglot"),
+        Hostile("animated-60-frames-truncated.gif", anim_gif[: len(anim_gif) - 300], 400, "truncated_image"),
+        Hostile("animated-60-frames-trailing-zip.gif", anim_gif + zip_hidden, 400, "polyglot"),
+        Hostile("animated-150-frames.gif", _animated("GIF", 150, (16, 16)), 413, "too_many_frames"),
+        Hostile("animated-150-frames.webp", _animated("WEBP", 150, (16, 16)), 413, "too_many_frames"),
         Hostile("strip-1x100000.png", _png_bomb(1, 100_000), 400, "bad_aspect_ratio"),
         Hostile("strip-100000x1.bmp", strip_bmp, 400, "bad_aspect_ratio"),
         Hostile("strip-1x60000.gif", _encode(Image.new("P", (1, 60_000)), "GIF"), 400, "bad_aspect_ratio"),

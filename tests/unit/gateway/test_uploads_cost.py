@@ -17,7 +17,7 @@ from PIL import Image
 from gateway.decode_pool import DecodePool
 from gateway.errors import ImageTooLarge, InvalidImage
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_upload, inspect, sniff
-from tests.unit.gateway.corpus import _gif_many_blocks, _progressive_many_scans, costly_valid, photo, rle_bmp
+from tests.unit.gateway.corpus import _animated, _gif_many_blocks, _progressive_many_scans, costly_valid, photo, rle_bmp
 from visionserve import imaging
 
 POLICY = UploadPolicy()
@@ -75,6 +75,32 @@ def test_a_walk_of_many_small_blocks_is_handed_away_from_the_loop() -> None:
     with pytest.raises(CheckTooCostly):
         inspect(gif, "GIF", POLICY, max_steps=INLINE_MAX_STEPS)
     assert inspect(gif, "GIF", POLICY).width == 16  # unbounded (in a decode process) it is a valid GIF
+
+
+def test_animations_past_max_frames_are_refused_from_their_structure() -> None:
+    for fmt in ("GIF", "WEBP"):
+        few, many = _animated(fmt, 20, (16, 16)), _animated(fmt, 150, (16, 16))
+        check_upload(few, POLICY)  # a short animation is a normal upload (its first frame is classified)
+        assert check_upload(many, UploadPolicy(max_frames=150)).width == 16  # the limit is the setting's
+        with pytest.raises(ImageTooLarge) as info:
+            assess(many, fmt, POLICY)  # refused from the header walk, before any decode or process hop
+        assert (info.value.error_code, info.value.code) == (413, "too_many_frames"), fmt
+        assert "100 frames" in str(info.value)
+        with pytest.raises(ImageTooLarge):
+            check_upload(many, UploadPolicy(max_frames=149))
+
+
+def test_a_frame_count_the_loop_cannot_finish_is_finished_in_the_checks() -> None:
+    # Frames behind more blocks than the inline walk may step through: assess cannot count
+    # them all, so the upload is not inline, and the full (killable) check refuses it.
+    many = _animated("GIF", 150, (16, 16))
+    i = 13 + 3 * (2 << (many[10] & 7))
+    padded = many[:i] + (b"\x21\xfe" + b"\x01x" * 64 + b"\x00") * (INLINE_MAX_STEPS // 60) + many[i:]
+    cost = assess(padded, "GIF", POLICY)
+    assert not cost.inline
+    with pytest.raises(ImageTooLarge) as info:
+        check_upload(padded, POLICY)
+    assert info.value.code == "too_many_frames"
 
 
 def test_jpeg_segment_count_is_bounded() -> None:
