@@ -20,9 +20,10 @@ to 9 MP; an RLE BMP decodes in a pure-Python loop; a progressive JPEG pays per s
 sane image needs (more than ``max_jpeg_scans`` scans, RLE BMPs over ``max_rle_pixels``) and
 estimates the decode's cost. Animations are counted the same way (GIF image descriptors,
 WebP ``ANMF`` chunks, a step per block) and refused past ``max_frames``: only the first frame
-is classified, so a thousand frames are cost with no use. The caller runs cheap checks inline (``DecodeCost.inline``) and
-the rest in a process it can kill (``gateway.decode_pool``); the structure walkers take a
-step budget so that even the inline walk stays bounded (``CheckTooCostly`` sends it away).
+is classified, so a thousand frames are cost with no use. The caller runs cheap checks
+inline (``DecodeCost.inline``) and the rest in a process it can kill (``gateway.decode_pool``);
+the structure walkers take a step budget so that even the inline walk stays bounded
+(``CheckTooCostly`` sends it away).
 
 The gateway runs 1 on every request and 2–3 only when the answer is not cached: a cached
 answer exists only for bytes (same SHA-256) that passed all three under the same policy.
