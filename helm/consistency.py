@@ -1,15 +1,17 @@
 """Check that the chart, the Dockerfiles and the code agree on names, ports and paths.
 
-The chart repeats facts owned elsewhere: model names (models.yaml through
-``visionserve.catalog``), ports (``visionserve.settings.DEFAULT_*_PORT``), Triton's health
-endpoints (KServe v2 protocol), the gateway's endpoints and CLI (``visionserve.cli``), the
-image tag and Python packages (``docker/``) and the HPA's custom metric name (the
-prometheus-adapter rule in ``files/``). Each check returns messages; empty means agreement.
+The chart repeats facts owned elsewhere: model names and the GPU profile's instances and
+batch size (models.yaml through ``visionserve.catalog``), ports
+(``visionserve.settings.DEFAULT_*_PORT``), Triton's health endpoints (KServe v2 protocol),
+the gateway's endpoints and CLI (``visionserve.cli``), the image tags and Python packages
+(``docker/``; the GPU image's pins also against ``pyproject.toml``) and the HPA's custom
+metric name (the prometheus-adapter rule in ``files/``). Each check returns messages; empty means agreement.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from visionserve.cli import COMMANDS
 
 __all__ = [
     "GATEWAY_LIVE_PATH",
+    "GPU_ENCODED_IMAGE_BYTES",
     "GATEWAY_METRICS_PATH",
     "GATEWAY_READY_PATH",
     "TRITON_LIVE_PATH",
@@ -45,6 +48,14 @@ TRITON_READY_PATH = "/v2/health/ready"
 GATEWAY_LIVE_PATH = "/livez"
 GATEWAY_READY_PATH = "/readyz"
 GATEWAY_METRICS_PATH = "/metrics"
+
+#: The encoded image size the GPU profile's python-backend shm is sized for (640x480 photos
+#: are ~74 KB; 256 KiB leaves room): one region holds a whole max_batch_size batch of them.
+GPU_ENCODED_IMAGE_BYTES = 256 * 1024
+#: What the ``<name>_gpu`` models import, besides the stub's own modules (export/gpu_model.py,
+#: visionserve/gpu_pipeline.py, visionserve/imaging.py).
+GPU_PACKAGES = ("numpy", "onnx", "onnx2torch", "pillow", "torch", "torchvision")
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 _TRITON_PORTS = {
     "http": settings.DEFAULT_HTTP_PORT,
@@ -73,6 +84,36 @@ def check_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
         problems.append(
             f"values.yaml gateway.port={values['gateway']['port']} but "
             f"visionserve.settings.DEFAULT_GATEWAY_PORT={settings.DEFAULT_GATEWAY_PORT}"
+        )
+    return problems + _check_gpu_values(values, catalog)
+
+
+def _check_gpu_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
+    """triton.gpu against models.yaml's GPU profile: instances per GPU, one batch per shm region."""
+    gpu = values["triton"]["gpu"]
+    profiles = [spec.gpu for spec in catalog.models.values() if spec.gpu is not None]
+    if not profiles:
+        return ["models.yaml has no GPU profile (profiles.gpu), but the chart has triton.gpu values"]
+    problems: list[str] = []
+    instances = max(p.instances for p in profiles)
+    if gpu["instancesPerGpu"] != instances:
+        problems.append(
+            f"values.yaml triton.gpu.instancesPerGpu={gpu['instancesPerGpu']} but models.yaml's GPU "
+            f"profile runs {instances} instances per GPU (the shm checks count them)"
+        )
+    batch = max(p.max_batch_size for p in profiles)
+    needed = batch * GPU_ENCODED_IMAGE_BYTES
+    if gpu["pythonBackend"]["shmDefaultByteSize"] < needed:
+        problems.append(
+            f"values.yaml triton.gpu.pythonBackend.shmDefaultByteSize={gpu['pythonBackend']['shmDefaultByteSize']} "
+            f"cannot hold one batch of the GPU profile: max_batch_size {batch} x "
+            f"{GPU_ENCODED_IMAGE_BYTES} bytes = {needed}"
+        )
+    tag, triton_tag = str(gpu["image"]["tag"]), str(values["triton"]["image"]["tag"])
+    if not tag.startswith(f"{triton_tag}-"):
+        problems.append(
+            f"values.yaml triton.gpu.image.tag={tag} is not built on triton.image.tag={triton_tag} "
+            "(docker/triton-gpu.Dockerfile derives the same NGC release)"
         )
     return problems
 
@@ -269,6 +310,7 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
         problems.append(
             f"triton.Dockerfile installs {sorted(pins)}, triton.pythonPackages.packages is {sorted(packages)}"
         )
+    problems += _check_gpu_dockerfile(values, docker_dir, expected_base)
     gateway = parse_dockerfile(docker_dir / "gateway.Dockerfile")
     if settings.DEFAULT_GATEWAY_PORT not in gateway.exposed_ports:
         problems.append(f"gateway.Dockerfile does not EXPOSE {settings.DEFAULT_GATEWAY_PORT}")
@@ -291,6 +333,55 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
         problems.append("visionserve.cli has no `keys` subcommand, which NOTES.txt tells users to run")
     if not gateway.base_images or not gateway.base_images[-1].startswith("python:3.11"):
         problems.append(f"gateway.Dockerfile must run on python:3.11 (got {gateway.base_images})")
+    return problems
+
+
+def _pyproject_pins(path: Path = PYPROJECT) -> dict[str, str]:
+    """``name -> version`` of every ``name==version`` requirement in pyproject.toml."""
+    project = tomllib.loads(path.read_text())["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    pins = {}
+    for requirement in requirements:
+        if m := re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([A-Za-z0-9_.\-]+)\s*", requirement):
+            pins[m[1].lower()] = m[2]
+    return pins
+
+
+def _check_gpu_dockerfile(values: dict[str, Any], docker_dir: Path, expected_base: str) -> list[str]:
+    """docker/triton-gpu.Dockerfile against the chart and pyproject.toml.
+
+    The chart's NGC release, every package the GPU models import pinned, numpy below 2 (the
+    stub corrupts tensors under numpy 2) and torch as the exporter pins it (parity).
+    """
+    path = docker_dir / "triton-gpu.Dockerfile"
+    if not path.is_file():
+        return [f"{path.name} is missing: triton.gpu.image is built from it"]
+    gpu = parse_dockerfile(path)
+    problems: list[str] = []
+    if not gpu.base_images or gpu.base_images[-1] != expected_base:
+        problems.append(f"{path.name} derives {gpu.base_images}, the chart runs {expected_base}")
+    if set(gpu.exposed_ports) != set(_TRITON_PORTS.values()):
+        problems.append(f"{path.name} exposes {gpu.exposed_ports}, expected {sorted(_TRITON_PORTS.values())}")
+    pins = dict(p.lower().split("==", 1) for p in gpu.pip_pins)
+    missing = [name for name in GPU_PACKAGES if name not in pins]
+    if missing:
+        problems.append(f"{path.name} does not pin {missing} (the GPU python models import them)")
+    numpy = pins.get("numpy", "")
+    major = numpy.split(".")[0]
+    if numpy and (not major.isdigit() or int(major) >= 2):
+        problems.append(
+            f"{path.name} pins numpy=={numpy}: the python backend's stub corrupts tensors under numpy 2"
+        )
+    for name, version in _pyproject_pins().items():
+        if name in pins and pins[name] != version:
+            problems.append(f"{path.name} pins {name}=={pins[name]}, pyproject.toml pins {name}=={version}")
+    pillow = {p.lower() for p in values["triton"]["pythonPackages"]["packages"] if p.lower().startswith("pillow==")}
+    if pillow and f"pillow=={pins.get('pillow')}" not in pillow:
+        problems.append(
+            f"{path.name} pins pillow=={pins.get('pillow')}, triton.pythonPackages.packages has {sorted(pillow)}"
+        )
     return problems
 
 

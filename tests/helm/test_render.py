@@ -187,7 +187,8 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     container = _container(triton, "tritonserver")
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["resources"]["limits"]["memory"] == "32Gi"
-    assert container["image"] == "registry.example.com/visionserve/tritonserver:26.07-py3-visionserve"
+    # The GPU profile's image (docker/triton-gpu.Dockerfile; tests/helm/test_gpu.py covers the rest).
+    assert container["image"] == "registry.example.com/visionserve/tritonserver:26.07-py3-visionserve-gpu"
     assert "initContainers" not in _pod_spec(triton) and container["command"] == ["tritonserver"]
     assert _pod_spec(triton)["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert _pod_spec(triton)["tolerations"][0]["key"] == "nvidia.com/gpu"

@@ -217,6 +217,24 @@ those gateway.settings.GatewaySettings reads (checked by `make helm-lint`).
 {{- end -}}
 
 {{/*
+A Kubernetes quantity (e.g. 32Gi, 8G, 1.5Gi, 1073741824) in bytes, as a decimal string; empty
+when it has a form this does not read (exponents, milli-units), so callers skip their check.
+*/}}
+{{- define "visionserve.quantityBytes" -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- $q := toString . -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $suffix := trimPrefix $number $q -}}
+{{- if and $number (hasKey $units $suffix) -}}
+{{- int64 (mulf (float64 $number) (index $units $suffix)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Check the values as a whole (what the JSON schema cannot express); collect every problem
 and fail once, listing them all.
 */}}
@@ -250,9 +268,31 @@ and fail once, listing them all.
 {{- if ne (len (uniq .Values.triton.models)) (len .Values.triton.models) -}}
   {{- $messages = append $messages "triton.models lists a model twice" -}}
 {{- end -}}
+{{- $gpu := .Values.triton.gpu -}}
+{{- if not $gpu.enabled -}}
 {{- $pythonShm := mul (len .Values.triton.models) .Values.triton.pythonBackend.shmDefaultByteSize -}}
 {{- if lt (int64 .Values.triton.shm.sizeLimitBytes) (int64 $pythonShm) -}}
   {{- $messages = append $messages (printf "triton.shm.sizeLimitBytes (%d) is below one python-backend region per model (%d models x shmDefaultByteSize %d)" (int64 .Values.triton.shm.sizeLimitBytes) (len .Values.triton.models) (int64 .Values.triton.pythonBackend.shmDefaultByteSize)) -}}
+{{- end -}}
+{{- else -}}
+{{- if not (or $gpu.image.registry $gpu.image.digest) -}}
+  {{- $messages = append $messages "triton.gpu.image.registry is required with triton.gpu.enabled: build docker/triton-gpu.Dockerfile and push it to your registry (docs/kubernetes.md, GPU nodes)" -}}
+{{- end -}}
+{{- $regions := mul (len .Values.triton.models) (int64 $gpu.instancesPerGpu) (int64 $gpu.count) -}}
+{{- $perRegion := add (int64 $gpu.pythonBackend.shmDefaultByteSize) (int64 $gpu.pythonBackend.shmGrowthByteSize) -}}
+{{- if lt (int64 $gpu.shm.sizeLimitBytes) (mul $regions $perRegion) -}}
+  {{- $messages = append $messages (printf "triton.gpu.shm.sizeLimitBytes (%d) is below %d bytes: %d python-backend regions (%d models x instancesPerGpu %d x count %d), each shmDefaultByteSize %d plus one shmGrowthByteSize %d" (int64 $gpu.shm.sizeLimitBytes) (mul $regions $perRegion) $regions (len .Values.triton.models) (int64 $gpu.instancesPerGpu) (int64 $gpu.count) (int64 $gpu.pythonBackend.shmDefaultByteSize) (int64 $gpu.pythonBackend.shmGrowthByteSize)) -}}
+{{- end -}}
+{{- if hasKey (default dict $gpu.resources.limits) $gpu.resourceName -}}
+  {{- $messages = append $messages (printf "triton.gpu.resources.limits must not set %s: the chart adds it from triton.gpu.count" $gpu.resourceName) -}}
+{{- end -}}
+{{- end -}}
+{{- $prefix := ternary "triton.gpu" "triton" $gpu.enabled -}}
+{{- $memory := dig "limits" "memory" "" (ternary $gpu.resources .Values.triton.resources $gpu.enabled) -}}
+{{- $shmBytes := int64 (ternary $gpu.shm.sizeLimitBytes .Values.triton.shm.sizeLimitBytes $gpu.enabled) -}}
+{{- $memoryBytes := include "visionserve.quantityBytes" $memory -}}
+{{- if and $memoryBytes (le (int64 $memoryBytes) $shmBytes) -}}
+  {{- $messages = append $messages (printf "%s.resources.limits.memory (%v) must be above %s.shm.sizeLimitBytes (%d): the memory-backed /dev/shm counts against the container's memory limit" $prefix $memory $prefix $shmBytes) -}}
 {{- end -}}
 {{- if and .Values.triton.pythonPackages.install (not .Values.triton.pythonPackages.packages) -}}
   {{- $messages = append $messages "triton.pythonPackages.install is true but triton.pythonPackages.packages is empty" -}}
