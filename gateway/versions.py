@@ -1,13 +1,17 @@
 """Which version of each catalog ensemble Triton serves right now, learned by polling.
 
-How the gateway learns of a new version: every worker asks Triton's repository index
-(one gRPC call over the worker's one channel, ``client.models()``) every
-``version_poll_interval_s`` (default 0.25 s, at most 0.5 s). The *served version* of an
-ensemble is its highest READY version — what Triton runs for a request that names no version.
-The cache key includes it, so within one poll interval (+ the call's round trip) of a new
-version becoming ready, lookups move to new keys and no older answer is served: well inside
-the 1 s bound. A Triton answer that reports a newer version than the tracker knows moves the
-tracker forward at once and triggers a poll.
+How the gateway learns of a new version: every ``version_poll_interval_s`` (default 0.25 s,
+at most 0.5 s) every worker asks Triton, for each catalog ensemble, its configuration (the
+versions it pins: a published ensemble pins exactly the version it serves) and whether each
+pinned version is ready (``model_config`` + ``is_ready``, over the worker's one channel,
+the models concurrently). Neither call is in Triton's ``model-repository`` API group (index,
+load, unload; its docs' "Limit Endpoint Access" list), so the gateway needs no key when that
+group is restricted (``visionserve up`` restricts it). The *served version* of an ensemble is
+its highest ready pinned version — what Triton runs for a request that names no version. The
+cache key includes it, so within one poll interval (+ the calls' round trip) of a new version
+becoming ready, lookups move to new keys and no older answer is served: well inside the 1 s
+bound. A Triton answer that reports a newer version than the tracker knows moves the tracker
+forward at once and triggers a poll.
 
 The same poll feeds readiness (``/readyz``, ``/v1/models``) and ``model=auto`` (only ready
 models are candidates). When Triton cannot be reached the last known state is kept (so cached
@@ -28,9 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from client import ClientError, ServerUnavailable
 from visionserve.catalog import Catalog
 
-__all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "not_ready_reason", "weights_flag"]
+__all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "pinned_versions", "weights_flag"]
 
 log = logging.getLogger("visionserve.gateway.versions")
 
@@ -46,25 +51,10 @@ NOT_READY_REASONS = (
 )
 
 
-def not_ready_reason(state: str, reason: str) -> str:
-    """A stable word for a repository-index row that is not READY (Triton's state and text)."""
-    state = state.upper()
-    if state == "LOADING":
-        return "loading"
-    if state == "UNLOADING":
-        return "unloading"
-    text = reason.strip().lower()
-    if text in ("", "not loaded"):
-        return "not_loaded"
-    if text == "unloaded":
-        return "unloaded"
-    return "load_failed"
-
-
 class _Client(Protocol):
-    async def models(self) -> list[Any]: ...
-
     async def model_config(self, model: str) -> dict[str, Any]: ...
+
+    async def is_ready(self, model: str | None = None, version: str | int = "") -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -89,18 +79,24 @@ def weights_flag(config: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _as_int(version: object) -> int | None:
-    try:
-        return int(str(version))
-    except ValueError:
-        return None
+def pinned_versions(config: dict[str, Any]) -> tuple[int, ...]:
+    """The versions a model config's ``version_policy.specific`` names (int64s come as strings)."""
+    body = config.get("config", config)
+    specific = (body.get("version_policy") or {}).get("specific") or {}
+    versions = []
+    for version in specific.get("versions") or ():
+        try:
+            versions.append(int(str(version)))
+        except ValueError:
+            continue
+    return tuple(sorted(set(versions)))
 
 
 class VersionTracker:
     """Polls Triton for the served version and readiness of every catalog ensemble.
 
     Args:
-        client: the gateway's Triton client (``models()``, ``model_config()``).
+        client: the gateway's Triton client (``model_config()``, ``is_ready()``).
         catalog: which ensembles to track.
         interval_s: time between polls.
         on_change: called with (model, old, new) when a served version changes.
@@ -167,7 +163,7 @@ class VersionTracker:
     async def refresh(self) -> bool:
         """Poll once; False (state kept, marked unreachable) when Triton did not answer."""
         try:
-            rows = await self._client.models()
+            polled = await asyncio.gather(*(self._poll(name) for name in self._names))
         except Exception as exc:  # ServerUnavailable and anything else: keep serving what we know
             if self.reachable or self.last_poll_s is None:
                 log.warning("Triton unreachable: %s", exc)
@@ -176,35 +172,35 @@ class VersionTracker:
                 if not state.ready:
                     self._states[name] = ModelState(name, False, (), None, None, "triton_unreachable")
             return False
-        ready: dict[str, set[int]] = {n: set() for n in self._names}
-        reasons: dict[str, str] = {}
-        for row in rows:
-            if row.name not in ready:
-                continue
-            version = _as_int(row.version)
-            if row.ready and version is not None:
-                ready[row.name].add(version)
-            else:
-                reasons[row.name] = not_ready_reason(str(getattr(row, "state", "")), str(row.reason or ""))
-                if row.reason and self._raw_reasons.get(row.name) != row.reason:
-                    log.warning("%s version %s not ready: %s", row.name, row.version, row.reason)
-                self._raw_reasons[row.name] = str(row.reason or "")
-        for name in self._names:
-            versions = tuple(sorted(ready[name]))
+        for name, (versions, weights, reason) in zip(self._names, polled, strict=True):
             served = versions[-1] if versions else None
-            if served is not None and (name, served) not in self._weights:
-                await self._load_weights(name, served)
-            reason = "" if versions else reasons.get(name, "not_loaded")
+            if served is not None:
+                self._weights[(name, served)] = weights
             self._set(name, ModelState(name, bool(versions), versions, served, self.weights(name, served), reason))
         self.reachable = True
         self.last_poll_s = time.monotonic()
         return True
 
-    async def _load_weights(self, name: str, version: int) -> None:
+    async def _poll(self, name: str) -> tuple[tuple[int, ...], str | None, str]:
+        """(ready pinned versions, weights flag, not-ready reason) of one ensemble.
+
+        Raises:
+            ServerUnavailable: Triton did not answer (the whole poll counts as unreachable).
+        """
         try:
-            self._weights[(name, version)] = weights_flag(await self._client.model_config(name))
-        except Exception as exc:  # the flag is informative; never block the version switch on it
-            log.warning("cannot read the config of %s: %s", name, exc)
+            config = await self._client.model_config(name)
+        except ServerUnavailable:
+            raise
+        except ClientError as exc:  # not loaded (or not loadable): Triton's text goes to the log only
+            if self._raw_reasons.get(name) != str(exc):
+                log.warning("%s not ready: %s", name, exc)
+            self._raw_reasons[name] = str(exc)
+            return (), None, "not_loaded"
+        self._raw_reasons.pop(name, None)
+        pinned = pinned_versions(config)
+        ready = await asyncio.gather(*(self._client.is_ready(name, v) for v in pinned))
+        versions = tuple(v for v, ok in zip(pinned, ready, strict=True) if ok)
+        return versions, weights_flag(config), "" if versions else "loading"
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

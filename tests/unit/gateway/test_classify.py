@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from client import Classification, ModelStatus, Prediction, ServerUnavailable
+from client import Classification, Prediction, ServerUnavailable
 from gateway.auth import Identity
 from gateway.cache import LocalCache
 from gateway.classify import Classifier, Request
@@ -45,13 +45,12 @@ class FakeTriton:
         preds = tuple(Prediction(f"class{i}", i, 0.5 / (i + 1)) for i in range(top_k))
         return [Classification(model, str(self.version), preds) for _ in images]
 
-    async def models(self):
-        return [
-            ModelStatus(spec.ensemble, str(self.version), "READY", True) for spec in CATALOG.models.values()
-        ]
-
     async def model_config(self, model):
-        return {"parameters": {"weights": {"string_value": "demo"}}}
+        versions = {"specific": {"versions": [str(self.version)]}}
+        return {"version_policy": versions, "parameters": {"weights": {"string_value": "demo"}}}
+
+    async def is_ready(self, model=None, version=""):
+        return not self.down and str(version) == str(self.version)
 
 
 @pytest.fixture
@@ -161,6 +160,7 @@ async def test_auto_uses_the_configured_budget_when_the_request_gives_none(setup
     classifier.default_budget_ms = None
     assert classifier.resolve_model("auto", None) == most_accurate.name
 
+
 @pytest.mark.anyio
 async def test_batch_is_one_triton_request_with_per_image_errors(setup) -> None:
     classifier, triton, _, engine = setup
@@ -219,3 +219,36 @@ async def test_costly_uploads_never_stall_the_event_loop(setup) -> None:
     await tick
     assert all(not a.cached for a in answers) and triton.calls == [1] * len(costly_valid())
     assert max(gaps) < 0.15, f"the loop stalled {max(gaps) * 1000:.0f} ms"
+
+
+@pytest.mark.anyio
+async def test_large_uploads_are_hashed_off_the_event_loop() -> None:
+    """Finding: SHA-256 of every upload ran on the event loop (a 32 MiB body: ~20 ms of stall)."""
+    import asyncio
+    import hashlib
+
+    from gateway.classify import INLINE_HASH_BYTES, image_digest
+
+    async def turns_while_hashing(data: bytes) -> tuple[str, int]:
+        turns = 0
+
+        async def other_request() -> None:  # stands for /livez and every other request on the loop
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(other_request())
+        await asyncio.sleep(0)
+        before = turns
+        digest = await image_digest(data)
+        other.cancel()
+        return digest, turns - before
+
+    large = bytes(range(256)) * (4 * INLINE_HASH_BYTES // 256)
+    digest, turns = await turns_while_hashing(large)
+    assert digest == hashlib.sha256(large).hexdigest()
+    assert turns >= 1, "the loop ran nothing else while the upload was hashed"
+    small = JPEG
+    digest, turns = await turns_while_hashing(small)
+    assert digest == hashlib.sha256(small).hexdigest() and turns == 0  # small: inline, no hop
