@@ -141,6 +141,10 @@ def test_default_render_is_the_stock_ngc_image_with_its_cpu_shm(default_render: 
             "triton.gpu.resources.limits.memory (4096Mi) must be above",
         ),
         (
+            _gpu(resources={"limits": {"memory": 4 * 2**30}}),  # a plain number of bytes
+            "triton.gpu.resources.limits.memory (4294967296) must be above",
+        ),
+        (
             _gpu(resources={"limits": {"nvidia.com/gpu": 1}}),
             "triton.gpu.resources.limits must not set nvidia.com/gpu",
         ),
@@ -149,7 +153,15 @@ def test_default_render_is_the_stock_ngc_image_with_its_cpu_shm(default_render: 
             "triton.resources.limits.memory (1Gi) must be above triton.shm.sizeLimitBytes (1073741824)",
         ),
     ],
-    ids=["no-registry", "shm-below-regions", "memory-at-shm", "memory-in-Mi", "gpu-limit-set", "cpu-memory"],
+    ids=[
+        "no-registry",
+        "shm-below-regions",
+        "memory-at-shm",
+        "memory-in-Mi",
+        "memory-in-bytes",
+        "gpu-limit-set",
+        "cpu-memory",
+    ],
 )
 def test_inconsistent_gpu_settings_are_refused_with_a_clear_message(values: dict[str, Any], message: str) -> None:
     refused = _refused(values)

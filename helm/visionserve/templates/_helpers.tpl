@@ -292,7 +292,8 @@ and fail once, listing them all.
 {{- $shmBytes := int64 (ternary $gpu.shm.sizeLimitBytes .Values.triton.shm.sizeLimitBytes $gpu.enabled) -}}
 {{- $memoryBytes := include "visionserve.quantityBytes" $memory -}}
 {{- if and $memoryBytes (le (int64 $memoryBytes) $shmBytes) -}}
-  {{- $messages = append $messages (printf "%s.resources.limits.memory (%v) must be above %s.shm.sizeLimitBytes (%d): the memory-backed /dev/shm counts against the container's memory limit" $prefix $memory $prefix $shmBytes) -}}
+  {{- $memoryText := ternary (toString (int64 $memory)) (toString $memory) (kindIs "float64" $memory) -}}
+  {{- $messages = append $messages (printf "%s.resources.limits.memory (%s) must be above %s.shm.sizeLimitBytes (%d): the memory-backed /dev/shm counts against the container's memory limit" $prefix $memoryText $prefix $shmBytes) -}}
 {{- end -}}
 {{- if and .Values.triton.pythonPackages.install (not .Values.triton.pythonPackages.packages) -}}
   {{- $messages = append $messages "triton.pythonPackages.install is true but triton.pythonPackages.packages is empty" -}}
