@@ -25,6 +25,7 @@ import asyncio
 import io
 import json
 import multiprocessing as mp
+import os
 import resource
 import threading
 import time
@@ -130,8 +131,42 @@ def in_process(pre: Any, net: Any, images: list[bytes], batch: int = 256, worker
     return n / (time.perf_counter() - start)
 
 
+def stages(pre: Any, net: Any, images: list[bytes], batch: int = 256) -> dict[str, float]:
+    """Milliseconds per batch of each stage, one thread, synchronised: where a batch's time goes."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from visionserve.gpu_pipeline import exif_orientation, nvjpeg_decodable
+    from visionserve.imaging import open_image
+
+    chunk = images[:batch]
+    raw = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in chunk]
+
+    def timed(fn: Any, reps: int = 5) -> float:
+        fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / reps * 1000
+
+    x = pre(chunk).batch
+    return {
+        "headers": timed(lambda: [(exif_orientation(h), nvjpeg_decodable(h)) for h in map(open_image, chunk)]),
+        "nvjpeg decode": timed(lambda: decode_jpeg(raw, mode=ImageReadMode.RGB, device="cuda")),
+        "whole preprocessing": timed(lambda: pre(chunk)),
+        "backbone": timed(lambda: net(x)),
+    }
+
+
 def parity(spec: ModelSpec, repo: Path, pre16: Any, net16: Any) -> dict[str, float]:
-    """GPU path vs the CPU path on the sample images of every format (ORT fp32 on the CPU)."""
+    """The GPU path against the CPU path (Pillow + ONNX Runtime fp32) on images of every format.
+
+    Three comparisons separate the two causes of difference: GPU preprocessing into the very
+    same CPU backbone (decoders and resampling alone), fp16 against true fp32 (TF32 off) on the
+    GPU with the same preprocessing (precision alone), and the whole GPU path.
+    """
     import torch
 
     from bench.ceiling import artifact_path
@@ -140,11 +175,19 @@ def parity(spec: ModelSpec, repo: Path, pre16: Any, net16: Any) -> dict[str, flo
     from visionserve.samples import sample_images
 
     images = [s.data for s in sample_images(200, seed=909)] + photo_jpegs(56)
-    cpu = load_runner("onnx", artifact_path(repo, spec))(spec.pipeline().batch(images))
+    cpu_net = load_runner("onnx", artifact_path(repo, spec))
+    cpu = cpu_net(spec.pipeline().batch(images))
     pre32 = Preprocessor(spec.pipeline(), torch.device("cuda"), torch.float32)
-    module = load_onnx_module(str(artifact_path(repo, spec)))
-    net32 = Backbone(module, torch.device("cuda"), torch.float32, spec.input_shape, ())
-    gpu32 = np.concatenate([net32(pre32(images[i : i + 64]).batch).cpu().numpy() for i in range(0, len(images), 64)])
+    pre_gpu = np.concatenate([pre32(images[i : i + 64]).batch.cpu().numpy() for i in range(0, len(images), 64)])
+    gpu_pre_cpu_net = cpu_net(np.ascontiguousarray(pre_gpu))
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        module = load_onnx_module(str(artifact_path(repo, spec)))
+        net32 = Backbone(module, torch.device("cuda"), torch.float32, spec.input_shape, ())
+        gpu32 = np.concatenate([net32(torch.from_numpy(pre_gpu[i : i + 64]).cuda()).cpu().numpy()
+                                for i in range(0, len(images), 64)])  # fmt: skip
+    finally:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     gpu16 = np.concatenate([net16(pre16(images[i : i + 64]).batch).cpu().numpy() for i in range(0, len(images), 64)])
 
     def agree(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,13 +195,69 @@ def parity(spec: ModelSpec, repo: Path, pre16: Any, net16: Any) -> dict[str, flo
 
     return {
         "images": len(images),
-        "top1 gpu-fp16 vs cpu": agree(gpu16, cpu),
-        "max dp gpu-fp16 vs cpu": float(np.abs(gpu16 - cpu).max()),
-        "top1 gpu-fp32 vs cpu (preprocessing only)": agree(gpu32, cpu),
-        "max dp gpu-fp32 vs cpu": float(np.abs(gpu32 - cpu).max()),
-        "top1 fp16 vs fp32 (same GPU preprocessing)": agree(gpu16, gpu32),
+        "top1 gpu path vs cpu path": agree(gpu16, cpu),
+        "max dp gpu path vs cpu path": float(np.abs(gpu16 - cpu).max()),
+        "top1 gpu preprocessing vs cpu": agree(gpu_pre_cpu_net, cpu),
+        "max dp gpu preprocessing vs cpu": float(np.abs(gpu_pre_cpu_net - cpu).max()),
+        "top1 fp16 vs fp32": agree(gpu16, gpu32),
         "max dp fp16 vs fp32": float(np.abs(gpu16 - gpu32).max()),
     }
+
+
+def split_variant(repo: Path, spec: ModelSpec, dest: Path) -> Path:
+    """A copy of ``repo`` whose ensemble runs the GPU model as two steps handing a GPU tensor over.
+
+    ``<name>_gpu_preprocess`` (stage ``preprocess``) decodes and preprocesses; ``<name>_gpu``
+    (stage ``backbone``) receives the batch as a GPU tensor through DLPack
+    (``FORCE_CPU_ONLY_INPUT_TENSORS=no``). Same files, same version: only the configs differ,
+    so ``bench gpu --layout split`` measures the hand-over against the fused model.
+    """
+    import shutil
+
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from export.repository import served_version
+    from serving.model_config import read_model_config
+    from visionserve.catalog import IMAGE_INPUT, PREPROCESSED
+
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(repo, dest, symlinks=True, copy_function=os.link)
+    version = served_version(repo, spec)
+    fused = read_model_config(repo / spec.gpu_model)
+    pre = mc.ModelConfig()
+    pre.CopyFrom(fused)
+    pre.name = f"{spec.gpu_model}_preprocess"
+    del pre.output[:]
+    pre.output.add(name=PREPROCESSED, data_type=mc.TYPE_FP16, dims=list(spec.input_shape))
+    pre.parameters["stage"].string_value = "preprocess"
+    back = mc.ModelConfig()
+    back.CopyFrom(fused)
+    del back.input[:]
+    back.input.add(name=PREPROCESSED, data_type=mc.TYPE_FP16, dims=list(spec.input_shape))
+    back.parameters["stage"].string_value = "backbone"
+    back.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
+    (dest / pre.name).mkdir()
+    os.symlink(dest / spec.gpu_model / str(version), dest / pre.name / str(version))
+    ensemble = read_model_config(repo / spec.ensemble)
+    step = ensemble.ensemble_scheduling.step[0]
+    step.output_map.clear()
+    step.output_map[PREPROCESSED] = PREPROCESSED
+    step.model_name = pre.name
+    second = ensemble.ensemble_scheduling.step.add(model_name=spec.gpu_model, model_version=version)
+    second.input_map[PREPROCESSED] = PREPROCESSED
+    second.output_map["probabilities"] = "probabilities"
+    step.input_map.clear()
+    step.input_map[IMAGE_INPUT] = IMAGE_INPUT
+    for cfg in (pre, back, ensemble):
+        _write(dest / cfg.name / "config.pbtxt", text_format.MessageToString(cfg))
+    return dest
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace a file that may be a hard link into the source repository, leaving the source alone."""
+    path.unlink(missing_ok=True)
+    path.write_text(text)
 
 
 # -- served over gRPC ---------------------------------------------------------------------------
@@ -293,6 +392,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="measured window per cell")
     p.add_argument("--procs", type=int, default=8, help="load-generator processes")
     p.add_argument("--naive-concurrency", type=int, default=16)
+    p.add_argument("--layout", choices=("fused", "split", "both"), default="fused",
+                   help="serve the GPU model fused (as exported), split in two steps, or both side by side")
+    p.add_argument("--instances", type=int, default=None,
+                   help="rewrite the GPU model's instance count in the repository before serving (tuning)")
+    p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "bench-gpu.json")
     p.add_argument("--update-docs", action="store_true", help=f"write the tables into {DOC.relative_to(PROJECT_ROOT)}")
     return p.parse_args(argv)
@@ -321,20 +425,30 @@ def main(argv: list[str]) -> int:
         row["graphs"] = sorted(net.graphs)
         row["raw b32"], row["raw b256"] = raw_ceiling(net, 32), raw_ceiling(net, 256)
         row["in-process"] = in_process(pre, net, images)
+        row["stages ms/256"] = stages(pre, net, images)
         row["parity"] = parity(spec, repo, pre, net)
         del pre, net
         torch.cuda.empty_cache()
         print(spec.name, json.dumps(row), flush=True)
-        http, grpc, metrics = free_ports(3)
-        log = args.out.parent / f"bench-gpu-{spec.name}-triton.log"
-        with TritonServer(repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
-                          models=default_models(catalog, repo, spec.name), log_path=log) as server:  # fmt: skip
-            row["served"] = {}
-            for per in pers:
-                for c in levels:
-                    cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
-                    row["served"][f"c{c} x{per}"] = cell
-                    print(spec.name, f"c{c} x{per}", json.dumps(cell), flush=True)
+        row["served"] = {}
+        for layout in (("fused", "split") if args.layout == "both" else (args.layout,)):
+            served_repo = repo if layout == "fused" else split_variant(repo, spec, args.out.parent / "split-repository")
+            if args.instances:
+                _set_instances(served_repo / spec.gpu_model / "config.pbtxt", args.instances)
+            http, grpc, metrics = free_ports(3)
+            log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-triton.log"
+            models = default_models(catalog, served_repo, spec.name)
+            with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
+                              models=models, log_path=log) as server:  # fmt: skip
+                for per in pers:
+                    for c in levels:
+                        key = f"c{c} x{per}" + ("" if layout == "fused" else f" {layout}")
+                        cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
+                        row["served"][key] = cell
+                        print(spec.name, key, json.dumps(cell), flush=True)
+        if args.skip_naive:
+            report["models"][spec.name] = row
+            continue
         row["naive"] = naive(repo, spec, args.naive_concurrency, args.seconds, args.out.parent / "bench-gpu-naive.log")
         print(spec.name, "naive", json.dumps(row["naive"]), flush=True)
         report["models"][spec.name] = row
@@ -348,6 +462,16 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _set_instances(config: Path, count: int) -> None:
+    from google.protobuf import text_format
+
+    from serving.model_config import read_model_config
+
+    cfg = read_model_config(config.parent)
+    cfg.instance_group[0].count = count
+    _write(config, text_format.MessageToString(cfg))
+
+
 def render(report: dict[str, Any]) -> str:
     """The markdown tables of one run."""
 
@@ -357,21 +481,22 @@ def render(report: dict[str, Any]) -> str:
     def ms(v: float | None) -> str:
         return "–" if v is None else f"{v:.1f}"
 
-    served_rows, summary_rows, parity_rows = [], [], []
+    served_rows, summary_rows, parity_rows, stage_rows = [], [], [], []
     for name, row in report["models"].items():
         best = max(row["served"].values(), key=lambda c: c["images_s"])
         for key, cell in row["served"].items():
             served_rows.append([name, key, rate(cell["images_s"]), ms(cell["p50_ms"]), ms(cell["p99_ms"]),
                                 str(cell["errors"]), f"{cell['loadgen_cores']:.1f}",
                                 "–" if cell["gpu_busy_pct"] is None else f"{cell['gpu_busy_pct']:.0f}"])  # fmt: skip
-        top, naive_rate = best["images_s"], row["naive"]["images_s"]
+        top, naive_rate = best["images_s"], row.get("naive", {}).get("images_s", float("nan"))
         summary_rows.append([name, rate(row["raw b32"]), rate(row["raw b256"]), rate(row["in-process"]),
                              rate(top), f"{top / row['in-process']:.2f}", rate(naive_rate),
                              f"{top / naive_rate:.1f}"])  # fmt: skip
+        stage_rows.append([name, *(f"{v:.1f}" for v in row["stages ms/256"].values())])
         p = row["parity"]
-        pairs = [("top1 gpu-fp16 vs cpu", "max dp gpu-fp16 vs cpu"),
-                 ("top1 gpu-fp32 vs cpu (preprocessing only)", "max dp gpu-fp32 vs cpu"),
-                 ("top1 fp16 vs fp32 (same GPU preprocessing)", "max dp fp16 vs fp32")]  # fmt: skip
+        pairs = [("top1 gpu path vs cpu path", "max dp gpu path vs cpu path"),
+                 ("top1 gpu preprocessing vs cpu", "max dp gpu preprocessing vs cpu"),
+                 ("top1 fp16 vs fp32", "max dp fp16 vs fp32")]  # fmt: skip
         parity_rows.append([name, str(p["images"]), *(f"{p[k]:.3f}" for pair in pairs for k in pair)])
     m = report["machine"]
     return "\n\n".join([
@@ -382,7 +507,10 @@ def render(report: dict[str, Any]) -> str:
         "### Served ensemble over gRPC (closed loop; cX = concurrency, xN = images per request)",
         markdown_table(["model", "load", "images/s", "p50 ms", "p99 ms", "errors", "load-gen cores", "GPU busy %"],
                        served_rows, "ll" + "r" * 6),
+        "### Where a batch of 256 JPEGs spends its time (ms, one thread, synchronised)",
+        markdown_table(["model", "headers (Pillow)", "nvJPEG decode", "whole preprocessing", "backbone"], stage_rows),
         "### Parity of the GPU path with the CPU path (sample images of every format + 640x480 JPEGs)",
-        markdown_table(["model", "images", "top-1 fp16 vs CPU", "max |Δp|", "top-1 fp32 vs CPU", "max |Δp|",
-                        "top-1 fp16 vs fp32", "max |Δp|"], parity_rows, "l" + "r" * 7),
+        markdown_table(["model", "images", "top-1 GPU path vs CPU path", "max |Δp|",
+                        "top-1 GPU preprocessing vs CPU (same CPU backbone)", "max |Δp|",
+                        "top-1 fp16 vs fp32 (GPU, same input)", "max |Δp|"], parity_rows, "l" + "r" * 7),
     ])  # fmt: skip

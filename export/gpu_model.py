@@ -26,6 +26,7 @@ from gpu_pipeline import Backbone, Preprocessor, load_onnx_module  # noqa: E402 
 from imaging import Pipeline  # noqa: E402
 
 _DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+_CONFIG_DTYPES = {"TYPE_FP16": torch.float16, "TYPE_FP32": torch.float32}
 
 
 def _invalid(message):
@@ -47,6 +48,7 @@ class TritonPythonModel:
         dtype = _DTYPES[params.get("precision", "fp16")] if on_gpu else torch.float32
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
+        self.output_dtype = _CONFIG_DTYPES.get(config["output"][0]["data_type"], torch.float32)
         pipeline = Pipeline.from_params(json.loads(params["preprocessing"]))
         self.pre = Preprocessor(pipeline, self.device, dtype) if self.stage != "backbone" else None
         self.net = None
@@ -88,7 +90,7 @@ class TritonPythonModel:
                 prepared = self.pre([item for part in rows for item in part])
                 batch, errors = prepared.batch, prepared.errors
             if self.stage == "preprocess":
-                result = batch
+                result = batch.to(self.output_dtype)  # the config's type, whatever the device computes in
             else:
                 result = self.net(batch)
                 result = result.cpu().numpy() if result.device.type != "cpu" else result.numpy()

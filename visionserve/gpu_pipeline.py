@@ -35,6 +35,7 @@ except ImportError:  # inside Triton: imaging.py is copied beside this file
 
 __all__ = [
     "DEFAULT_GRAPH_BATCH_SIZES",
+    "exif_orientation",
     "Backbone",
     "Preprocessor",
     "Prepared",
@@ -55,7 +56,7 @@ def nvjpeg_decodable(img: Image.Image) -> bool:
     return not (img.info.get("progressive") or img.info.get("progression"))
 
 
-def _orientation(img: Image.Image) -> int:
+def exif_orientation(img: Image.Image) -> int:
     try:
         return int(img.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - an unreadable EXIF block: Pillow's exif_transpose ignores it too
@@ -124,7 +125,7 @@ class Preprocessor:
                 errors[i] = str(exc)
                 continue
             if nvjpeg_decodable(header):
-                on_device.append((i, _orientation(header)))
+                on_device.append((i, exif_orientation(header)))
             else:
                 on_cpu.append(i)
         on_cpu += self._decode_jpegs(images, on_device, decoded)
