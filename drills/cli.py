@@ -1,8 +1,10 @@
 """``visionserve drills`` / ``make drills``: run every drill on a local stack, write the table.
 
 One stack (Triton on the smallest catalog model, Redis, PostgreSQL, a 2-worker gateway) is
-started for the run and stopped at the end, by process group. Each drill's row goes to
-``reports/drills.md``; ``--update-docs`` also replaces the table in ``docs/reliability.md``.
+started for the run, on a private copy of that model's repository (the publishing drills write
+new versions into it, never into ``model_repository/``), and stopped at the end, by process
+group. Each drill's row goes to ``reports/drills.md``; ``--update-docs`` also replaces the
+table in ``docs/reliability.md``.
 Exit status 1 when any drill failed.
 """
 
@@ -15,9 +17,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from drills import abuse, access, faults, hostile, soak
+from drills import abuse, access, faults, hostile, publish, soak
 from drills.report import DrillResult, render_table, update_docs, write_report
-from drills.stack import DrillStack
+from drills.stack import DrillStack, copy_repository
 from visionserve.settings import PROJECT_ROOT
 
 __all__ = ["DRILLS", "main"]
@@ -30,6 +32,8 @@ def _drills(soak_s: float) -> dict[str, Callable[[DrillStack], DrillResult]]:
         "triton": faults.triton_kill,
         "redis": faults.redis_restart,
         "postgres": faults.postgres_restart,
+        "publish": publish.publish_under_load,
+        "broken-version": publish.broken_version,
         "rate-limit": abuse.rate_limit,
         "event-loop": abuse.event_loop,
         "soak": lambda stack: soak.run(stack, duration_s=soak_s),
@@ -37,6 +41,22 @@ def _drills(soak_s: float) -> dict[str, Callable[[DrillStack], DrillResult]]:
 
 
 DRILLS = tuple(_drills(1.0))
+
+
+def _run(
+    table: dict[str, Callable[[DrillStack], DrillResult]], names: list[str], stack: DrillStack
+) -> list[DrillResult]:
+    results: list[DrillResult] = []
+    for name in names:
+        print(f"drill {name} …", flush=True)
+        try:
+            result = table[name](stack)
+        except Exception as exc:  # noqa: BLE001 - a drill that breaks is a failed row, the rest still run
+            traceback.print_exc()
+            result = DrillResult(name, "(drill raised)", f"{type(exc).__name__}: {exc}"[:300], False, ("ran",))
+        print(f"  {'pass' if result.passed else 'FAIL'}: {result.figure}", flush=True)
+        results.append(result)
+    return results
 
 
 def main(argv: list[str]) -> int:
@@ -52,17 +72,10 @@ def main(argv: list[str]) -> int:
     if unknown:
         p.error(f"unknown drills {unknown}; known: {', '.join(table)}")
     command = "visionserve drills " + " ".join(argv)
-    results: list[DrillResult] = []
-    with tempfile.TemporaryDirectory(prefix="visionserve-drills-") as workdir, DrillStack(Path(workdir)) as stack:
-        for name in names:
-            print(f"drill {name} …", flush=True)
-            try:
-                result = table[name](stack)
-            except Exception as exc:  # noqa: BLE001 - a drill that breaks is a failed row, the rest still run
-                traceback.print_exc()
-                result = DrillResult(name, "(drill raised)", f"{type(exc).__name__}: {exc}"[:300], False, ("ran",))
-            print(f"  {'pass' if result.passed else 'FAIL'}: {result.figure}", flush=True)
-            results.append(result)
+    with tempfile.TemporaryDirectory(prefix="visionserve-drills-") as tmp:
+        workdir = Path(tmp)
+        with DrillStack(workdir, repository=copy_repository(workdir / "model_repository")) as stack:
+            results = _run(table, names, stack)
     write_report(results, args.report, command)
     if args.update_docs:
         update_docs(results, PROJECT_ROOT / "docs" / "reliability.md", command)
