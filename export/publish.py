@@ -12,6 +12,12 @@ Switching a running server (explicit model control, repository API) keeps it ans
 2. the ensemble is reloaded pinned to the new version (Triton swaps it once loaded);
 3. composing models drop the old version; the ensemble is checked READY again (a reload of a
    composing model can unload its ensemble, triton-inference-server issue 4828).
+
+A new version that fails to load in step 1 or 2 (a corrupt artifact that staging cannot see)
+never serves: Triton keeps the old version loaded, the configs on disk go back to the old
+version (else a restarted server would try the broken one and fail to start), the extra
+instances are dropped, and the switch raises a ServerError that names the broken version.
+
 Because every response and every cache key carries the ensemble version, no cache can return
 an old answer for the new version.
 """
@@ -215,11 +221,21 @@ def switch_version(
     if switching:
         if control is not None:
             log(f"  loading {spec.name} v{version} beside v{current}")
-        reload(write_composing_configs(repo, spec, sorted({current, version})))
-        write_ensemble_config(repo, spec, version)
+        try:
+            reload(write_composing_configs(repo, spec, sorted({current, version})))
+            write_ensemble_config(repo, spec, version)
+            if control is not None:
+                control.load(spec.ensemble)
+                _wait_ready(control, spec.ensemble, version)
+        except ServerError as exc:
+            _keep_serving(repo, spec, current, control, loaded, log)
+            reason = str(exc).splitlines()[0][:400]
+            raise ServerError(
+                f"{spec.name} v{version} failed to load, so it was not published: v{current} keeps serving "
+                f"and the repository's configs are back on v{current} (v{version} stays on disk, unserved). "
+                f"Cause: {reason}"
+            ) from None
         if control is not None:
-            control.load(spec.ensemble)
-            _wait_ready(control, spec.ensemble, version)
             log(f"  {spec.ensemble} now serves v{version}; unloading v{current}")
     reload(write_composing_configs(repo, spec, [version]))
     if not switching:
@@ -228,6 +244,27 @@ def switch_version(
         if not switching or not control.ready(spec.ensemble, version):  # issue 4828: a composing reload unloads it
             control.load(spec.ensemble)
         _wait_ready(control, spec.ensemble, version)
+
+
+def _keep_serving(
+    repo: Path, spec: ModelSpec, current: int, control: TritonControl | None, loaded: set[str], log: Log
+) -> None:
+    """After a failed switch: every config pinned to ``current`` again, on disk and in the server."""
+    names = write_composing_configs(repo, spec, [current])
+    write_ensemble_config(repo, spec, current)
+    if control is None:
+        return
+    log(f"  the new version did not load: back to v{current} only")
+    keep = set(pipeline_models(spec, read_version(repo, spec, current)))
+    for name in names:
+        if name in loaded or name in keep:
+            try:
+                control.load(name)  # drops the failed version's instances; the served one keeps running
+            except ServerError as exc:
+                log(f"  warning: reloading {name} on v{current} failed: {str(exc).splitlines()[0][:300]}")
+    if not control.ready(spec.ensemble, current):  # issue 4828: a composing reload can unload the ensemble
+        control.load(spec.ensemble)
+    _wait_ready(control, spec.ensemble, current)
 
 
 def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int]:

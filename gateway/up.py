@@ -6,6 +6,12 @@ the catalog's default models), waits until every model is ready, then starts the
 defaults unless the environment says otherwise. Ctrl-C or SIGTERM stops the gateway's whole
 process group (workers included), then Triton's; if either exits on its own, the other is
 stopped too and the exit code says which.
+
+Triton's model-repository API (index, load, unload) is restricted by default: the gateway in
+front never needs it (it learns versions from model configs and readiness), and the key that
+unlocks it is written to ``--repository-key-file`` (0600), where ``make export`` and
+``make rollback`` (``export.publish.TritonControl``) read it to switch versions live.
+``--repository-api open`` leaves it open (Triton still listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from serving.launcher import TritonServer, default_models
+from serving.cli import repository_api_key
+from serving.launcher import DEFAULT_REPOSITORY_KEY_PATH, LOOPBACK, TritonServer, default_models
 from visionserve.catalog import load_catalog
 from visionserve.settings import (
     DEFAULT_GATEWAY_PORT,
@@ -48,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="Triton gRPC port")
     p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Triton metrics port")
     p.add_argument("--ready-timeout-s", type=float, default=600.0, help="how long Triton may take to load")
+    p.add_argument(
+        "--repository-api",
+        choices=("restricted", "open"),
+        default="restricted",
+        help="Triton's model-repository API (index, load, unload): restricted (default) needs the key in "
+        "--repository-key-file, which `make export` sends; open needs none",
+    )
+    p.add_argument(
+        "--repository-key-file",
+        type=Path,
+        default=DEFAULT_REPOSITORY_KEY_PATH,
+        help="where the repository-API key is written (mode 0600)",
+    )
     return p
 
 
@@ -97,6 +117,7 @@ def main(argv: list[str]) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         models=models,
+        repository_api_key=repository_api_key(args.repository_api, LOOPBACK, args.repository_key_file),
         exit_timeout_s=5,
     )
     gateway: subprocess.Popen[bytes] | None = None
@@ -106,7 +127,12 @@ def main(argv: list[str]) -> int:
         server.start(ready_timeout_s=args.ready_timeout_s)
         if stop.is_set():
             return 130
-        print(f"visionserve up: Triton ready: HTTP {server.http_url}, gRPC {server.grpc_url}", flush=True)
+        restricted = f"restricted (key in {args.repository_key_file})" if server.repository_api_key else "open"
+        print(
+            f"visionserve up: Triton ready: HTTP {server.http_url}, gRPC {server.grpc_url}; "
+            f"model-repository API {restricted}",
+            flush=True,
+        )
         env = {**os.environ, "TRITON_URL": server.grpc_url}
         # One machine, two servers: the gateway yields the cores to Triton when both want them.
         cmd = ["nice", "-n", str(GATEWAY_NICENESS), sys.executable, "-m", "visionserve", "gateway"]

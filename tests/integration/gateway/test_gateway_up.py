@@ -34,7 +34,8 @@ def test_up_serves_and_shuts_down_cleanly(exported_repository: Path, tmp_path: P
     env.pop("REDIS_URL", None)
     cmd = [sys.executable, "-m", "visionserve", "up", "--repository", str(exported_repository), "--models",
            "resnet18", "--host", "127.0.0.1", "--port", str(gw_port), "--http-port", str(http_port),
-           "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port)]  # fmt: skip
+           "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
+           "--repository-key-file", str(tmp_path / "repository_key")]  # fmt: skip
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
@@ -64,6 +65,10 @@ def test_up_serves_and_shuts_down_cleanly(exported_repository: Path, tmp_path: P
                        files={"image": ("a.png", buf.getvalue())}, data={"model": "resnet18"}, timeout=60)  # fmt: skip
         assert r.status_code == 200, r.text
         assert r.json()["model"] == "resnet18" and r.json()["version"] == 1
+        _repository_api_is_restricted_and_the_key_publishes(tmp_path / "repository_key", http_port, grpc_port)
+        r = httpx.post(f"http://127.0.0.1:{gw_port}/v1/classify", headers={"Authorization": f"Bearer {key}"},
+                       files={"image": ("b.png", buf.getvalue())}, data={"model": "resnet18"}, timeout=60)  # fmt: skip
+        assert r.status_code == 200 and r.json()["version"] == 1, r.text  # the gateway kept serving
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(90) == 0
     finally:
@@ -76,3 +81,31 @@ def test_up_serves_and_shuts_down_cleanly(exported_repository: Path, tmp_path: P
     for port in (gw_port, http_port, grpc_port, metrics_port):
         assert not _port_open(port), port
     assert "visionserve up: stopped" in (tmp_path / "up.log").read_text()
+
+
+def _repository_api_is_restricted_and_the_key_publishes(key_file: Path, http_port: int, grpc_port: int) -> None:
+    """Finding: `make up` left Triton's repository API open (the gateway polled its index).
+
+    Now the gateway is ready without it (it learns versions from configs and readiness), the
+    index and load calls need the key written 0600, and what publishing sends works with it.
+    """
+    from export.publish import TritonControl
+    from visionserve.errors import ServerError
+
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    refused = httpx.post(f"http://127.0.0.1:{http_port}/v2/repository/index", json={}, timeout=10)
+    assert refused.status_code == 403, refused.text
+    os.environ.pop("VISIONSERVE_TRITON_REPOSITORY_KEY", None)
+    anonymous = TritonControl(f"127.0.0.1:{grpc_port}", key="not-the-key")
+    try:
+        with pytest.raises(ServerError, match="restricted"):
+            anonymous.loaded()
+    finally:
+        anonymous.close()
+    control = TritonControl(f"127.0.0.1:{grpc_port}", key=key_file.read_text().strip())
+    try:
+        assert "resnet18" in control.loaded()
+        control.load("resnet18")  # what `make export` does to switch live: a reload, here of the same version
+        assert control.ready("resnet18", 1)
+    finally:
+        control.close()
