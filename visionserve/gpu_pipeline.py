@@ -203,7 +203,58 @@ def load_onnx_module(path: str) -> torch.nn.Module:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert(onnx.load(path)).eval()
+        module = convert(onnx.load(path)).eval()
+    return _fold_constant_arguments(module)
+
+
+def _fold_constant_arguments(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Make pads and squeeze axes that are initializers static arguments.
+
+    onnx2torch keeps opset-13 ``Pad``/``Squeeze`` arguments as tensors and reads them per call
+    (``pads.tolist()``, iterating ``axes``): on a GPU that is a device-to-host sync, which makes
+    CUDA-graph capture fail (tf2onnx writes both for the Keras models). Folded, the module does
+    the same arithmetic without reading device memory on the host.
+    """
+    from onnx2torch.node_converters.pad import OnnxPadDynamic, OnnxPadStatic
+    from onnx2torch.node_converters.squeeze import OnnxSqueezeDynamicAxes, OnnxSqueezeStaticAxes
+
+    def constant(arg: object) -> torch.Tensor | None:
+        if isinstance(arg, torch.fx.Node) and arg.op == "get_attr":
+            value = module
+            for part in str(arg.target).split("."):
+                value = getattr(value, part)
+            return value  # type: ignore[return-value]
+        return None
+
+    changed = False
+    for node in list(module.graph.nodes):
+        if node.op != "call_module":
+            continue
+        target = module.get_submodule(str(node.target))
+        args = list(node.args)
+        values = [constant(a) for a in args[1:]]
+        if not values or any(v is None for v in values):
+            continue  # an argument computed in the graph stays dynamic
+        if isinstance(target, OnnxPadDynamic):
+            value = float(values[1]) if len(values) > 1 else 0.0
+            static: torch.nn.Module = OnnxPadStatic.create_from_onnx_params(
+                [int(v) for v in values[0].tolist()], onnx_mode=_ONNX_PAD_MODES[target.mode], constant_value=value
+            )
+        elif isinstance(target, OnnxSqueezeDynamicAxes) and len(values) == 1:
+            static = OnnxSqueezeStaticAxes(axes=[int(v) for v in values[0].tolist()])
+        else:
+            continue
+        module.add_submodule(str(node.target), static)
+        node.args = (args[0],)
+        changed = True
+    if changed:
+        module.graph.eliminate_dead_code()
+        module.recompile()
+    return module
+
+
+#: torch's pad mode -> ONNX's, for rebuilding a pad from onnx2torch's dynamic one.
+_ONNX_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
 
 
 class Backbone:
@@ -235,10 +286,11 @@ class Backbone:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.buckets = sorted(set(graph_batch_sizes))
         self.graph_error: str | None = None
-        if self.device.type == "cuda" and graph_batch_sizes:
+        if self.device.type == "cuda" and self.buckets:
             try:
-                self._capture(sorted(set(graph_batch_sizes), reverse=True))
+                self._capture(self.buckets[::-1])
             except Exception as exc:  # noqa: BLE001 - a module that cannot be captured still runs eagerly
                 self.graphs.clear()
                 self.graph_error = f"{type(exc).__name__}: {exc}"
@@ -263,17 +315,28 @@ class Backbone:
             self.graphs[batch] = (graph, static_in, static_out)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Float32 probabilities [n, classes] for a batch in the model's dtype and layout."""
-        if not self.graphs:
+        """Float32 probabilities [n, classes] for a batch in the model's dtype and layout.
+
+        On a GPU every batch runs at a bucket size, graph or not: with cuDNN's autotuner on,
+        each new batch shape would otherwise cost an algorithm search on the request path.
+        """
+        if self.device.type != "cuda" or not self.buckets:
             with torch.inference_mode():
                 return self.module(batch.to(self.dtype)).float()
-        largest = max(self.graphs)
+        largest = self.buckets[-1]
         parts = []
         for start in range(0, batch.shape[0], largest):
             chunk = batch[start : start + largest]
-            bucket = min(b for b in self.graphs if b >= chunk.shape[0])
-            graph, static_in, static_out = self.graphs[bucket]
-            static_in[: chunk.shape[0]].copy_(chunk)
-            graph.replay()
-            parts.append(static_out[: chunk.shape[0]].float())  # a copy: the next replay overwrites
+            n = chunk.shape[0]
+            bucket = next(b for b in self.buckets if b >= n)
+            if bucket in self.graphs:
+                graph, static_in, static_out = self.graphs[bucket]
+                static_in[:n].copy_(chunk)
+                graph.replay()
+                parts.append(static_out[:n].float())  # a copy: the next replay overwrites
+            else:
+                padded = self._blank(bucket)
+                padded[:n].copy_(chunk)
+                with torch.inference_mode():
+                    parts.append(self.module(padded)[:n].float())
         return parts[0] if len(parts) == 1 else torch.cat(parts)
