@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-try:
-    from visionserve.imaging import InvalidImage, Pipeline, open_image
-except ImportError:  # inside Triton: imaging.py is copied beside this file
+try:  # inside Triton: the imaging.py copied beside this file, the one model.py imports too
     from imaging import InvalidImage, Pipeline, open_image  # type: ignore[no-redef]
+except ImportError:  # in-process
+    from visionserve.imaging import InvalidImage, Pipeline, open_image
 
 __all__ = [
     "DEFAULT_GRAPH_BATCH_SIZES",

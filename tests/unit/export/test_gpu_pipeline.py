@@ -156,3 +156,39 @@ def test_cuda_graph_buckets_pad_and_slice() -> None:
     assert sorted(runner.graphs) == [1, 4, 8]
     x = torch.randn(19, 3, 8, 8, device="cuda")
     torch.testing.assert_close(runner(x), runner.module(x), atol=1e-5, rtol=1e-4)
+
+
+def test_initializer_pads_and_squeeze_axes_become_static(tmp_path) -> None:  # noqa: ANN001
+    """tf2onnx writes opset-13 Pad/Squeeze whose arguments are initializers; read per call on a
+    GPU they are a device sync that breaks CUDA-graph capture, so loading folds them.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from visionserve.gpu_pipeline import load_onnx_module
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Pad", ["x", "pads", "value"], ["padded"], mode="constant"),
+            helper.make_node("GlobalAveragePool", ["padded"], ["pooled"]),
+            helper.make_node("Squeeze", ["pooled", "axes"], ["y"]),
+        ],
+        "folding",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[
+            numpy_helper.from_array(np.array([0, 0, 1, 2, 0, 0, 3, 1], dtype=np.int64), "pads"),
+            numpy_helper.from_array(np.array(1.5, dtype=np.float32), "value"),
+            numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes"),
+        ],
+    )
+    path = tmp_path / "folding.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    module = load_onnx_module(str(path))
+    kinds = {type(m).__name__ for m in module.modules()}
+    assert "OnnxPadDynamic" not in kinds and "OnnxSqueezeDynamicAxes" not in kinds
+    assert {"OnnxPadStatic", "OnnxSqueezeStaticAxes"} <= kinds
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
