@@ -159,8 +159,9 @@ def test_cuda_graph_buckets_pad_and_slice() -> None:
 
 
 def test_initializer_pads_and_squeeze_axes_become_static(tmp_path) -> None:  # noqa: ANN001
-    """tf2onnx writes opset-13 Pad/Squeeze whose arguments are initializers; read per call on a
-    GPU they are a device sync that breaks CUDA-graph capture, so loading folds them.
+    """Loading folds initializer arguments of opset-13 Pad/Squeeze (as tf2onnx writes them).
+
+    Read per call on a GPU they are a device sync that breaks CUDA-graph capture.
     """
     import onnx
     import onnxruntime as ort
