@@ -52,14 +52,14 @@ def test_gpu_profile_renders_the_gpu_image_resources_shm_args_and_startup_budget
     pod, container = _triton(rendered)
     assert container["image"] == GPU_IMAGE
     assert container["resources"] == {
-        "requests": {"cpu": "4", "memory": "16Gi"},
-        "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": 1},
+        "requests": {"cpu": "12", "memory": "32Gi"},
+        "limits": {"cpu": "16", "memory": "48Gi", "nvidia.com/gpu": 1},
     }
     args = container["args"]
     assert "--backend-config=python,shm-default-byte-size=134217728" in args
     assert "--backend-config=python,shm-growth-byte-size=67108864" in args
     assert not [a for a in args if a.endswith("byte-size=16777216")], "the CPU shm sizes must not leak in"
-    assert _shm(pod) == {"medium": "Memory", "sizeLimit": "4294967296"}
+    assert _shm(pod) == {"medium": "Memory", "sizeLimit": "8589934592"}
     probe = container["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] == 1800
     # The GPU image carries torch: no pip init container, no venv on PATH.
@@ -78,6 +78,7 @@ def test_gpu_count_selectors_tolerations_and_digest_combine_with_the_triton_ones
     toleration = {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
     values = _gpu(
         count=2,
+        shm={"sizeLimitBytes": 10 * 2**30},  # 3 models x 8 instances x 2 GPUs x 192 MiB = 9 GiB
         nodeSelector={"nvidia.com/gpu.product": "NVIDIA-H200"},
         image={"registry": "registry.example.com", "digest": "sha256:" + "a" * 64},
     )
@@ -128,13 +129,13 @@ def test_default_render_is_the_stock_ngc_image_with_its_cpu_shm(default_render: 
             "triton.gpu.image.registry is required with triton.gpu.enabled",
         ),
         (
-            _gpu(count=4),  # 3 models x 2 instances x 4 GPUs x (128 + 64) MiB > 4 GiB
-            "triton.gpu.shm.sizeLimitBytes (4294967296) is below 4831838208 bytes: 24 python-backend regions "
-            "(3 models x instancesPerGpu 2 x count 4)",
+            _gpu(count=4),  # 3 models x 8 instances x 4 GPUs x (128 + 64) MiB > 8 GiB
+            "triton.gpu.shm.sizeLimitBytes (8589934592) is below 19327352832 bytes: 96 python-backend regions "
+            "(3 models x instancesPerGpu 8 x count 4)",
         ),
         (
             _gpu(resources={"limits": {"memory": "4Gi"}}),
-            "triton.gpu.resources.limits.memory (4Gi) must be above triton.gpu.shm.sizeLimitBytes (4294967296)",
+            "triton.gpu.resources.limits.memory (4Gi) must be above triton.gpu.shm.sizeLimitBytes (8589934592)",
         ),
         (
             _gpu(resources={"limits": {"memory": "4096Mi"}}),
@@ -171,16 +172,16 @@ def test_inconsistent_gpu_settings_are_refused_with_a_clear_message(values: dict
 
 def test_every_gpu_problem_is_listed_at_once() -> None:
     refused = _refused({"triton": {"gpu": {"enabled": True, "count": 4, "resources": {"limits": {"memory": "2G"}}}}})
-    for message in ("image.registry is required", "shm.sizeLimitBytes (4294967296) is below", "(2G) must be above"):
+    for message in ("image.registry is required", "shm.sizeLimitBytes (8589934592) is below", "(2G) must be above"):
         assert message in refused
 
 
 def test_what_is_enough_is_accepted() -> None:
     # Four GPUs with a /dev/shm that holds their regions, and a memory limit above it.
-    values = _gpu(count=4, shm={"sizeLimitBytes": 8 * 2**30}, resources={"limits": {"memory": "1.5Ti"}})
+    values = _gpu(count=4, shm={"sizeLimitBytes": 20 * 2**30}, resources={"limits": {"memory": "1.5Ti"}})
     pod, container = _triton(render(values))
-    assert _shm(pod)["sizeLimit"] == str(8 * 2**30)
-    assert container["resources"]["limits"] == {"cpu": "8", "memory": "1.5Ti", "nvidia.com/gpu": 4}
+    assert _shm(pod)["sizeLimit"] == str(20 * 2**30)
+    assert container["resources"]["limits"] == {"cpu": "16", "memory": "1.5Ti", "nvidia.com/gpu": 4}
     # CPU: the shm check of the CPU profile does not apply to the GPU profile's sizes, and back.
     render({"triton": {"shm": {"sizeLimitBytes": 67108864}, "gpu": {"shm": {"sizeLimitBytes": 67108864}}}})
 
@@ -201,7 +202,7 @@ def test_check_values_catches_gpu_drift_from_the_catalog(chart_defaults, catalog
     values["triton"]["gpu"]["pythonBackend"]["shmDefaultByteSize"] = 32 * 2**20
     values["triton"]["gpu"]["image"]["tag"] = "25.01-py3-visionserve-gpu"
     problems = " | ".join(check_values(values, catalog))
-    assert "triton.gpu.instancesPerGpu=3 but models.yaml's GPU profile runs 2" in problems
+    assert "triton.gpu.instancesPerGpu=3 but models.yaml's GPU profile runs 8" in problems
     batch = max(s.gpu.max_batch_size for s in catalog.models.values() if s.gpu)
     assert f"max_batch_size {batch} x {GPU_ENCODED_IMAGE_BYTES} bytes" in problems
     assert "is not built on triton.image.tag=26.07-py3" in problems

@@ -186,7 +186,7 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     triton = rendered.one("Deployment", "triton")
     container = _container(triton, "tritonserver")
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert container["resources"]["limits"]["memory"] == "32Gi"
+    assert container["resources"]["limits"]["memory"] == "48Gi"
     # The GPU profile's image (docker/triton-gpu.Dockerfile; tests/helm/test_gpu.py covers the rest).
     assert container["image"] == "registry.example.com/visionserve/tritonserver:26.07-py3-visionserve-gpu"
     assert "initContainers" not in _pod_spec(triton) and container["command"] == ["tritonserver"]
