@@ -27,8 +27,9 @@ from PIL import Image
 from client import InferenceError, TritonClient
 from export.repository import read_config, read_version
 from export.runners import load_runner
-from serving.launcher import TritonServer, default_models, free_ports
+from serving.launcher import TritonServer, default_models
 from tests.fixtures.repository import copy_repository
+from tests.fixtures.triton import serving
 from visionserve.catalog import ARTIFACTS, load_catalog
 from visionserve.samples import base_photos, sample_images
 from visionserve.settings import PROJECT_ROOT
@@ -66,21 +67,9 @@ def gpu_repository(exported_repository: Path, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module")
 def gpu_triton(gpu_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(
-        gpu_repository,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        metrics_port=metrics_port,
-        models=default_models(CATALOG, gpu_repository, SPEC.name),
-        exit_timeout_s=2,
-        log_path=tmp_path_factory.mktemp("gpu-triton") / "tritonserver.log",
-    )
-    server.start(ready_timeout_s=300)
-    try:
+    models = default_models(CATALOG, gpu_repository, SPEC.name)
+    with serving(gpu_repository, tmp_path_factory.mktemp("gpu-triton"), models) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_gpu_version_is_one_gpu_model_behind_the_same_ensemble(gpu_repository: Path) -> None:
