@@ -178,8 +178,7 @@ def pipeline_models(spec: ModelSpec, info: VersionInfo) -> list[str]:
 
 def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     """The user-facing model: image bytes → probabilities, every step pinned to one version."""
-    gpu = info.profile == "gpu" and spec.gpu is not None
-    batch = spec.gpu.max_batch_size if gpu else spec.max_batch_size  # type: ignore[union-attr]
+    batch = spec.gpu.max_batch_size if info.profile == "gpu" and spec.gpu else spec.max_batch_size
     cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
     cfg.output.add(
@@ -203,22 +202,25 @@ def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     return cfg
 
 
+def _class_count(infos: list[VersionInfo]) -> int:
+    """Output size shared by these versions, or -1 (variable) when their class counts differ."""
+    counts = {i.num_classes for i in infos}
+    return counts.pop() if len(counts) == 1 else -1
+
+
 def write_composing_configs(repo: Path, spec: ModelSpec, versions: list[int]) -> list[str]:
-    """Configs of the preprocess model and every exported backbone, serving ``versions``."""
+    """Configs of the preprocess model, every exported backbone and the GPU model, serving ``versions``."""
     infos = [read_version(repo, spec, v) for v in versions]
     newest = infos[-1]
-    classes = newest.num_classes if len({i.num_classes for i in infos}) == 1 else -1
     written = [spec.preprocess_model]
     _write_config(repo, preprocess_config(spec, versions, newest))
     for fmt in newest.formats:
-        _write_config(repo, backbone_config(spec, fmt, versions, newest, classes))
+        _write_config(repo, backbone_config(spec, fmt, versions, newest, _class_count(infos)))
         written.append(spec.backbone_model(fmt))  # type: ignore[arg-type]
-    gpu_versions = [i.version for i in infos if i.profile == "gpu"]
-    if gpu_versions:  # only GPU-profile versions have a <name>_gpu/V directory
-        gpu_classes = {i.num_classes for i in infos if i.profile == "gpu"}
-        gpu_newest = [i for i in infos if i.profile == "gpu"][-1]
-        size = gpu_classes.pop() if len(gpu_classes) == 1 else -1
-        _write_config(repo, gpu_config(spec, gpu_versions, gpu_newest, size))
+    gpu_infos = [i for i in infos if i.profile == "gpu"]  # only they have a <name>_gpu/V directory
+    if gpu_infos:
+        gpu_versions = [i.version for i in gpu_infos]
+        _write_config(repo, gpu_config(spec, gpu_versions, gpu_infos[-1], _class_count(gpu_infos)))
         written.append(spec.gpu_model)
     return written
 

@@ -27,7 +27,26 @@ def test_real_catalog_has_the_three_models() -> None:
     r18 = catalog.get("resnet18")
     assert r18.layout == "NCHW" and r18.input_shape == (3, 224, 224)
     assert catalog.get("resnet50").input_shape == (224, 224, 3)
-    assert r18.triton_models == ["resnet18", "resnet18_preprocess", "resnet18_onnx", "resnet18_torchscript"]
+    assert r18.triton_models == [
+        "resnet18",
+        "resnet18_preprocess",
+        "resnet18_onnx",
+        "resnet18_torchscript",
+        "resnet18_gpu",
+    ]
+    assert r18.gpu is not None and r18.gpu.precision == "fp16"
+
+
+def test_gpu_profile_defaults_and_per_model_overrides(tmp_path: Path, raw: dict) -> None:
+    raw["profiles"]["gpu"]["instances"] = 3
+    raw["models"]["resnet50"]["gpu"] = {"instances": 5, "max_batch_size": 64}
+    catalog = load_catalog(_write(tmp_path, raw))
+    assert catalog.get("resnet18").gpu.instances == 3
+    assert (catalog.get("resnet50").gpu.instances, catalog.get("resnet50").gpu.max_batch_size) == (5, 64)
+    assert catalog.get("resnet50").gpu.preferred_batch_sizes == tuple(raw["profiles"]["gpu"]["preferred_batch_sizes"])
+    raw["models"]["resnet50"]["gpu"] = {"precision": "int4"}
+    with pytest.raises(CatalogError, match=r"models\.resnet50\.gpu\.precision"):
+        load_catalog(_write(tmp_path, raw))
     assert r18.tensor_names("torchscript") == ("preprocessed_image__0", f"{PROBABILITIES}__0")
     assert r18.tensor_names("onnx")[1] == PROBABILITIES
 
