@@ -35,6 +35,8 @@ def test_real_catalog_has_the_three_models() -> None:
         "resnet18_gpu",
     ]
     assert r18.gpu is not None and r18.gpu.precision == "fp16"
+    assert r18.tensor_names("torchscript") == ("preprocessed_image__0", f"{PROBABILITIES}__0")
+    assert r18.tensor_names("onnx")[1] == PROBABILITIES
 
 
 def test_gpu_profile_defaults_and_per_model_overrides(tmp_path: Path, raw: dict) -> None:
@@ -43,12 +45,11 @@ def test_gpu_profile_defaults_and_per_model_overrides(tmp_path: Path, raw: dict)
     catalog = load_catalog(_write(tmp_path, raw))
     assert catalog.get("resnet18").gpu.instances == 3
     assert (catalog.get("resnet50").gpu.instances, catalog.get("resnet50").gpu.max_batch_size) == (5, 64)
-    assert catalog.get("resnet50").gpu.preferred_batch_sizes == tuple(raw["profiles"]["gpu"]["preferred_batch_sizes"])
+    preferred = tuple(raw["profiles"]["gpu"]["preferred_batch_sizes"])
+    assert catalog.get("resnet50").gpu.preferred_batch_sizes == preferred
     raw["models"]["resnet50"]["gpu"] = {"precision": "int4"}
     with pytest.raises(CatalogError, match=r"models\.resnet50\.gpu\.precision"):
         load_catalog(_write(tmp_path, raw))
-    assert r18.tensor_names("torchscript") == ("preprocessed_image__0", f"{PROBABILITIES}__0")
-    assert r18.tensor_names("onnx")[1] == PROBABILITIES
 
 
 def test_bad_field_is_named(tmp_path: Path, raw: dict) -> None:
