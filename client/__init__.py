@@ -32,6 +32,7 @@ from client._errors import (
     ModelLoadError,
     ModelNotFound,
     ModelReloading,
+    RepositoryRestricted,
     ServerUnavailable,
 )
 from client._files import IMAGE_EXTENSIONS, find_images, read_image
@@ -54,6 +55,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFound",
     "ModelReloading",
+    "RepositoryRestricted",
     "ModelStatus",
     "Prediction",
     "Protocol",

@@ -34,15 +34,21 @@ class AsyncTritonClient(ClientBase):
         url: ``host:port`` (``DEFAULT_GRPC_URL`` / ``DEFAULT_HTTP_URL`` when None).
         protocol: ``"grpc"`` or ``"http"``.
         timeout_s: the limit of every call, in seconds.
+        repository_key: the key of a restricted model-repository API; see ``TritonClient``.
 
     Raises:
         InvalidRequest: unknown protocol or non-positive timeout.
     """
 
     def __init__(
-        self, url: str | None = None, *, protocol: Protocol = "grpc", timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        url: str | None = None,
+        *,
+        protocol: Protocol = "grpc",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        repository_key: str | None = None,
     ) -> None:
-        super().__init__(url, protocol=protocol, timeout_s=timeout_s)
+        super().__init__(url, protocol=protocol, timeout_s=timeout_s, repository_key=repository_key)
         self._connection: Any = None
         self._closed = False
 
@@ -151,7 +157,7 @@ class AsyncTritonClient(ClientBase):
     async def models(self) -> list[ModelStatus]:
         """Every (model, version) of the repository index; see ``TritonClient.models``."""
         with self._translate():
-            raw = await self._client().get_model_repository_index(**self._adapter.call_kwargs)
+            raw = await self._client().get_model_repository_index(**self._repository_call_kwargs)
         return model_statuses(self._adapter.index_rows(raw))
 
     async def model_config(self, model: str) -> dict[str, Any]:
@@ -174,9 +180,9 @@ class AsyncTritonClient(ClientBase):
     async def load(self, model: str, config: str | None = None) -> None:
         """Load (or reload) a model; see ``TritonClient.load``."""
         with self._translate(model=model, action="load"):
-            await self._client().load_model(model, config=config, **self._adapter.call_kwargs)
+            await self._client().load_model(model, config=config, **self._repository_call_kwargs)
 
     async def unload(self, model: str) -> None:
         """Unload a model; see ``TritonClient.unload``."""
         with self._translate(model=model, action="unload"):
-            await self._client().unload_model(model, **self._adapter.call_kwargs)
+            await self._client().unload_model(model, **self._repository_call_kwargs)

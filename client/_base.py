@@ -30,21 +30,39 @@ class ClientBase:
             default of ``protocol`` when None.
         protocol: ``"grpc"`` or ``"http"``.
         timeout_s: the limit of every call, in seconds.
+        repository_key: the key of a restricted model-repository API (``visionserve serve
+            --repository-api restricted``, ``make up``), sent with index, load and unload only.
 
     Raises:
         InvalidRequest: unknown protocol or non-positive timeout.
     """
 
     def __init__(
-        self, url: str | None = None, *, protocol: Protocol = "grpc", timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        url: str | None = None,
+        *,
+        protocol: Protocol = "grpc",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        repository_key: str | None = None,
     ) -> None:
         self._adapter: Adapter = adapter_for(protocol, timeout_s)
+        self._repository_kwargs: dict[str, Any] = {}
+        if repository_key:
+            # The same header TritonControl (publishing) sends; serving owns Triton's command line.
+            from serving.launcher import repository_key_headers
+
+            self._repository_kwargs = {"headers": repository_key_headers(repository_key, protocol)}
         try:
             self._url = normalize_url(url) if url else default_url(protocol)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         if not self._url:
             raise InvalidRequest("url is empty: give host:port, e.g. 127.0.0.1:8001")
+
+    @property
+    def _repository_call_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of an index/load/unload call: the deadline and, when given, the key."""
+        return {**self._adapter.call_kwargs, **self._repository_kwargs}
 
     @property
     def url(self) -> str:

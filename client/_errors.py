@@ -36,6 +36,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFound",
     "ModelReloading",
+    "RepositoryRestricted",
     "ServerUnavailable",
     "to_client_error",
 ]
@@ -52,6 +53,9 @@ _NOT_FOUND_MARKERS = (
     "failed to poll from model repository",
 )
 _START_HINT = "is it running? Start it with `make serve` (or `visionserve serve`)"
+#: Triton's answer to a model-repository call without the key ("This protocol is restricted…"
+#: as gRPC UNAVAILABLE, "This API is restricted…" as HTTP 403).
+_RESTRICTED_MARKERS = ("protocol is restricted", "api is restricted")
 
 
 class ClientError(VisionServeError):
@@ -114,6 +118,17 @@ class InferenceError(ClientError):
         # The caller's fault (bad image, batch too large) is a 400; anything else is the
         # upstream server failing, which a gateway reports as 502.
         self.error_code = 400 if status in _INVALID else 502
+
+
+class RepositoryRestricted(ClientError):
+    """Triton's model-repository API (index, load, unload) is restricted and no valid key was sent.
+
+    Not ``ServerUnavailable``: over gRPC Triton says UNAVAILABLE, yet the server is up and
+    answers everything else; what is missing is the key.
+    """
+
+    error_code = 403
+    code = "repository_restricted"
 
 
 class ModelLoadError(ClientError):
@@ -188,6 +203,13 @@ def to_client_error(
         if "is not at ready state" in lowered:
             return ModelReloading(f"{_describe_model(model, version)} on {where} is reloading: {message}",
                                   detail=message)
+        if any(marker in lowered for marker in _RESTRICTED_MARKERS):
+            return RepositoryRestricted(
+                f"the model-repository API of {where} is restricted and this call carried no valid key "
+                f"({message}): set VISIONSERVE_TRITON_REPOSITORY_KEY, or pass --repository-key-file "
+                "(`make up` writes the key to .state/triton_repository_key)",
+                detail=message,
+            )
         if status in _UNAVAILABLE:
             if status == "StatusCode.DEADLINE_EXCEEDED":
                 limit = f" within {timeout_s:g} s" if timeout_s else " in time"

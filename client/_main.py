@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -55,6 +56,26 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT_S,
         help=f"limit of each call (default: {DEFAULT_TIMEOUT_S:g})",
     )
+
+
+def _repository_key_args(parser: argparse.ArgumentParser) -> None:
+    from serving.launcher import DEFAULT_REPOSITORY_KEY_PATH, REPOSITORY_KEY_ENV
+
+    parser.add_argument(
+        "--repository-key-file",
+        type=Path,
+        default=DEFAULT_REPOSITORY_KEY_PATH,
+        metavar="PATH",
+        help=f"key of a restricted model-repository API (`make up`), read when ${REPOSITORY_KEY_ENV} is unset "
+        "(default: the file `visionserve serve`/`up` writes)",
+    )
+
+
+def _repository_key(args: argparse.Namespace) -> str | None:
+    """The key TritonControl (``make export``) sends too: the environment variable, else the key file."""
+    from serving.launcher import read_repository_key
+
+    return read_repository_key(args.repository_key_file)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -170,21 +191,28 @@ def classify_main(argv: list[str]) -> int:
 
 # -- models ---------------------------------------------------------------------------------
 def models_main(argv: list[str]) -> int:
-    """``visionserve models [--json]``: every model and version in the repository index.
+    """``visionserve models [--json] [--repository-key-file PATH]``: every model and version in the index.
+
+    A restricted repository API (``make up``) is asked with the key publishing uses too
+    (``$VISIONSERVE_TRITON_REPOSITORY_KEY``, else the key file), so the listing works wherever
+    ``make export`` does.
 
     Returns:
         0 (the listing itself succeeded).
 
     Raises:
-        ClientError: the server is unreachable.
+        ClientError: the server is unreachable; ``RepositoryRestricted`` when its repository
+            API is restricted and the key is missing or wrong.
     """
     parser = argparse.ArgumentParser(
         prog="visionserve models", description="List the models, versions and readiness Triton reports."
     )
     _connection_args(parser)
+    _repository_key_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    with TritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s) as client:
+    key = _repository_key(args)
+    with TritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s, repository_key=key) as client:
         statuses = client.models()
         weights: dict[str, str] = {}
         for name in sorted({s.name for s in statuses if s.ready}):
@@ -211,6 +239,7 @@ def health_main(argv: list[str]) -> int:
         prog="visionserve health", description="Check that Triton is live and ready, and which models are."
     )
     _connection_args(parser)
+    _repository_key_args(parser)
     parser.add_argument(
         "--model",
         action="append",
@@ -222,7 +251,7 @@ def health_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     url = _url(args)
     protocol: Protocol = args.protocol
-    with TritonClient(url, protocol=protocol, timeout_s=args.timeout_s) as client:
+    with TritonClient(url, protocol=protocol, timeout_s=args.timeout_s, repository_key=_repository_key(args)) as client:
         live = client.is_live()
         ready = live and client.is_ready()
         rows: list[tuple[str, str, bool]] = []

@@ -36,15 +36,23 @@ class TritonClient(ClientBase):
         protocol: ``"grpc"`` or ``"http"``.
         timeout_s: the limit of every call, in seconds; a call that takes longer raises
             ``ServerUnavailable``. Loading a large model can need more than the default.
+        repository_key: the key of a restricted model-repository API (``make up``), sent with
+            ``models``, ``load`` and ``unload`` only; without it such a server refuses them
+            (``RepositoryRestricted``).
 
     Raises:
         InvalidRequest: unknown protocol, non-positive timeout, or a malformed URL.
     """
 
     def __init__(
-        self, url: str | None = None, *, protocol: Protocol = "grpc", timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        url: str | None = None,
+        *,
+        protocol: Protocol = "grpc",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        repository_key: str | None = None,
     ) -> None:
-        super().__init__(url, protocol=protocol, timeout_s=timeout_s)
+        super().__init__(url, protocol=protocol, timeout_s=timeout_s, repository_key=repository_key)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._made: list[Any] = []
@@ -210,7 +218,7 @@ class TritonClient(ClientBase):
     def models(self) -> list[ModelStatus]:
         """Every (model, version) of the repository index, loaded or not, sorted by name and version."""
         with self._translate():
-            raw = self._client().get_model_repository_index(**self._adapter.call_kwargs)
+            raw = self._client().get_model_repository_index(**self._repository_call_kwargs)
         return model_statuses(self._adapter.index_rows(raw))
 
     def model_config(self, model: str) -> dict[str, Any]:
@@ -254,7 +262,7 @@ class TritonClient(ClientBase):
             ModelLoadError: Triton could not load it (its message says why).
         """
         with self._translate(model=model, action="load"):
-            self._client().load_model(model, config=config, **self._adapter.call_kwargs)
+            self._client().load_model(model, config=config, **self._repository_call_kwargs)
 
     def unload(self, model: str) -> None:
         """Unload a model through the repository API (explicit model control).
@@ -263,4 +271,4 @@ class TritonClient(ClientBase):
             ModelLoadError: Triton refused.
         """
         with self._translate(model=model, action="unload"):
-            self._client().unload_model(model, **self._adapter.call_kwargs)
+            self._client().unload_model(model, **self._repository_call_kwargs)
