@@ -73,6 +73,11 @@ class DrillRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The running server's pid (None while stopped)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def start(self) -> DrillRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -131,6 +136,11 @@ class DrillPostgres:
 
     def url(self, database: str = "visionserve") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def pid(self) -> int | None:
+        """The running server's pid (``runuser`` when run as ``postgres``; None while stopped)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def start(self) -> DrillPostgres:
         import psycopg

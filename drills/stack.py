@@ -221,13 +221,28 @@ class DrillStack:
 
     def processes(self) -> list[int]:
         """Pids of every process of the stack (gateway workers, Triton and its stubs, Redis, PostgreSQL)."""
+        return [pid for pids in self.process_roles().values() for pid in pids]
+
+    def process_roles(self) -> dict[str, list[int]]:
+        """The stack's pids by part, so a drill can judge ours and report PostgreSQL apart.
+
+        Parts: ``gateway`` (server, workers, decode processes), ``triton`` (tritonserver and
+        its python stubs), ``redis`` and ``postgres`` (postmaster, backends).
+        """
         import psutil
 
-        roots = [p for p in (self.gateway_pid, self.triton.pid if self.triton else None) if p]
-        roots += [p._proc.pid for p in (self.redis, self.postgres) if p._proc is not None]  # noqa: SLF001
-        pids: list[int] = []
-        for pid in roots:
+        roots = {
+            "gateway": self.gateway_pid,
+            "triton": self.triton.pid if self.triton else None,
+            "redis": self.redis.pid,
+            "postgres": self.postgres.pid,
+        }
+        roles: dict[str, list[int]] = {}
+        for role, pid in roots.items():
+            roles[role] = []
+            if pid is None:
+                continue
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(pid)
-                pids += [root.pid, *(c.pid for c in root.children(recursive=True))]
-        return pids
+                roles[role] = [root.pid, *(c.pid for c in root.children(recursive=True))]
+        return roles
