@@ -159,7 +159,8 @@ def default_models(catalog: Catalog, repository: Path, names: str | list[str] | 
 
     A CPU-profile version runs its preprocess model and default backbone, a GPU-profile version
     its GPU model: the ensemble's config.pbtxt in ``repository`` says which. An entry that was
-    never exported contributes the CPU names, so the start fails naming what to export.
+    never exported (or whose config has no steps) contributes the CPU names, so a start fails
+    naming what to export.
 
     Args:
         catalog: the model catalog.
@@ -174,7 +175,8 @@ def default_models(catalog: Catalog, repository: Path, names: str | list[str] | 
         try:
             steps = ensemble_steps(repository, spec.ensemble)
         except RepositoryError:
-            steps = [spec.preprocess_model, spec.backbone_model()]
+            steps = []
+        steps = steps or [spec.preprocess_model, spec.backbone_model()]  # not exported, or not an ensemble
         models += [spec.ensemble, *steps]
     return list(dict.fromkeys(models))
 

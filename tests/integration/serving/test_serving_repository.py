@@ -105,7 +105,7 @@ def test_every_model_in_the_repository_is_ready(triton: TritonServer, exported_r
         client.close()
     expected = list_models(exported_repository)
     for spec in CATALOG.models.values():
-        assert set(spec.triton_models) <= set(expected)
+        assert set(spec.triton_models) - {spec.gpu_model} <= set(expected)  # a CPU-profile export
     assert {name: index.get(name) for name in expected} == dict.fromkeys(expected, "READY")
 
 
