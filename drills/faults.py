@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from drills.history_check import history_rows
-from drills.load import LoadLoop, unique_jpeg
+from drills.load import LoadLoop, Sample, unique_jpeg
 from drills.report import DrillResult
 from drills.stack import DrillStack
 
@@ -21,25 +23,54 @@ def _user(stack: DrillStack, prefix: str) -> tuple[str, str]:
     return name, stack.key(name)
 
 
-def triton_kill(stack: DrillStack, *, outage_s: float = 3.0, after_s: float = 10.0) -> DrillResult:
-    """SIGKILL Triton under load, restart it; 503 + Retry-After meanwhile, back within 10 s, no row lost."""
-    user, key = _user(stack, "triton-kill")
+@dataclass
+class _FaultRun:
+    """What a fault under load left: every answer, the fault's time marks, the user's history rows."""
+
+    user: str
+    admin: str
+    samples: list[Sample]
+    marks: dict[str, float]
+    rows: list[dict[str, str]]
+
+
+def _under_load(
+    stack: DrillStack, prefix: str, lead_s: float, fault: Callable[[Callable[[], float]], dict[str, float]]
+) -> _FaultRun:
+    """2 closed-loop senders for a new user; ``fault(now)`` after ``lead_s``; then its history, settled.
+
+    ``fault`` gets the clock of the load's samples and returns its named time marks.
+    """
+    user, key = _user(stack, prefix)
     admin = stack.key(f"admin-{uuid.uuid4().hex[:6]}", "admin")
     load = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
     try:
-        time.sleep(2.0)
-        killed_at = time.monotonic() - load.t0
-        stack.kill_triton()
-        time.sleep(outage_s)
-        restart_at = time.monotonic() - load.t0
-        stack.start_triton()
-        ready_at = time.monotonic() - load.t0
-        time.sleep(after_s)
+        time.sleep(lead_s)
+        marks = fault(lambda: time.monotonic() - load.t0)
     finally:
         samples = load.stop()
     time.sleep(HISTORY_SETTLE_S)
     with stack.client(admin) as http:
         rows = history_rows(http, user)
+    return _FaultRun(user, admin, samples, marks, rows)
+
+
+def triton_kill(stack: DrillStack, *, outage_s: float = 3.0, after_s: float = 10.0) -> DrillResult:
+    """SIGKILL Triton under load, restart it; 503 + Retry-After meanwhile, back within 10 s, no row lost."""
+
+    def kill(now: Callable[[], float]) -> dict[str, float]:
+        killed_at = now()
+        stack.kill_triton()
+        time.sleep(outage_s)
+        restart_at = now()
+        stack.start_triton()
+        ready_at = now()
+        time.sleep(after_s)
+        return {"killed": killed_at, "restart": restart_at, "ready": ready_at}
+
+    run = _under_load(stack, "triton-kill", 2.0, kill)
+    samples, rows = run.samples, run.rows
+    killed_at, restart_at, ready_at = run.marks["killed"], run.marks["restart"], run.marks["ready"]
     outage = [s for s in samples if killed_at + 0.5 < s.t_s < restart_at]
     outage_503 = [s for s in outage if s.status == 503 and s.retry_after]
     wrong = sorted({s.status for s in outage if s.status not in (200, 503)})
@@ -146,23 +177,21 @@ def redis_restart(stack: DrillStack, *, outage_s: float = 3.0) -> DrillResult:
 
 def postgres_restart(stack: DrillStack, *, outage_s: float = 3.0, after_s: float = 5.0) -> DrillResult:
     """Restart PostgreSQL under load: no 200 without its history row; the gateway reconnects by itself."""
-    user, key = _user(stack, "pg")
-    admin = stack.key(f"admin-{uuid.uuid4().hex[:6]}", "admin")
-    load = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
-    try:
-        time.sleep(1.5)
-        down_at = time.monotonic() - load.t0
+
+    def restart(now: Callable[[], float]) -> dict[str, float]:
+        down_at = now()
         stack.postgres.stop()
         time.sleep(outage_s)
         stack.postgres.start()
-        up_at = time.monotonic() - load.t0
+        up_at = now()
         time.sleep(after_s)
-    finally:
-        samples = load.stop()
-    time.sleep(HISTORY_SETTLE_S)
-    with stack.client(admin) as http:
-        rows = history_rows(http, user)
-        history_ok = http.get("/v1/history", params={"user": user, "limit": 1}).status_code == 200
+        return {"down": down_at, "up": up_at}
+
+    run = _under_load(stack, "pg", 1.5, restart)
+    samples, rows = run.samples, run.rows
+    down_at, up_at = run.marks["down"], run.marks["up"]
+    with stack.client(run.admin) as http:
+        history_ok = http.get("/v1/history", params={"user": run.user, "limit": 1}).status_code == 200
     ids = {r["request_id"] for r in rows}
     answered = [s for s in samples if s.status == 200]
     missing = [s for s in answered if s.request_id not in ids]

@@ -1,8 +1,8 @@
-"""Redis and PostgreSQL servers that a drill can stop and start again (same port, same data).
+"""Redis and PostgreSQL servers that can be stopped and started again (same port, same data).
 
-The test fixtures' servers (``tests/fixtures/services.py``) are session-long and remove their
-data on stop; a drill needs to take a server away under load and bring the *same* one back.
-Each runs in its own process group, stopped by group.
+A drill takes a server away under load and brings the *same* one back; the test fixtures
+(``tests/fixtures/services.py``) run these same classes (one implementation of how the
+project starts its services). Each runs in its own process group, stopped by group.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from serving.launcher import free_port
@@ -61,12 +62,29 @@ def _binary(name: str) -> str:
     raise ServerError(f"{name} is not installed: run `make test-services` (Debian: redis-server, postgresql)")
 
 
-class DrillRedis:
-    """A private redis-server (no persistence) on a fixed free port; ``stop()``/``start()`` at will."""
+def _wait_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, what: str, poll_s: float) -> None:
+    """Wait until ``ready()``; raise with the log's tail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerError(f"{what} exited: {log.read_text(errors='replace')[-1500:]}")
+        if ready():
+            return
+        time.sleep(poll_s)
+    raise ServerError(f"{what} was not ready within {START_TIMEOUT_S:g} s: {log.read_text(errors='replace')[-800:]}")
 
-    def __init__(self, directory: Path) -> None:
+
+class DrillRedis:
+    """A private redis-server (no persistence) on a fixed port; ``stop()``/``start()`` at will.
+
+    Args:
+        directory: working directory (log file).
+        port: the port; a free one when None (kept across restarts).
+    """
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
         self.directory = Path(directory)
-        self.port = free_port()
+        self.port = port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,15 +102,12 @@ class DrillRedis:
                "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
         with open(self.directory / "redis.log", "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ServerError(f"redis-server exited: {(self.directory / 'redis.log').read_text()[-800:]}")
-            if self.ping():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise ServerError(f"redis-server did not answer on port {self.port}")
+        try:
+            _wait_ready(self._proc, self.ping, self.directory / "redis.log", f"redis-server on {self.port}", 0.05)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def ping(self) -> bool:
         import socket
@@ -157,20 +172,23 @@ class DrillPostgres:
                "-c", "full_page_writes=off", "-c", "max_connections=200"]  # fmt: skip
         with open(self.base / "postgres.log", "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ServerError(f"postgres exited: {(self.base / 'postgres.log').read_text()[-1500:]}")
+
+        def accepts() -> bool:
             try:
                 with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=2) as conn:
                     if not self._initialised:
                         conn.execute("CREATE DATABASE visionserve")
-                self._initialised = True
-                return self
             except psycopg.OperationalError:
-                time.sleep(0.2)
-        self.stop()
-        raise ServerError("postgres did not accept connections in time")
+                return False
+            self._initialised = True
+            return True
+
+        try:
+            _wait_ready(self._proc, accepts, self.base / "postgres.log", f"postgres on {self.port}", 0.2)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Stop the server (fast shutdown), keeping the data for the next ``start()``."""

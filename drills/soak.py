@@ -136,7 +136,8 @@ def run(stack: DrillStack, *, duration_s: float = 600.0) -> DrillResult:
         f"{duration_s:g} s of mixed load (2 senders of new images, 20/s repeats, 2/s history reads)",
         figure,
         {
-            "RSS growth < 10 % for every process we serve": bool(ours) and not unmeasured
+            "RSS growth < 10 % for every process we serve": bool(ours)
+            and not unmeasured
             and worst_rss < RSS_GROWTH_LIMIT,
             "0 errors": not errors,
             "no process of ours gone": not gone,
