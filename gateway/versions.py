@@ -118,6 +118,7 @@ class VersionTracker:
             n: ModelState(n, False, (), None, None, "not_polled") for n in self._names
         }
         self._weights: dict[tuple[str, int], str | None] = {}
+        self._last_served: dict[str, int] = {}
         self._raw_reasons: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
@@ -132,7 +133,13 @@ class VersionTracker:
         return [self._states[n] for n in self._names]
 
     def served_version(self, model: str) -> int | None:
-        return self._states[model].served
+        """The version answers are keyed on: the served one, or the last served while none is ready.
+
+        While Triton is down, shutting down, or reloading, no version is ready; the last one
+        served is still the version a cached answer belongs to, so cache hits keep flowing
+        (a miss then fails on Triton as it should). A newly ready version replaces it at once.
+        """
+        return self._states[model].served or self._last_served.get(model)
 
     def ready_models(self) -> list[str]:
         return [n for n in self._names if self._states[n].ready]
@@ -155,6 +162,8 @@ class VersionTracker:
     def _set(self, model: str, new: ModelState) -> None:
         old = self._states[model]
         self._states[model] = new
+        if new.served is not None:
+            self._last_served[model] = new.served
         if old.served != new.served:
             log.info("%s: served version %s -> %s", model, old.served, new.served)
             if self._on_change is not None:

@@ -51,7 +51,8 @@ def test_batch_costs_one_token_per_image(shared_gateways: tuple[GatewayProcess, 
 def test_cache_is_shared_between_gateways(shared_gateways: tuple[GatewayProcess, GatewayProcess]) -> None:
     a, b = shared_gateways
     image = unique_jpeg()
-    with a.client(a.key()) as ha, b.client(b.key()) as hb:
+    key = a.key()  # the cache is scoped per key by default (GATEWAY_CACHE_SCOPE): one key, two gateways
+    with a.client(key) as ha, b.client(key) as hb:
         first = ha.post("/v1/classify", files={"image": ("a.jpg", image)}, data={"model": MODEL}).json()
         second = hb.post("/v1/classify", files={"image": ("a.jpg", image)}, data={"model": MODEL}).json()
     assert (first["cached"], second["cached"]) == (False, True)

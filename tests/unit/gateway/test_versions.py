@@ -145,3 +145,25 @@ async def test_not_ready_reasons_are_stable_words_not_tritons_text() -> None:
     tracker2 = VersionTracker(triton, CATALOG)
     await tracker2.refresh()
     assert tracker2.state(NAME).reason == "triton_unreachable"
+
+
+@pytest.mark.anyio
+async def test_cache_lookups_keep_the_last_served_version_while_none_is_ready() -> None:
+    """Triton shutting down unloads the models before its port closes: hits must keep flowing."""
+    triton = FakeTriton()
+    tracker = VersionTracker(triton, CATALOG)
+    triton.serve(3)
+    await tracker.refresh()
+    triton.serve(pinned=[3])  # still pinned, no longer ready (unloading)
+    await tracker.refresh()
+    assert not tracker.state(NAME).ready and tracker.state(NAME).served is None
+    assert tracker.served_version(NAME) == 3
+    del triton.pinned[NAME]  # gone from the server
+    await tracker.refresh()
+    triton.down = True
+    await tracker.refresh()
+    assert tracker.served_version(NAME) == 3
+    triton.down = False
+    triton.serve(4)
+    await tracker.refresh()
+    assert tracker.served_version(NAME) == 4  # a ready version replaces it at once
