@@ -117,6 +117,12 @@ def _stage_gpu_model(
     return Exported("gpu", gpu_dir, diff, artifact_size(artifact), time.perf_counter() - start)
 
 
+def _cuda_visible() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def export_model(
     spec: ModelSpec,
     choice: WeightsChoice,
@@ -171,6 +177,9 @@ def export_model(
             gpu = _stage_gpu_model(spec, backbone, staging, version, check)
             result.artifacts.append(gpu)
             step(f"gpu: parity max |Δp| = {gpu.max_abs_diff:.2e} (onnx2torch, float32) ({gpu.seconds:.1f} s)")
+            if spec.gpu and spec.gpu.device == "gpu" and not _cuda_visible():
+                step("note: no GPU here; this version's <name>_gpu is KIND_GPU and loads only on a GPU machine "
+                     "(models.yaml profiles.gpu.device: cpu runs the same model on a CPU device)")
         info = VersionInfo(
             version=version,
             weights=backbone.weights,
