@@ -80,11 +80,13 @@ class DrillRedis:
     Args:
         directory: working directory (log file).
         port: the port; a free one when None (kept across restarts).
+        maxmemory_bytes: a memory bound with LRU eviction (``--maxmemory``), none when None.
     """
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, maxmemory_bytes: int | None = None) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
+        self.maxmemory_bytes = maxmemory_bytes
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,6 +102,8 @@ class DrillRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
+        if self.maxmemory_bytes:
+            cmd += ["--maxmemory", str(self.maxmemory_bytes), "--maxmemory-policy", "allkeys-lru"]
         with open(self.directory / "redis.log", "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

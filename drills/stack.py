@@ -34,6 +34,11 @@ __all__ = ["DRILL_MODEL", "DrillStack", "copy_repository"]
 #: The smallest catalog model (fewest GFLOPs): drills measure the stack, not the backbone.
 DRILL_MODEL = min(load_catalog().models.values(), key=lambda s: s.gflops or 1e9).name
 GATEWAY_START_TIMEOUT_S = 120.0
+#: The stack's caches are small on purpose: the soak's never-seen images fill them within its
+#: warm-up (a Triton response is ~4 KiB), so memory that grows after warm-up is what a leak
+#: would be, not a cache filling up to a production size (256 MiB by default for Triton).
+TRITON_CACHE_BYTES = 2**20
+REDIS_MAXMEMORY_BYTES = 2**20
 
 
 def copy_repository(target: Path, model: str = DRILL_MODEL) -> Path:
@@ -73,7 +78,7 @@ class DrillStack:
         self.workers = workers
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.gateway_port = free_port()
-        self.redis = DrillRedis(self.workdir / "redis")
+        self.redis = DrillRedis(self.workdir / "redis", maxmemory_bytes=REDIS_MAXMEMORY_BYTES)
         self.postgres = DrillPostgres()
         self.triton: TritonServer | None = None
         self._gateway: subprocess.Popen[bytes] | None = None
@@ -113,6 +118,7 @@ class DrillStack:
             grpc_port=self.grpc_port,
             metrics_port=self.metrics_port,
             models=triton_models(load_catalog(), self.repository, [self.model]),
+            cache_size_bytes=TRITON_CACHE_BYTES,
             exit_timeout_s=1,
             log_path=self.workdir / "tritonserver.log",
         )
