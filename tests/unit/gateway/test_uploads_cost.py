@@ -148,7 +148,9 @@ def test_16bit_conversion_is_exact_and_integer_sized() -> None:
 
 @pytest.fixture
 async def pool():
-    p = DecodePool(POLICY, workers=1, timeout_s=0.4)
+    # 0.1 s: the costly case below decodes for 0.33-0.65 s here (a margin of 3x or more, also on a
+    # fast moment, where 0.4 s was not), the small photos the other checks decode take ~1 ms.
+    p = DecodePool(POLICY, workers=1, timeout_s=0.1)
     await p.start()
     yield p
     await p.close()
@@ -169,7 +171,7 @@ async def test_pool_answers_like_the_checks(pool: DecodePool) -> None:
 @pytest.mark.anyio
 async def test_an_overrunning_decode_is_killed_replaced_and_answered_4xx(pool: DecodePool) -> None:
     (victim,) = pool._live
-    costly = rle_bmp(2000, 2000)  # ~0.5-0.8 s of decode, over the 0.4 s limit
+    costly = rle_bmp(2000, 2000)  # 0.33-0.65 s of decode here, over the 0.1 s limit
     gaps: list[float] = []
 
     async def ticker() -> None:
