@@ -343,3 +343,17 @@ def test_fullname_override_and_long_release_names_stay_dns_labels() -> None:
         # Its pods get a controller-revision-hash label "<name>-<10 chars>", at most 63 long.
         assert len(statefulset["metadata"]["name"]) <= 52
         assert statefulset["spec"]["serviceName"] in names["Service"]
+
+
+def _ingress_paths(values: dict[str, Any]) -> list[tuple[str, str]]:
+    ingress = render({"ingress": {"enabled": True, "hostname": "vs.example.com", **values}}).one("Ingress", "gateway")
+    return [(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+
+
+def test_ingress_routes_the_public_api_only_unless_told_otherwise() -> None:
+    """/metrics, /readyz and /livez stay inside the cluster (issue 12: they were public)."""
+    public = _ingress_paths({})
+    assert public == [("/v1", "Prefix"), ("/docs.json", "Exact"), ("/static_content", "Prefix"), ("/", "Exact")]
+    assert not any(path.startswith(("/metrics", "/readyz", "/livez")) for path, _ in public)
+    assert _ingress_paths({"path": "/vs/"})[0] == ("/vs/v1", "Prefix")
+    assert _ingress_paths({"exposeOperations": True}) == [("/", "Prefix")]
