@@ -38,7 +38,7 @@ GATEWAY_START_TIMEOUT_S = 120.0
 #: warm-up (a Triton response is ~4 KiB), so memory that grows after warm-up is what a leak
 #: would be, not a cache filling up to a production size (256 MiB by default for Triton).
 TRITON_CACHE_BYTES = 2**20
-REDIS_MAXMEMORY_BYTES = 2**20
+REDIS_MAXMEMORY_BYTES = 3 * 2**20  # Redis itself uses ~1 MiB of it
 
 
 def copy_repository(target: Path, model: str = DRILL_MODEL) -> Path:
