@@ -67,7 +67,7 @@ class TritonPythonModel:
 
     def _inputs(self, requests):
         """Every request's rows in one list, and each request's (start, count)."""
-        rows, spans = [], []
+        rows, spans, start = [], [], 0
         for request in requests:
             tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
             if self.stage == "backbone":
@@ -76,7 +76,8 @@ class TritonPythonModel:
             else:
                 part = [bytes(item) for item in tensor.as_numpy().reshape(-1)]
                 count = len(part)
-            spans.append((sum(c for _, c in spans), count))
+            spans.append((start, count))
+            start += count
             rows.append(part)
         return rows, spans
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -90,7 +90,6 @@ class Prepared:
     errors: list[str | None]
     decoded_on_device: int = 0
     decoded_on_cpu: int = 0
-    failed: list[int] = field(default_factory=list)
 
 
 class Preprocessor:
@@ -138,8 +137,7 @@ class Preprocessor:
                 continue
             decoded[i] = torch.from_numpy(rgb).permute(2, 0, 1).to(self.device, non_blocking=True)
         batch = self._geometry_and_normalize(decoded, len(images))
-        failed = [i for i, e in enumerate(errors) if e is not None]
-        return Prepared(batch, errors, n_device, len(decoded) - n_device, failed)
+        return Prepared(batch, errors, n_device, len(decoded) - n_device)
 
     def _decode_jpegs(
         self, images: Sequence[bytes], wanted: list[tuple[int, int]], out: dict[int, torch.Tensor]
