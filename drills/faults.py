@@ -11,6 +11,7 @@ from drills.history_check import history_rows
 from drills.load import LoadLoop, Sample, unique_jpeg
 from drills.report import DrillResult
 from drills.stack import DrillStack
+from gateway.settings import GatewaySettings
 
 __all__ = ["postgres_restart", "redis_restart", "triton_kill"]
 
@@ -129,12 +130,21 @@ def _until_cached(stack: DrillStack, key: str, deadline_s: float) -> float | Non
     return None
 
 
+def _redis_retry_s(stack: DrillStack) -> float:
+    """The stack's ``GATEWAY_REDIS_RETRY_S``: how long a worker's breaker stays open after a failure."""
+    default = GatewaySettings.model_fields["redis_retry_s"].default
+    return float(stack.env.get("GATEWAY_REDIS_RETRY_S", default))
+
+
 def redis_restart(stack: DrillStack, *, outage_s: float = 3.0) -> DrillResult:
     """Stop Redis under load and start it again: requests keep succeeding uncached; caching resumes.
 
     "Resumes" is waited for, within ``CACHE_RESUME_DEADLINE_S`` of Redis answering again
     (under the load), and then must hold: ``CACHE_RESUMED_CHECKS`` more fresh images, each
     on a new connection (so both workers are asked), are cached on their second request.
+    Those checks start once ``redis_retry_s`` has passed since Redis answered: the first
+    cached repeat says only that one worker is back, and a worker whose last probe failed
+    just before the restart waits that long by design before it tries again.
     """
     _user_name, key = _user(stack, "redis")
     before = _until_cached(stack, key, CACHE_RESUME_DEADLINE_S)
@@ -148,9 +158,11 @@ def redis_restart(stack: DrillStack, *, outage_s: float = 3.0) -> DrillResult:
         # The same image twice while Redis is down: both answered by Triton (no cache to hit).
         during = _cached_twice(stack, key)
         stack.redis.start()
+        answered_at = time.monotonic()
         resumed_s = _until_cached(stack, key, CACHE_RESUME_DEADLINE_S)
     finally:
         samples = load.stop()
+    time.sleep(max(0.0, answered_at + _redis_retry_s(stack) - time.monotonic()))
     after = [_cached_twice(stack, key) for _ in range(CACHE_RESUMED_CHECKS)]
     outage = [s for s in samples if down_at < s.t_s < up_at]
     ok = [s for s in outage if s.status == 200]
@@ -160,7 +172,7 @@ def redis_restart(stack: DrillStack, *, outage_s: float = 3.0) -> DrillResult:
         f"{sum(1 for s in outage if s.cached)} cached; repeat while down cached={during[1]}; caching before: "
         f"{'yes' if before is not None else 'no'}; caching resumed {resumed} after Redis answered "
         f"(limit {CACHE_RESUME_DEADLINE_S:g} s, under load), then {sum(a == (200, True) for a in after)}"
-        f"/{len(after)} fresh images cached on repeat"
+        f"/{len(after)} fresh images cached on repeat ({_redis_retry_s(stack):g} s after it answered)"
     )
     return DrillResult.judge(
         "Redis restart",

@@ -13,6 +13,15 @@ connection had been used once. So once ``redis_retry_s`` has passed, one caller 
 idle connection and sends ``PING`` on a new one; Redis is used again only when that answers,
 and a failure of a command that began before the breaker last opened (a straggler on an old
 connection) is counted but does not open it again.
+
+Why one retry on ``ConnectionError`` (and none on a timeout): a worker that saw no command
+during an outage still holds the old server's connections when Redis is back, and its first
+command on one fails — in the drill, half the fresh images right after a restart went
+uncached while that worker's breaker sat open for ``redis_retry_s``. A dead connection is
+answered at once, so redis-py's own retry (disconnect, reconnect, resend once) costs a
+refused connect at most; a timeout already cost ``redis_timeout_s`` and is never repeated.
+The commands are GET, SET and the rate limiter's script, so a resend is harmless (at worst
+one token is charged twice when a reply was lost after the server ran it).
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 __all__ = ["RedisLink", "connect"]
 
@@ -31,13 +43,13 @@ T = TypeVar("T")
 
 
 def connect(url: str, timeout_s: float) -> Redis:
-    """An asyncio Redis client with short connect/command timeouts and no retries."""
+    """An asyncio Redis client with short timeouts; a dead connection is retried once, a timeout never."""
     return Redis.from_url(
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry_on_timeout=False,
-        retry=None,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         health_check_interval=0,
         max_connections=64,
     )

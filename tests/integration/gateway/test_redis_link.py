@@ -2,7 +2,8 @@
 
 A restart behind a proxy (or one whose goodbye the client has not read yet) leaves the pool
 full of connections that look alive and fail only when used — what the Redis restart drill
-saw: they failed one by one, each closing Redis for another ``retry_s``. ``CuttingProxy``
+saw: they failed one by one, each closing Redis for another ``retry_s`` (now each is
+reconnected once on first use, and the probe drops the idle ones). ``CuttingProxy``
 makes that state on purpose: ``cut()`` drops the server side of every open connection and
 closes the client side only when the client next writes.
 """
@@ -101,17 +102,39 @@ async def _burst(link: RedisLink, n: int = POOL) -> int:
 
 
 @pytest.mark.anyio
-async def test_after_stale_connections_fail_redis_resumes_at_once_with_a_fresh_pool(proxy: CuttingProxy) -> None:
+async def test_stale_connections_after_a_restart_reconnect_without_failing(proxy: CuttingProxy) -> None:
+    """What a worker that saw no command during the outage meets: a pool of dead connections."""
+    errors: list[str] = []
+    link = RedisLink(
+        connect(f"redis://127.0.0.1:{proxy.port}/0", timeout_s=1.0), retry_s=RETRY_S, on_error=errors.append
+    )
+    try:
+        assert await _burst(link) == 0  # the pool now holds POOL connections
+        await link.client.set("k", b"v")
+        proxy.cut()
+        assert await link.call("get", lambda: link.client.get("k")) == (True, b"v")
+        assert await _burst(link) == 0  # every stale one was replaced on first use
+        assert link.available and errors == []
+    finally:
+        await link.close()
+
+
+@pytest.mark.anyio
+async def test_after_an_outage_redis_resumes_at_once_with_a_fresh_pool(proxy: CuttingProxy) -> None:
     errors: list[tuple[float, str]] = []
     link = RedisLink(
         connect(f"redis://127.0.0.1:{proxy.port}/0", timeout_s=1.0),
         retry_s=RETRY_S,
         on_error=lambda op: errors.append((time.monotonic(), op)),
     )
+
+    async def refused() -> None:
+        raise ConnectionError("Redis is down")
+
     try:
         assert await _burst(link) == 0  # the pool now holds POOL connections
         proxy.cut()
-        assert await link.call("get", lambda: link.client.get("k")) == (False, None)  # one stale one fails
+        assert await link.call("get", refused) == (False, None)
         assert not link.available
         await asyncio.sleep(RETRY_S * 1.5)
         resumed_at = time.monotonic()
