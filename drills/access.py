@@ -18,7 +18,7 @@ INJECTIONS = (
     "' OR '1'='1",
     "x' OR 1=1 --",
     "'; DROP TABLE history; --",
-    "\" OR \"\"=\"",
+    '" OR ""="',
     "1) OR (1=1",
     "%' OR user LIKE '%",
     "' UNION SELECT * FROM api_keys --",
