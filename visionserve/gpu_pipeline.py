@@ -10,9 +10,9 @@ Decode: baseline JPEGs (YCbCr or grey; no progressive, CMYK or multi-picture fil
 together in one ``torchvision.io.decode_jpeg(list, device=...)`` call, nvJPEG on a GPU. Every
 other image (PNG, WebP, BMP, GIF, progressive or CMYK JPEG, or a JPEG nvJPEG refuses) goes to
 the CPU decoder (``imaging.decode_rgb``, Pillow) inside the same batch; a corrupt image fails
-only its own slot. Geometry: antialiased bilinear resizing (torchvision's antialias was
-written to match Pillow's filter), rounded to 8-bit levels as Pillow's output is, then the
-centre crop and ``(pixel * scale - mean) / std`` in the model's channel order and layout.
+only its own slot. Geometry: Pillow's antialiased bilinear resize, bit for bit
+(``PillowResize``: the framework references resize with Pillow), computed only inside the
+centre crop, then ``(pixel * scale - mean) / std`` in the model's channel order and layout.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -37,11 +36,13 @@ __all__ = [
     "DEFAULT_GRAPH_BATCH_SIZES",
     "exif_orientation",
     "Backbone",
+    "PillowResize",
     "Preprocessor",
     "Prepared",
     "load_onnx_module",
     "nvjpeg_decodable",
     "orient",
+    "pillow_coefficients",
 ]
 
 #: Batch sizes a CUDA graph is captured for; a batch runs in the smallest one that holds it.
@@ -108,6 +109,7 @@ class Preprocessor:
         std = torch.tensor(pipeline.std, dtype=torch.float32)
         self._mul = (pipeline.scale / std).view(1, 3, 1, 1).to(self.device)
         self._add = (-torch.tensor(pipeline.mean, dtype=torch.float32) / std).view(1, 3, 1, 1).to(self.device)
+        self._resize = PillowResize(pipeline, self.device)
 
     def __call__(self, images: Sequence[bytes]) -> Prepared:
         """Preprocess a batch; never raises for a bad image (its error is in ``errors``)."""
@@ -172,22 +174,103 @@ class Preprocessor:
         for i, chw in decoded.items():
             groups[(chw.shape[2], chw.shape[1])].append(i)  # (width, height): resize equal sizes together
         for (width, height), members in groups.items():
-            x = torch.stack([decoded[i] for i in members]).float()
-            new_w, new_h = self.pipeline.resized_size(width, height)
-            if (new_w, new_h) != (width, height):
-                x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-                x = x.round_().clamp_(0, 255)  # Pillow resizes 8-bit images to 8-bit levels
-            box = self.pipeline.crop_box(new_w, new_h)
-            if box:
-                left, top, right, bottom = box
-                x = x[:, :, top:bottom, left:right]
+            x = self._resize.crop(torch.stack([decoded[i] for i in members]), width, height)
             if self.pipeline.channel_order == "BGR":
                 x = x.flip(1)  # mean and std are given in the model's channel order
-            out[members] = x * self._mul + self._add  # failed rows stay zeros
+            out[members] = x.float() * self._mul + self._add  # failed rows stay zeros
         out = out.to(self.dtype)
         if self.pipeline.layout == "NHWC":
             return out.permute(0, 2, 3, 1).contiguous()
         return out.contiguous(memory_format=torch.channels_last)
+
+
+#: Pillow's fixed-point precision for 8-bit resampling (``Resample.c``: 32 - 8 - 2 bits).
+_PRECISION_BITS = 22
+
+
+class PillowResize:
+    """Pillow's antialiased bilinear resize, bit for bit, on uint8 tensors on any device.
+
+    Pillow resamples in two passes (horizontal first unless the height shrinks much more),
+    each with fixed-point coefficients and its result rounded to 8 bits; this does the same arithmetic in int32
+    (gathers and multiply-adds, so it runs as well on a GPU as on a CPU device). Only the
+    output pixels inside the centre crop are computed: resizing then cropping, as the
+    framework does, gives the same pixels as computing just those rows and columns.
+
+    Args:
+        pipeline: the catalog preprocessing (sizes and crop).
+        device: where the coefficient tables live.
+    """
+
+    def __init__(self, pipeline: Pipeline, device: torch.device) -> None:
+        self.pipeline = pipeline
+        self.device = torch.device(device)
+        self._tables: dict[tuple[int, int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def crop(self, batch: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """[n, 3, height, width] uint8 -> the resized, centre-cropped [n, 3, s, s] uint8."""
+        new_w, new_h = self.pipeline.resized_size(width, height)
+        left, top, right, bottom = self.pipeline.crop_box(new_w, new_h) or (0, 0, new_w, new_h)
+        passes = [(3, width, new_w, left, right), (2, height, new_h, top, bottom)]
+        # Pillow 13's rule (Resample.c; the Triton images pin 13.0.0): when the height shrinks by
+        # more than twice what the width does, the vertical pass runs first. The order changes
+        # the intermediate rounding.
+        if 0 < height - new_h and height - new_h > (width - new_w) * 2:
+            passes.reverse()
+        for dim, size, new, first, last in passes:
+            if new != size:
+                batch = self._pass(batch, self._table(size, new, first, last), dim=dim)
+            else:
+                batch = batch.narrow(dim, first, last - first)
+        return batch
+
+    def _table(self, size: int, new: int, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (size, new, first, last)
+        table = self._tables.get(key)
+        if table is None:
+            if len(self._tables) >= 4096:  # sizes seen are unbounded; tables are cheap to rebuild
+                self._tables.clear()
+            index, weight = pillow_coefficients(size, new, first, last)
+            table = (torch.from_numpy(index).to(self.device), torch.from_numpy(weight).to(self.device))
+            self._tables[key] = table
+        return table
+
+    @staticmethod
+    def _pass(batch: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
+        index, weight = table
+        shape = [1, 1, 1, 1]
+        shape[dim] = index.shape[0]
+        acc = None
+        for tap in range(index.shape[1]):
+            term = batch.index_select(dim, index[:, tap]).to(torch.int32) * weight[:, tap].view(shape)
+            acc = term if acc is None else acc.add_(term)
+        assert acc is not None
+        acc.add_(1 << (_PRECISION_BITS - 1))
+        return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+
+
+def pillow_coefficients(size: int, new: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and int32 weights of output pixels [first, last) of a ``size`` -> ``new`` resize.
+
+    ``precompute_coeffs`` and ``normalize_coeffs_8bpc`` of Pillow's ``Resample.c`` for its
+    bilinear (triangle) filter, in float64 as there: the support widens with the reduction
+    factor (that is the antialiasing), weights are normalised per output pixel, then scaled to
+    ``_PRECISION_BITS`` and rounded. Taps past a pixel's window get weight 0.
+    """
+    scale = size / new
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale  # the bilinear filter's support is 1
+    ksize = int(np.ceil(support)) * 2 + 1
+    center = (np.arange(first, last, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)  # C's (int) truncates
+    xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), size)
+    taps = xmin[:, None] + np.arange(ksize)[None, :]
+    weights = 1.0 - np.abs((taps - center[:, None] + 0.5) * (1.0 / filterscale))  # x * ss, as there
+    weights = np.where((weights > 0) & (taps < xmax[:, None]), weights, 0.0)
+    total = np.cumsum(weights, axis=1)[:, -1:]  # summed left to right, as Pillow's loop does
+    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total != 0)
+    fixed = np.trunc(0.5 + weights * (1 << _PRECISION_BITS)).astype(np.int32)
+    return np.minimum(taps, size - 1), fixed
 
 
 def load_onnx_module(path: str) -> torch.nn.Module:
