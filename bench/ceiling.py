@@ -19,9 +19,9 @@ from bench.driver import run_serial
 from bench.stats import Measurement
 from export.repository import served_version
 from export.runners import Runner, load_runner
-from loadtest.images import LoadImage
 from visionserve.catalog import ARTIFACTS, ModelSpec
 from visionserve.errors import RepositoryError
+from visionserve.samples import SampleImage
 
 __all__ = ["CEILING", "DEFAULT_BATCH_SIZES", "artifact_path", "measure_ceiling"]
 
@@ -53,7 +53,7 @@ def _top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
 def measure_ceiling(
     spec: ModelSpec,
     repository: Path,
-    images: Sequence[LoadImage],
+    images: Sequence[SampleImage],
     *,
     duration_s: float,
     warmup_s: float,

@@ -30,8 +30,9 @@ the gateway as it is deployed (pods of its own) rather than as it competes for T
 The HTTP load generator is a minimal keep-alive HTTP/1.1 client over asyncio streams with
 each request's bytes built up front: client, gateway and Triton share the machine's cores,
 and a general-purpose client (aiohttp) spends more CPU per request than a cache hit costs
-the gateway, which would then measure the client. Every answer is still checked (status,
-model, top-k count, and the ``cached`` flag each phase expects).
+the gateway, which would then measure the client. Every answer is still checked (status, then
+``client.check_gateway_answer``: model, version, a valid top-k, and the ``cached`` flag each
+phase expects).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ from bench.cpu import LOAD_GENERATOR, ROLES, CpuMeter, Meter, isolate
 from bench.driver import run_closed_loop, run_interleaved
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
 from bench.stats import Measurement, ratio
-from bench.targets import BenchError, DistinctImages, triton_sender
-from client import AsyncTritonClient
-from loadtest.images import DEFAULT_IMAGE_SEED, LoadImage, image_set
-from loadtest.stack import GatewayStack
+from bench.targets import BenchError, triton_sender
+from client import CLASSIFY_PATH, AsyncTritonClient, check_gateway_answer, classify_form
+from serving.stack import GatewayStack
 from visionserve.catalog import load_catalog
+from visionserve.samples import DEFAULT_IMAGE_SEED, DistinctImages, SampleImage, image_set, mime_type
 from visionserve.settings import repository_path
 
 __all__ = ["GOALS", "HttpSender", "evaluate", "main"]
@@ -112,26 +113,20 @@ class HttpSender:
         self._expect_cached = expect_cached
         self._boundary = uuid.uuid4().hex
         self._head = (
-            f"POST /v1/classify HTTP/1.1\r\nHost: {self._url.host}:{self._url.port}\r\n"
-            f"Authorization: Bearer {api_key}\r\nContent-Type: multipart/form-data; boundary={self._boundary}\r\n"
+            f"POST {CLASSIFY_PATH} HTTP/1.1\r\nHost: {self._url.host}:{self._url.port}\r\n"
+            f"Authorization: Bearer {api_key}\r\n"
         ).encode()
-        self._fields = (
-            f'--{self._boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'
-            f'--{self._boundary}\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n{top_k}\r\n'
-        ).encode()
-        self._tail = f"\r\n--{self._boundary}--\r\n".encode()
         self._pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
         self._size = connections
         self._opened = 0
 
     def request_bytes(self, i: int) -> bytes:
-        image: LoadImage = self._images.image(i)
-        part = (
-            f'--{self._boundary}\r\nContent-Disposition: form-data; name="image"; filename="{image.name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        body = b"".join((self._fields, part, self._images(i), self._tail))
-        return self._head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        image: SampleImage = self._images.image(i)
+        body, content_type = classify_form(
+            self._images(i), model=self._model, top_k=self._top_k, filename=image.name,
+            content_type=mime_type(image.format), boundary=self._boundary,
+        )  # fmt: skip
+        return self._head + f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._pool.empty() and self._opened < self._size:
@@ -160,10 +155,7 @@ class HttpSender:
         if status != 200:
             raise BenchError(f"HTTP {status}: {body[:200]!r}")
         answer = orjson.loads(body)
-        if answer.get("model") != self._model or len(answer.get("predictions", ())) != self._top_k:
-            raise BenchError(f"wrong answer: {str(answer)[:200]}")
-        if self._expect_cached is not None and answer.get("cached") is not self._expect_cached:
-            raise BenchError(f"cached={answer.get('cached')} where {self._expect_cached} was expected")
+        check_gateway_answer(answer, model=self._model, top_k=self._top_k, cached=self._expect_cached)
         return answer
 
     async def close(self) -> None:
@@ -241,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _images(count: int, formats: str) -> tuple[LoadImage, ...]:
+def _images(count: int, formats: str) -> tuple[SampleImage, ...]:
     wanted = None if formats.strip().lower() == "all" else {f.strip().upper() for f in formats.split(",")}
     pool = image_set(max(count * 5, count), seed=DEFAULT_IMAGE_SEED)
     chosen = tuple(img for img in pool if wanted is None or img.format in wanted)[:count]
@@ -252,7 +244,7 @@ def _images(count: int, formats: str) -> tuple[LoadImage, ...]:
 
 async def _measure(
     gateway_url: str, api_key: str, triton_url: str, model: str, levels: Sequence[int],
-    images: Sequence[LoadImage], top_k: int, args: argparse.Namespace, meter: Meter | None = None,
+    images: Sequence[SampleImage], top_k: int, args: argparse.Namespace, meter: Meter | None = None,
 ) -> dict[int, dict[str, Measurement]]:  # fmt: skip
     cells: dict[int, dict[str, Measurement]] = {}
     common = {"model": model, "duration_s": args.duration_s, "warmup_s": args.warmup_s, "meter": meter}
@@ -281,8 +273,13 @@ async def _measure(
                       "alternating rounds …", flush=True)  # fmt: skip
                 spaced = HttpSender(gateway_url, api_key, model, repeats, top_k, expect_cached=True, connections=1)
                 cells[conc].update(
-                    await run_interleaved({"hit": hit, SPACED_HIT: spaced}, concurrency=1, rounds=args.rounds,
-                                          pauses={SPACED_HIT: pause_s}, **common)  # fmt: skip
+                    await run_interleaved(
+                        {"hit": hit, SPACED_HIT: spaced},
+                        concurrency=1,
+                        rounds=args.rounds,
+                        pauses={SPACED_HIT: pause_s},
+                        **common,
+                    )  # fmt: skip
                 )
                 await spaced.close()
             else:

@@ -265,7 +265,7 @@ def _grpc_worker(url: str, model: str, conc: int, per: int, warm: float, secs: f
     import tritonclient.grpc as g
     import tritonclient.grpc.aio as ga
 
-    from loadtest.unique import make_unique
+    from visionserve.samples import make_unique
 
     images = photo_jpegs(128)
     counter = [0]

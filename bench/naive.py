@@ -16,14 +16,9 @@ module on the GPU instead (float32, one request at a time): the GPU benchmark's 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -35,7 +30,7 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException
 
 from serving.launcher import free_port
-from visionserve.errors import ServerError
+from serving.processes import http_ok, spawn, stop_group, wait_until_ready
 
 __all__ = ["NaiveServer", "app"]
 
@@ -146,36 +141,21 @@ class NaiveServer:
                "NAIVE_DEVICE": self.device}  # fmt: skip
         cmd = [sys.executable, "-m", "uvicorn", "bench.naive:app", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", "1", "--log-level", "warning"]  # fmt: skip
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text(errors="replace")[-1500:]
-                self.stop()
-                raise ServerError(f"the naive baseline server did not start:\n{tail}")
-            time.sleep(0.25)
+        self._proc = spawn(cmd, log_path=self.log_path, env=env)
+        try:
+            wait_until_ready(
+                self._proc, lambda: http_ok(f"{self.url}/health"), timeout_s=timeout_s,
+                what="the naive baseline server", log_tail=lambda: self.log_path.read_text(errors="replace")[-1500:],
+            )  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_group(proc, timeout_s=15)
 
     def __enter__(self) -> NaiveServer:
         return self.start()

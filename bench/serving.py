@@ -27,11 +27,11 @@ from bench.driver import run_closed_loop
 from bench.profile import StageProfile, stage_profiles
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, write_json
 from bench.stats import Measurement, ratio
-from bench.targets import DistinctImages, triton_sender
+from bench.targets import triton_sender
 from client import AsyncTritonClient, TritonClient
-from loadtest.images import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, image_set
-from loadtest.stack import start_triton
+from serving.stack import start_triton
 from visionserve.catalog import ModelSpec, load_catalog
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, image_set
 from visionserve.settings import repository_path
 
 __all__ = ["GOAL", "format_serving", "main", "run_serving"]

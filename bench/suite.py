@@ -42,11 +42,11 @@ from bench.report import (
     write_json,
 )
 from bench.stats import Measurement, ratio
-from bench.targets import DistinctImages, http_classify_sender, triton_sender
+from bench.targets import http_classify_sender, triton_sender
 from client import AsyncTritonClient, TritonClient
-from loadtest.images import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, LoadImage, image_set
-from loadtest.stack import GatewayStack
+from serving.stack import GatewayStack
 from visionserve.catalog import ModelSpec, load_catalog
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, SampleImage, image_set
 from visionserve.settings import PROJECT_ROOT, repository_path
 
 __all__ = ["PATHS", "bench_markdown", "bench_ratios", "main"]
@@ -95,7 +95,7 @@ def bench_ratios(cells: dict[str, Measurement]) -> dict[str, float | None]:
 
 
 async def _gateway_cells(
-    stack: GatewayStack, specs: Sequence[ModelSpec], images: Sequence[LoadImage], args: argparse.Namespace,
+    stack: GatewayStack, specs: Sequence[ModelSpec], images: Sequence[SampleImage], args: argparse.Namespace,
     top_k: int,
 ) -> dict[str, dict[str, Measurement]]:  # fmt: skip
     url = f"{stack.gateway_url}/v1/classify"
@@ -127,14 +127,15 @@ async def _gateway_cells(
 
 
 async def _naive_cells(
-    base_url: str, specs: Sequence[ModelSpec], images: Sequence[LoadImage], args: argparse.Namespace, top_k: int
+    base_url: str, specs: Sequence[ModelSpec], images: Sequence[SampleImage], args: argparse.Namespace, top_k: int
 ) -> dict[str, Measurement]:
     cells = {}
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=connector) as session:
         for spec in specs:
             print(f"{spec.name}: naive baseline …", flush=True)
-            send = http_classify_sender(session, f"{base_url}/predict", spec.name, DistinctImages(images), top_k)
+            send = http_classify_sender(session, f"{base_url}/predict", spec.name, DistinctImages(images), top_k,
+                                        versioned=False)  # fmt: skip
             cells[spec.name] = await run_closed_loop(
                 send, label="naive", model=spec.name, concurrency=args.concurrency, duration_s=args.duration_s,
                 warmup_s=args.warmup_s,

@@ -9,12 +9,16 @@ gateway, the load tests and the benchmarks share::
         result = triton.classify(open("cat.jpg", "rb").read(), "resnet18", top_k=5)
         print(result.version, [(p.label, round(p.score, 3)) for p in result.predictions])
 
+Load generators that carry requests on their own connections build them here too
+(``classification_request``, ``classify_form``) and check every answer with the same rules
+(``check_triton_answer``, ``check_gateway_answer``: a fast wrong answer is a ``WrongAnswer``).
 Errors are ``ClientError`` subclasses (see ``client._errors`` for the tree); the CLI lives
 in ``client._main`` (``visionserve classify | models | health``).
 """
 
 from client._async import AsyncTritonClient
-from client._codec import parse_prediction
+from client._checks import LabelBook, check_gateway_answer, check_predictions, check_triton_answer
+from client._codec import parse_classifications, parse_prediction
 from client._config import (
     DEFAULT_GRPC_URL,
     DEFAULT_HTTP_URL,
@@ -23,6 +27,7 @@ from client._config import (
     PROTOCOLS,
     Protocol,
     default_url,
+    normalize_url,
 )
 from client._errors import (
     ClientError,
@@ -34,12 +39,15 @@ from client._errors import (
     ModelReloading,
     RepositoryRestricted,
     ServerUnavailable,
+    WrongAnswer,
 )
 from client._files import IMAGE_EXTENSIONS, find_images, read_image
+from client._requests import CLASSIFY_PATH, classification_request, classify_form
 from client._sync import TritonClient
 from client._types import Classification, ModelStatus, Prediction
 
 __all__ = [
+    "CLASSIFY_PATH",
     "DEFAULT_GRPC_URL",
     "DEFAULT_HTTP_URL",
     "DEFAULT_PROTOCOL",
@@ -52,6 +60,7 @@ __all__ = [
     "ImageFileError",
     "InferenceError",
     "InvalidRequest",
+    "LabelBook",
     "ModelLoadError",
     "ModelNotFound",
     "ModelReloading",
@@ -61,8 +70,16 @@ __all__ = [
     "Protocol",
     "ServerUnavailable",
     "TritonClient",
+    "WrongAnswer",
+    "check_gateway_answer",
+    "check_predictions",
+    "check_triton_answer",
+    "classification_request",
+    "classify_form",
     "default_url",
     "find_images",
+    "normalize_url",
+    "parse_classifications",
     "parse_prediction",
     "read_image",
 ]

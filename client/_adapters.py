@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 from tritonclient.utils import np_to_triton_dtype
 
+from client._codec import check_top_k, image_batch
 from client._config import Protocol
 from client._errors import InvalidRequest
 from client._proto import message_to_dict
+from visionserve.catalog import IMAGE_INPUT, PROBABILITIES
 
 __all__ = ["Adapter", "adapter_for"]
 
@@ -78,6 +80,18 @@ class Adapter:
         if self.protocol == "http":
             return module.InferRequestedOutput(name, binary_data=True, class_count=class_count)
         return module.InferRequestedOutput(name, class_count=class_count)
+
+    def classification_request(self, images: Sequence[bytes], top_k: int) -> tuple[list[Any], list[Any]]:
+        """One batched request: ``image`` [batch, 1] BYTES, ``probabilities`` with class_count.
+
+        Raises:
+            InvalidRequest: ``top_k`` < 1 or an image that is not bytes.
+        """
+        top_k = check_top_k(top_k)
+        inputs = [self.infer_input(IMAGE_INPUT, image_batch(images))]
+        # Always send class_count: Triton's default (0) returns raw scores, not labels.
+        outputs = [self.requested_output(PROBABILITIES, class_count=top_k)]
+        return inputs, outputs
 
     def infer_inputs(self, inputs: Mapping[str, np.ndarray]) -> list[Any]:
         return [self.infer_input(name, array) for name, array in inputs.items()]

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from client._adapters import Adapter, adapter_for
-from client._codec import check_top_k, image_batch, parse_classifications
+from client._codec import parse_classifications
 from client._config import DEFAULT_TIMEOUT_S, Protocol, default_url, normalize_url
 from client._errors import ClientError, InferenceError, InvalidRequest, to_client_error
 from client._types import Classification
-from visionserve.catalog import IMAGE_INPUT, PROBABILITIES
+from visionserve.catalog import PROBABILITIES
 
 __all__ = ["ClientBase"]
 
@@ -78,9 +78,7 @@ class ClientBase:
         return self._adapter.timeout_s
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self._url!r}, protocol={self.protocol!r}, timeout_s={self.timeout_s:g})"
-        )
+        return f"{type(self).__name__}({self._url!r}, protocol={self.protocol!r}, timeout_s={self.timeout_s:g})"
 
     # -- errors ---------------------------------------------------------------------------
     @contextmanager
@@ -107,25 +105,17 @@ class ClientBase:
     # -- classification -------------------------------------------------------------------
     def _classify_request(self, images: Sequence[bytes], top_k: int) -> tuple[list[Any], list[Any]]:
         """One batched request: ``image`` [batch, 1] BYTES, ``probabilities`` with class_count."""
-        top_k = check_top_k(top_k)
-        inputs = [self._adapter.infer_input(IMAGE_INPUT, image_batch(images))]
-        # Always send class_count: Triton's default (0) returns raw scores, not labels.
-        outputs = [self._adapter.requested_output(PROBABILITIES, class_count=top_k)]
-        return inputs, outputs
+        return self._adapter.classification_request(images, top_k)
 
     def _classify_response(self, result: Any, model: str, expected: int) -> list[Classification]:
         version = self._adapter.response_version(result)
         classifications = parse_classifications(result.as_numpy(PROBABILITIES), model, version)
         if len(classifications) != expected:
-            raise InferenceError(
-                f"model {model!r} answered {len(classifications)} results for {expected} images"
-            )
+            raise InferenceError(f"model {model!r} answered {len(classifications)} results for {expected} images")
         return classifications
 
     # -- raw tensors ----------------------------------------------------------------------
-    def _infer_request(
-        self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
-    ) -> tuple[list[Any], list[Any]]:
+    def _infer_request(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> tuple[list[Any], list[Any]]:
         if not inputs:
             raise InvalidRequest("infer() needs at least one input tensor")
         if isinstance(outputs, str):

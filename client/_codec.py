@@ -81,11 +81,14 @@ def parse_prediction(entry: bytes | str) -> Prediction:
     return Prediction(label=parts[2] if len(parts) == 3 else "", index=index, score=score)
 
 
-def parse_classifications(rows: np.ndarray | None, model: str, version: str) -> list[Classification]:
+def parse_classifications(
+    rows: np.ndarray | None, model: str, version: str, *, sort: bool = True
+) -> list[Classification]:
     """The classification output (shape ``[batch, k]``) as one Classification per image.
 
     Predictions are ordered best first; a stable sort keeps Triton's order among equal
     scores, so the order is the server's whenever the server's order is already right.
+    ``sort=False`` keeps the server's order as it is, for checks that judge that order.
 
     Raises:
         InferenceError: the output is missing or is not classification strings.
@@ -97,10 +100,13 @@ def parse_classifications(rows: np.ndarray | None, model: str, version: str) -> 
             f"model {model!r} returned {rows.dtype} values instead of 'score:index:label' strings: "
             "the server ignored class_count (is the output a classification output?)"
         )
-    rows = rows.reshape(rows.shape[0], -1) if rows.ndim != 2 else rows
+    if rows.ndim != 2:
+        rows = rows.reshape(rows.shape[0], -1) if rows.ndim else rows.reshape(1, -1)
     results = []
     for row in rows:
-        predictions = sorted((parse_prediction(entry) for entry in row), key=lambda p: -p.score)
+        predictions = [parse_prediction(entry) for entry in row]
+        if sort:
+            predictions.sort(key=lambda p: -p.score)
         results.append(Classification(model=model, version=version, predictions=tuple(predictions)))
     return results
 

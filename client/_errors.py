@@ -10,6 +10,8 @@ Error tree::
         ├── ModelNotFound                the model, or that version of it, is not served
         ├── InferenceError               Triton rejected or failed an inference request
         │                                (e.g. an undecodable image); carries Triton's message
+        ├── WrongAnswer                  a server answered, but not with a valid classification
+        │                                for the request (load tests and benchmarks check every one)
         ├── ModelLoadError               the repository API could not load / unload a model
         ├── ImageFileError               an image file cannot be read
         └── InvalidRequest               the call is wrong before anything is sent (top_k < 1)
@@ -38,6 +40,7 @@ __all__ = [
     "ModelReloading",
     "RepositoryRestricted",
     "ServerUnavailable",
+    "WrongAnswer",
     "to_client_error",
 ]
 
@@ -118,6 +121,13 @@ class InferenceError(ClientError):
         # The caller's fault (bad image, batch too large) is a 400; anything else is the
         # upstream server failing, which a gateway reports as 502.
         self.error_code = 400 if status in _INVALID else 502
+
+
+class WrongAnswer(ClientError):
+    """A server answered, but not with a valid classification for the request (a fast wrong answer)."""
+
+    error_code = 502
+    code = "wrong_answer"
 
 
 class RepositoryRestricted(ClientError):
@@ -201,8 +211,9 @@ def to_client_error(
         message = exc.message() or str(exc)
         lowered = message.lower()
         if "is not at ready state" in lowered:
-            return ModelReloading(f"{_describe_model(model, version)} on {where} is reloading: {message}",
-                                  detail=message)
+            return ModelReloading(
+                f"{_describe_model(model, version)} on {where} is reloading: {message}", detail=message
+            )
         if any(marker in lowered for marker in _RESTRICTED_MARKERS):
             return RepositoryRestricted(
                 f"the model-repository API of {where} is restricted and this call carried no valid key "

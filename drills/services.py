@@ -14,32 +14,17 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from serving.launcher import free_port
+from serving.processes import spawn, stop_group, wait_until_ready
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT
 
-__all__ = ["DrillPostgres", "DrillRedis", "stop_group"]
+__all__ = ["DrillPostgres", "DrillRedis"]
 
 START_TIMEOUT_S = 60.0
-
-
-def stop_group(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, timeout_s: float = 20) -> None:
-    """Signal ``proc``'s process group, wait, SIGKILL the group if it is still there."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _find(name: str) -> str | None:
@@ -64,14 +49,10 @@ def _binary(name: str) -> str:
 
 def _wait_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, what: str, poll_s: float) -> None:
     """Wait until ``ready()``; raise with the log's tail if ``proc`` exits or time runs out."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerError(f"{what} exited: {log.read_text(errors='replace')[-1500:]}")
-        if ready():
-            return
-        time.sleep(poll_s)
-    raise ServerError(f"{what} was not ready within {START_TIMEOUT_S:g} s: {log.read_text(errors='replace')[-800:]}")
+    wait_until_ready(
+        proc, ready, timeout_s=START_TIMEOUT_S, what=what, poll_s=poll_s,
+        log_tail=lambda: log.read_text(errors="replace")[-1500:],
+    )  # fmt: skip
 
 
 class DrillRedis:
@@ -104,8 +85,7 @@ class DrillRedis:
                "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
         if self.maxmemory_bytes:
             cmd += ["--maxmemory", str(self.maxmemory_bytes), "--maxmemory-policy", "allkeys-lru"]
-        with open(self.directory / "redis.log", "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = spawn(cmd, log_path=self.directory / "redis.log")
         try:
             _wait_ready(self._proc, self.ping, self.directory / "redis.log", f"redis-server on {self.port}", 0.05)
         except BaseException:
@@ -174,8 +154,7 @@ class DrillPostgres:
         cmd = [*self._as_user, _binary("postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
                "-c", "full_page_writes=off", "-c", "max_connections=200"]  # fmt: skip
-        with open(self.base / "postgres.log", "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = spawn(cmd, log_path=self.base / "postgres.log")
 
         def accepts() -> bool:
             try:

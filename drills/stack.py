@@ -15,16 +15,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from drills.services import DrillPostgres, DrillRedis, stop_group
-from loadtest.stack import triton_models
+from drills.services import DrillPostgres, DrillRedis
 from serving.launcher import TritonServer, free_port, free_ports
+from serving.processes import spawn, stop_group, wait_until_ready
+from serving.stack import triton_models
 from visionserve.catalog import load_catalog
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT, repository_path
@@ -155,20 +155,15 @@ class DrillStack:
             self._gateway_env_extra = dict(env)
         cmd = [sys.executable, "-m", "visionserve", "gateway", "--host", "127.0.0.1",
                "--port", str(self.gateway_port), "--workers", str(self.workers)]  # fmt: skip
-        with open(self.workdir / "gateway.log", "ab") as log:
-            self._gateway = subprocess.Popen(
-                cmd, env=self.env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._gateway.poll() is not None:
-                raise ServerError(f"the gateway exited ({self._gateway.returncode}):\n{self.log_tail()}")
+        self._gateway = spawn(cmd, log_path=self.workdir / "gateway.log", env=self.env, cwd=PROJECT_ROOT)
+
+        def ready() -> bool:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.gateway_url + "/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.25)
-        raise ServerError(f"the gateway was not ready in {GATEWAY_START_TIMEOUT_S:g} s:\n{self.log_tail()}")
+                return httpx.get(self.gateway_url + "/readyz", timeout=2).status_code == 200
+            return False
+
+        wait_until_ready(self._gateway, ready, timeout_s=GATEWAY_START_TIMEOUT_S, what="the gateway",
+                         log_tail=self.log_tail)  # fmt: skip
 
     def stop_gateway(self) -> None:
         if self._gateway is not None:

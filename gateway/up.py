@@ -27,6 +27,7 @@ from types import FrameType
 
 from serving.cli import repository_api_key
 from serving.launcher import DEFAULT_REPOSITORY_KEY_PATH, LOOPBACK, TritonServer, default_models
+from serving.processes import spawn, stop_group
 from visionserve.catalog import load_catalog
 from visionserve.settings import (
     DEFAULT_GATEWAY_PORT,
@@ -36,9 +37,11 @@ from visionserve.settings import (
     repository_path,
 )
 
-__all__ = ["main", "stop_process_group"]
+__all__ = ["main"]
 
 GATEWAY_STOP_TIMEOUT_S = 20.0
+#: How long the gateway's workers may take to finish after its main process has exited.
+GATEWAY_LINGER_S = 5.0
 #: Niceness of the gateway beside a local tritonserver: under CPU contention the engine runs first
 #: (measured on 2 cores: see docs/decisions.md). Separate machines or pods need nothing of the kind.
 GATEWAY_NICENESS = 5
@@ -69,29 +72,6 @@ def _parser() -> argparse.ArgumentParser:
         help="where the repository-API key is written (mode 0600)",
     )
     return p
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = GATEWAY_STOP_TIMEOUT_S) -> int:
-    """SIGTERM the process group of ``proc`` (its session leader), then SIGKILL after ``timeout_s``."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-    else:  # the leader is gone; make sure nothing of its group lingers
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return int(proc.returncode or 0)
 
 
 def main(argv: list[str]) -> int:
@@ -139,7 +119,7 @@ def main(argv: list[str]) -> int:
         cmd += ["--host", args.host, "--port", str(args.port)]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
-        gateway = subprocess.Popen(cmd, env=env, start_new_session=True)
+        gateway = spawn(cmd, env=env)
         serving.set()
         print(
             f"visionserve up: gateway on http://{args.host}:{args.port} (docs at /, API under /v1)",
@@ -159,7 +139,7 @@ def main(argv: list[str]) -> int:
             code = 0
     finally:
         if gateway is not None:
-            stop_process_group(gateway)
+            stop_group(gateway, timeout_s=GATEWAY_STOP_TIMEOUT_S, linger_s=GATEWAY_LINGER_S)
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -17,18 +17,15 @@ from __future__ import annotations
 import json
 
 from locust import task
-from urllib3.filepost import encode_multipart_formdata
 
-from loadtest.checks import check_gateway_answer
+from client import CLASSIFY_PATH, classify_form
 from loadtest.http_user import WorkloadHttpUser, status_failure
-from loadtest.images import Pick
+from visionserve.samples import Pick, mime_type
 from visionserve.settings import DEFAULT_GATEWAY_PORT
 
-__all__ = ["CLASSIFY_PATH", "GatewayUser"]
+__all__ = ["GatewayUser"]
 
-CLASSIFY_PATH = "/v1/classify"
 _RATE_HINT = " (the key's rate limit: raise GATEWAY_RATE_PER_S / GATEWAY_RATE_BURST for load tests)"
-_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
 
 
 class GatewayUser(WorkloadHttpUser):
@@ -46,13 +43,8 @@ class GatewayUser(WorkloadHttpUser):
         self.headers = {"Authorization": f"Bearer {self.workload.settings.api_key}"}
 
     def _body(self, model: str, pick: Pick) -> tuple[bytes, str]:
-        image = pick.image
-        fields = {
-            "model": model,
-            "top_k": str(self.workload.top_k),
-            "image": (image.name, pick.data, _MIME.get(image.format, "application/octet-stream")),
-        }
-        return encode_multipart_formdata(fields)
+        return classify_form(pick.data, model=model, top_k=self.workload.top_k, filename=pick.image.name,
+                             content_type=mime_type(pick.image.format))  # fmt: skip
 
     @task
     def classify(self) -> None:
@@ -72,7 +64,6 @@ class GatewayUser(WorkloadHttpUser):
                 response.failure(status_failure(response) + hint)
                 return
             try:
-                check_gateway_answer(json.loads(response.content), model=model, fresh=not pick.repeated,
-                                     workload=self.workload)  # fmt: skip
+                self.workload.check_gateway_answer(json.loads(response.content), model=model, fresh=not pick.repeated)
             except Exception as exc:  # any malformed answer is a failed request, not an uncounted task error
                 response.failure(f"wrong answer: {exc}")

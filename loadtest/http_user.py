@@ -13,8 +13,8 @@ from typing import Any
 
 from locust import FastHttpUser
 
-from loadtest.images import ImagePicker
 from loadtest.options import workload_for
+from visionserve.samples import ImagePicker
 
 __all__ = ["WorkloadHttpUser", "status_failure"]
 

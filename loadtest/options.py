@@ -13,9 +13,9 @@ from typing import Any
 
 from locust import events
 
-from loadtest.images import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED
 from loadtest.workload import DEFAULT_TIMEOUT_S, LoadSettings, Workload
 from visionserve.errors import VisionServeError
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED
 
 __all__ = ["settings_from", "workload_for"]
 

@@ -15,7 +15,6 @@ stops it afterwards. Options it does not know go to Locust unchanged (``--proces
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -29,7 +28,8 @@ from pathlib import Path
 from types import FrameType
 
 from loadtest.results import Thresholds, evaluate, format_summary, read_failures, read_stats
-from loadtest.stack import GatewayStack, start_triton
+from serving.processes import signal_group, spawn, stop_group
+from serving.stack import GatewayStack, start_triton
 from visionserve.catalog import load_catalog
 from visionserve.errors import VisionServeError
 from visionserve.settings import PROJECT_ROOT, repository_path
@@ -182,29 +182,17 @@ def _timeout_s(args: argparse.Namespace, extra: list[str]) -> float | None:
 
 def _run_locust(cmd: list[str], timeout_s: float | None, log_path: Path | None) -> int:
     """Run Locust in its own process group; Ctrl-C / SIGTERM / the deadline stop it gracefully."""
-    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, start_new_session=True, stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=out)  # fmt: skip
+    proc = spawn(cmd, log_path=log_path, cwd=PROJECT_ROOT)
     try:
         proc.wait(timeout_s)
     except (KeyboardInterrupt, subprocess.TimeoutExpired) as exc:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # Locust writes its reports on SIGINT
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, signal.SIGINT, timeout_s=30)  # Locust writes its reports on SIGINT
         if isinstance(exc, KeyboardInterrupt):
             raise
         print(f"visionserve loadtest: Locust overran its run time by {_GRACE_S:.0f} s and was stopped",
               file=sys.stderr)  # fmt: skip
     finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # --processes workers left behind, if any
-        if out:
-            out.close()
+        signal_group(proc.pid, signal.SIGKILL)  # --processes workers left behind, if any
     return int(proc.returncode or 0)
 
 

@@ -27,22 +27,14 @@ import time  # noqa: E402
 import tritonclient.grpc as grpcclient  # noqa: E402
 from locust import User, task  # noqa: E402
 
-from loadtest.images import ImagePicker  # noqa: E402
+from client import classification_request, normalize_url  # noqa: E402
 from loadtest.options import workload_for  # noqa: E402
-from loadtest.triton_request import classification_request, predictions_of  # noqa: E402
+from visionserve.samples import ImagePicker  # noqa: E402
 from visionserve.settings import DEFAULT_GRPC_PORT  # noqa: E402
 
-__all__ = ["TritonGrpcUser", "grpc_target"]
+__all__ = ["TritonGrpcUser"]
 
 del locust
-
-
-def grpc_target(host: str) -> str:
-    """``host:port`` for tritonclient.grpc from a Locust host (``grpc://`` / ``http://`` dropped)."""
-    for scheme in ("grpc://", "http://", "https://"):
-        if host.startswith(scheme):
-            host = host[len(scheme) :]
-    return host.rstrip("/")
 
 
 class TritonGrpcUser(User):
@@ -57,7 +49,8 @@ class TritonGrpcUser(User):
         self.workload = workload_for(self.environment)
         self.rng = random.Random()
         self.picker: ImagePicker = self.workload.picker()
-        self.client = grpcclient.InferenceServerClient(grpc_target(self.host or ""))
+        # The client library's URL rules: grpc:// and http:// are dropped, https:// is refused.
+        self.client = grpcclient.InferenceServerClient(normalize_url(self.host or ""))
 
     def on_stop(self) -> None:
         client = getattr(self, "client", None)
@@ -68,14 +61,14 @@ class TritonGrpcUser(User):
     def classify(self) -> None:
         model = self.workload.choose_model(self.rng)
         pick = self.picker.pick()
-        inputs, outputs = classification_request(grpcclient, pick.data, self.workload.top_k)
+        inputs, outputs = classification_request([pick.data], self.workload.top_k, protocol="grpc")
         length, exception = 0, None
         start = time.perf_counter()
         try:
             result = self.client.infer(model, inputs, outputs=outputs, client_timeout=self.workload.settings.timeout_s)
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             length = result.get_response().ByteSize()
-            self.workload.check(model, predictions_of(result, model))
+            self.workload.check_triton_answer(result, model)
         except Exception as exc:  # reported to Locust as this request's failure
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             exception = exc

@@ -13,8 +13,8 @@ from __future__ import annotations
 import tritonclient.http as httpclient
 from locust import task
 
+from client import classification_request
 from loadtest.http_user import WorkloadHttpUser, status_failure
-from loadtest.triton_request import classification_request, predictions_of
 from visionserve.settings import DEFAULT_HTTP_PORT
 
 __all__ = ["HEADER_LENGTH", "TritonHttpUser"]
@@ -32,7 +32,7 @@ class TritonHttpUser(WorkloadHttpUser):
     def classify(self) -> None:
         model = self.workload.choose_model(self.rng)
         pick = self.picker.pick()
-        inputs, outputs = classification_request(httpclient, pick.data, self.workload.top_k)
+        inputs, outputs = classification_request([pick.data], self.workload.top_k, protocol="http")
         body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
         headers = {"Content-Type": "application/octet-stream"}
         if json_size is not None:
@@ -52,6 +52,6 @@ class TritonHttpUser(WorkloadHttpUser):
                 result = httpclient.InferenceServerClient.parse_response_body(
                     response.content, header_length=int(length) if length else None
                 )
-                self.workload.check(model, predictions_of(result, model))
+                self.workload.check_triton_answer(result, model)
             except Exception as exc:  # any malformed answer is a failed request, not an uncounted task error
                 response.failure(f"wrong answer: {exc}")

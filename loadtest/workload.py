@@ -1,9 +1,11 @@
 """What every simulated user sends and how its answers are judged, built once per process.
 
 A ``Workload`` holds the parts the three user classes share: the model mix, the image set,
-top-k, the labels each answer is checked against. It knows nothing about Locust (the
-locustfiles turn Locust's parsed options into ``LoadSettings``), so it is unit-tested and
-reused as is.
+top-k, the labels each answer is checked against (the client's checks: a fast wrong answer
+is a failure, not a success). Labels come from the model repository's ``labels.txt`` when
+the load generator can read it (a local stack); against a remote deployment they are learned
+from the answers. It knows nothing about Locust (the locustfiles turn Locust's parsed options
+into ``LoadSettings``), so it is unit-tested and reused as is.
 """
 
 from __future__ import annotations
@@ -12,15 +14,28 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from loadtest.checks import LabelBook, check_predictions, read_repository_labels
-from loadtest.images import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, ImagePicker, LoadImage, image_set
+from client import LabelBook, Prediction, check_gateway_answer, check_predictions, check_triton_answer
 from loadtest.mix import ModelMix, parse_mix
 from visionserve.catalog import Catalog, load_catalog
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, ImagePicker, SampleImage, image_set
 
-__all__ = ["DEFAULT_TIMEOUT_S", "LoadSettings", "Workload"]
+__all__ = ["DEFAULT_TIMEOUT_S", "LoadSettings", "Workload", "read_repository_labels"]
 
 DEFAULT_TIMEOUT_S = 60.0
+
+
+def read_repository_labels(repository: Path | None, model: str) -> list[str] | None:
+    """The labels of ensemble ``model`` from ``<repository>/<model>/labels.txt``, None if unreadable."""
+    if repository is None:
+        return None
+    try:
+        text = (Path(repository) / model / "labels.txt").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    return labels or None
 
 
 @dataclass(frozen=True)
@@ -77,10 +92,10 @@ class Workload:
         repository = Path(settings.labels_dir) if settings.labels_dir else None
         known = {m: labels for m in self.mix.names if (labels := read_repository_labels(repository, m))}
         self.labels = LabelBook(known)
-        self._images: tuple[LoadImage, ...] | None = None
+        self._images: tuple[SampleImage, ...] | None = None
 
     @property
-    def images(self) -> tuple[LoadImage, ...]:
+    def images(self) -> tuple[SampleImage, ...]:
         """The image set, generated (or read from its cache) on first use."""
         if self._images is None:
             self._images = image_set(self.settings.image_count, seed=self.settings.image_seed)
@@ -93,12 +108,17 @@ class Workload:
     def choose_model(self, rng: random.Random) -> str:
         return self.mix.choose(rng)
 
-    def check(self, model: str, predictions: Sequence[tuple[str, int, float]]) -> None:
+    def _expected(self, model: str) -> dict[str, Any]:
+        return {"top_k": self.top_k, "num_classes": self.catalog.get(model).num_classes, "labels": self.labels}
+
+    def check(self, model: str, predictions: Sequence[Prediction | tuple[str, int, float]]) -> None:
         """Raise ``WrongAnswer`` unless ``predictions`` is a valid top-k of ``model``."""
-        check_predictions(
-            predictions,
-            model=model,
-            top_k=self.top_k,
-            num_classes=self.catalog.get(model).num_classes,
-            labels=self.labels,
-        )
+        check_predictions(predictions, model=model, **self._expected(model))
+
+    def check_triton_answer(self, result: Any, model: str) -> None:
+        """Raise ``WrongAnswer`` unless tritonclient's ``result`` is a valid top-k of ``model`` for one image."""
+        check_triton_answer(result, model=model, **self._expected(model))
+
+    def check_gateway_answer(self, body: Any, *, model: str, fresh: bool) -> None:
+        """Raise ``WrongAnswer`` unless ``body`` is a valid gateway answer; a ``fresh`` image must not be cached."""
+        check_gateway_answer(body, model=model, cached=False if fresh else None, **self._expected(model))

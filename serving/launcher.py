@@ -17,13 +17,10 @@ import glob
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +29,7 @@ from types import TracebackType
 from serving.backend_dir import assemble_backend_directory
 from serving.install import check_stub_numpy, find_install, server_environment
 from serving.model_config import ensemble_steps, item_bytes, list_models, read_model_config
+from serving.processes import http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
 from visionserve.settings import PROJECT_ROOT
@@ -362,15 +360,8 @@ class TritonServer:
         cmd += list(self.extra_args)
 
         started = time.monotonic()
-        with open(self.log_path, "wb") as log:  # type: ignore[arg-type]
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own process group: stop() ends the stubs too
-            )
+        # Its own process group: stop() ends the python stubs too.
+        self._proc = spawn(cmd, log_path=self.log_path, env=env, append=False)
         atexit.register(self.stop)
         try:
             self._wait_ready(ready_timeout_s)
@@ -384,15 +375,8 @@ class TritonServer:
         atexit.unregister(self.stop)
         proc, self._proc = self._proc, None
         if proc is not None:
-            pgid = proc.pid
-            _signal_group(pgid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.exit_timeout_s + KILL_GRACE_S)
-            except subprocess.TimeoutExpired:
-                _signal_group(pgid, signal.SIGKILL)
-                proc.wait()
             # Stubs left in the group (e.g. the server was SIGKILLed) go too.
-            _wait_group_gone(pgid, timeout_s=5.0)
+            stop_group(proc, timeout_s=self.exit_timeout_s + KILL_GRACE_S, linger_s=5.0)
         for region in glob.glob(f"/dev/shm/{self._shm_prefix}*"):
             with contextlib.suppress(OSError):
                 os.unlink(region)
@@ -433,29 +417,19 @@ class TritonServer:
                 )
 
     def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
+        assert self._proc is not None
         pending = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in self.models)]
-        while True:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise ServerError(f"tritonserver exited with status {code} while starting\n{self.log_tail()}")
-            pending = [p for p in pending if not self._get_ok(p)]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise ServerError(
-                    f"tritonserver was not ready after {timeout_s:.0f} s (still waiting on "
-                    f"{', '.join(pending)})\n{self.log_tail()}"
-                )
-            time.sleep(_POLL_INTERVAL_S)
 
-    def _get_ok(self, path: str) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.http_url}{path}", timeout=2) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        def ready() -> bool:
+            pending[:] = [p for p in pending if not http_ok(f"http://{self.http_url}{p}")]
+            return not pending
+
+        def detail() -> str:
+            return f"(still waiting on {', '.join(pending)})\n{self.log_tail()}"
+
+        wait_until_ready(
+            self._proc, ready, timeout_s=timeout_s, what="tritonserver", poll_s=_POLL_INTERVAL_S, log_tail=detail
+        )
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last lines of the server log, error lines first, for error messages."""
@@ -470,20 +444,3 @@ class TritonServer:
         ]
         head = ["errors:", *errors[-10:], ""] if errors else []
         return "\n".join([*head, f"log tail ({path}):", *text[-lines:]])
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _wait_group_gone(pgid: int, timeout_s: float) -> None:
-    """Wait until no process is left in the group; SIGKILL the rest after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    _signal_group(pgid, signal.SIGKILL)

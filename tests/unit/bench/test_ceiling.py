@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from bench.ceiling import _top_k, artifact_path, measure_ceiling
-from loadtest.images import LoadImage
 from visionserve.catalog import load_catalog
 from visionserve.errors import RepositoryError
 from visionserve.samples import sample_images
@@ -21,7 +20,7 @@ def test_top_k_is_best_first() -> None:
 
 def test_ceiling_runs_the_real_pipeline_on_every_batch_size() -> None:
     spec = load_catalog().get("resnet18")
-    images = [LoadImage(s.name, s.format, s.size, s.data) for s in sample_images(6, seed=3)]
+    images = list(sample_images(6, seed=3))
     seen: list[tuple[int, ...]] = []
 
     def runner(batch: np.ndarray) -> np.ndarray:

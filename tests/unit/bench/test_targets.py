@@ -6,9 +6,8 @@ import asyncio
 import hashlib
 
 from bench.driver import run_closed_loop
-from bench.targets import DistinctImages
-from loadtest.images import image_set
 from visionserve.imaging import decode_rgb
+from visionserve.samples import DistinctImages, image_set
 
 
 def test_a_sender_reused_across_runs_never_repeats_bytes() -> None:

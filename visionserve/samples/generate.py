@@ -11,22 +11,36 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-__all__ = ["SampleImage", "base_photos", "sample_images", "write_sample_images"]
+__all__ = ["MIME_TYPES", "SAMPLE_FORMATS", "SampleImage", "base_photos", "encode", "mime_type", "sample_images"]
 
 _PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 _SIZES = ((640, 480), (480, 640), (320, 240), (1024, 768), (500, 375), (224, 224), (800, 600), (300, 420))
-_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+#: The formats a sample set cycles through (PIL format names).
+SAMPLE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif"}
+#: The media type an upload of each sample format is declared as.
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
+
+
+def mime_type(fmt: str) -> str:
+    """The media type of PIL format ``fmt`` (``application/octet-stream`` when it has none here)."""
+    return MIME_TYPES.get(fmt.upper(), "application/octet-stream")
 
 
 @dataclass(frozen=True)
 class SampleImage:
-    """One encoded image and what it is."""
+    """One encoded image of a sample set.
+
+    Args:
+        name: file name (``sample_<seed>_<i>.<ext>``).
+        format: PIL format name.
+        size: (width, height) in pixels.
+        data: the encoded bytes.
+    """
 
     name: str
     format: str
@@ -101,7 +115,7 @@ def sample_images(
     count: int,
     *,
     seed: int = 0,
-    formats: tuple[str, ...] = _FORMATS,
+    formats: tuple[str, ...] = SAMPLE_FORMATS,
     sizes: tuple[tuple[int, int], ...] = _SIZES,
 ) -> Iterator[SampleImage]:
     """Yield ``count`` distinct encoded images, cycling through formats; same seed, same bytes."""
@@ -111,17 +125,3 @@ def sample_images(
         size = sizes[int(rng.integers(len(sizes)))]
         data = encode(_variant(rng, size), fmt)
         yield SampleImage(f"sample_{seed}_{i:04d}.{_EXT[fmt]}", fmt, size, data)
-
-
-def write_sample_images(directory: Path, count: int, *, seed: int = 0, **kwargs) -> list[Path]:
-    """Write a sample set into ``directory`` (created) once; reuse it when already complete."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for image in sample_images(count, seed=seed, **kwargs):
-        path = directory / image.name
-        if not path.exists():
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(image.data)
-            tmp.replace(path)
-        paths.append(path)
-    return paths

@@ -1,14 +1,12 @@
-"""The load-test image set (generated once, cached) and the picker (repeats vs. fresh bytes)."""
+"""The image picker: repeats come from a hot set byte for byte, fresh uploads never repeat bytes."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from loadtest import images as images_module
-from loadtest.images import ImagePicker, image_set, images_dir
+from visionserve.samples import ImagePicker, image_set
 
 
 @pytest.fixture(autouse=True)
@@ -17,32 +15,6 @@ def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     image_set.cache_clear()
     yield tmp_path
     image_set.cache_clear()
-
-
-def test_the_set_is_varied_cached_and_identical_when_read_back(cache_root: Path) -> None:
-    first = image_set(10, seed=5)
-    assert len(first) == 10
-    assert {i.format for i in first} == {"JPEG", "PNG", "WEBP", "BMP", "GIF"}
-    assert len({i.size for i in first}) > 2
-    assert len({hashlib.sha256(i.data).hexdigest() for i in first}) == 10
-    directory = images_dir(10, 5)
-    assert directory.parent == cache_root and (directory / "manifest.json").exists()
-    image_set.cache_clear()
-    again = image_set(10, seed=5)  # read from disk this time
-    assert again == first
-
-
-def test_a_corrupted_cache_is_regenerated(cache_root: Path) -> None:
-    original = image_set(5, seed=6)
-    victim = images_dir(5, 6) / original[0].name
-    victim.write_bytes(b"garbage")
-    image_set.cache_clear()
-    assert image_set(5, seed=6) == original
-
-
-def test_an_empty_set_is_refused(cache_root: Path) -> None:
-    with pytest.raises(ValueError):
-        image_set(0)
 
 
 def test_fresh_picks_never_repeat_bytes() -> None:
@@ -78,8 +50,3 @@ def test_the_repeat_share_is_honoured() -> None:
 def test_picker_refuses_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ImagePicker(image_set(5, seed=7), **kwargs)
-
-
-def test_module_does_not_import_locust() -> None:
-    # benchmarks import it: Locust would monkey-patch their process with gevent
-    assert "locust" not in Path(images_module.__file__).read_text()

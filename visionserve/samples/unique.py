@@ -16,9 +16,9 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["UNIQUE_FORMATS", "make_unique"]
+__all__ = ["MAX_TOKEN_BYTES", "UNIQUE_FORMATS", "make_unique"]
 
-#: Formats ``make_unique`` handles (PIL format names, as ``visionserve.samples`` uses them).
+#: Formats ``make_unique`` handles (PIL format names, as the sample sets use them).
 UNIQUE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
 #: Longest token (a JPEG segment length and a GIF sub-block hold at most this much).
 MAX_TOKEN_BYTES = 250
@@ -73,7 +73,7 @@ def make_unique(data: bytes, fmt: str, token: str) -> bytes:
     """``data`` with ``token`` embedded where decoders ignore it: new bytes, same pixels.
 
     Args:
-        data: an encoded image, as ``visionserve.samples`` makes them.
+        data: an encoded image, as ``sample_images`` makes them.
         fmt: its PIL format name (``"JPEG"``, ``"PNG"``, ``"GIF"``, ``"WEBP"``, ``"BMP"``).
         token: short ASCII text that makes the result unique (e.g. a run id and a counter).
 

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from gateway.uploads import UploadPolicy, check_upload
-from loadtest.unique import UNIQUE_FORMATS, make_unique
 from visionserve.imaging import decode_rgb
-from visionserve.samples import sample_images
+from visionserve.samples import UNIQUE_FORMATS, make_unique, sample_images
 
 # two images of every format (sample_images cycles through the formats)
 SAMPLES = list(sample_images(2 * len(UNIQUE_FORMATS), seed=11))

@@ -1,4 +1,4 @@
-"""Model mix, answer checks and the per-process workload of the load tests."""
+"""Model mix, labels and the per-process workload of the load tests (which checks every answer)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.checks import LabelBook, WrongAnswer, check_gateway_answer, check_predictions, read_repository_labels
+from client import WrongAnswer
 from loadtest.mix import parse_mix
-from loadtest.workload import LoadSettings, Workload
+from loadtest.workload import LoadSettings, Workload, read_repository_labels
 from visionserve.catalog import load_catalog
 from visionserve.errors import CatalogError
 
@@ -42,42 +42,6 @@ def test_bad_mixes_are_refused(spec: str, error: type[Exception]) -> None:
         parse_mix(spec.format(m=CATALOG.names[0]), CATALOG)
 
 
-def test_a_valid_top_k_passes() -> None:
-    check_predictions(GOOD, model="m", top_k=3, num_classes=1000, labels=LabelBook())
-
-
-@pytest.mark.parametrize(
-    "predictions, why",
-    [
-        (GOOD[:2], "2 predictions"),
-        ([("a", 1000, 0.5), *GOOD[1:]], "outside"),
-        ([("a", 281, 0.5), ("b", 281, 0.4), GOOD[2]], "twice"),
-        ([("a", 1, 1.7), *GOOD[1:]], "not a probability"),
-        ([("a", 1, float("nan")), *GOOD[1:]], "not a probability"),
-        ([GOOD[1], GOOD[0], GOOD[2]], "best first"),
-        ([("", 281, 0.6), *GOOD[1:]], "no label"),
-    ],
-)
-def test_wrong_answers_are_named(predictions: list, why: str) -> None:
-    with pytest.raises(WrongAnswer, match=why):
-        check_predictions(predictions, model="m", top_k=3, num_classes=1000)
-
-
-def test_known_labels_must_match_their_index() -> None:
-    book = LabelBook({"m": [f"class {i}" for i in range(1000)]})
-    book.check("m", 7, "class 7")
-    with pytest.raises(WrongAnswer, match="expected 'class 7'"):
-        book.check("m", 7, "class 8")
-
-
-def test_learned_labels_must_stay_the_same() -> None:
-    book = LabelBook()
-    book.check("m", 3, "cat")
-    book.check("other", 3, "dog")  # per model
-    with pytest.raises(WrongAnswer, match="was labelled 'cat'"):
-        book.check("m", 3, "dog")
-
-
 def test_labels_are_read_from_a_repository(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "labels.txt").write_text("a\nb\n\n")
@@ -95,16 +59,16 @@ def test_gateway_answers_are_checked() -> None:
     workload = _workload(top_k=3)
     body = {"model": model, "version": 2, "cached": False,
             "predictions": [{"label": label, "index": i, "score": s} for label, i, s in GOOD]}  # fmt: skip
-    check_gateway_answer(body, model=model, fresh=True, workload=workload)
-    check_gateway_answer({**body, "cached": True}, model=model, fresh=False, workload=workload)
+    workload.check_gateway_answer(body, model=model, fresh=True)
+    workload.check_gateway_answer({**body, "cached": True}, model=model, fresh=False)
     with pytest.raises(WrongAnswer, match="from the cache"):
-        check_gateway_answer({**body, "cached": True}, model=model, fresh=True, workload=workload)
+        workload.check_gateway_answer({**body, "cached": True}, model=model, fresh=True)
     with pytest.raises(WrongAnswer, match="answered by"):
-        check_gateway_answer({**body, "model": "other"}, model=model, fresh=True, workload=workload)
+        workload.check_gateway_answer({**body, "model": "other"}, model=model, fresh=True)
     with pytest.raises(WrongAnswer, match="version"):
-        check_gateway_answer({**body, "version": 0}, model=model, fresh=True, workload=workload)
+        workload.check_gateway_answer({**body, "version": 0}, model=model, fresh=True)
     with pytest.raises(WrongAnswer, match="malformed"):
-        check_gateway_answer({**body, "predictions": [{"x": 1}]}, model=model, fresh=True, workload=workload)
+        workload.check_gateway_answer({**body, "predictions": [{"x": 1}]}, model=model, fresh=True)
 
 
 def test_workload_defaults_and_validation() -> None:

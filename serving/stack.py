@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import TracebackType
 
 import psutil
 
 from serving.launcher import TritonServer, default_models, free_ports
+from serving.processes import http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog, load_catalog
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT, repository_path
@@ -35,6 +32,8 @@ __all__ = ["LOAD_TEST_LIMITS", "GatewayStack", "start_triton", "triton_models"]
 LOAD_TEST_LIMITS = {"GATEWAY_RATE_PER_S": "1000000", "GATEWAY_RATE_BURST": "1000000"}
 STOP_TIMEOUT_S = 60.0
 _POLL_S = 0.5
+#: Beyond ``ready_timeout_s`` (which ``up`` gives Triton): the gateway's own start.
+_GATEWAY_START_S = 60.0
 
 
 def triton_models(catalog: Catalog, repository: Path, names: list[str] | None = None) -> list[str]:
@@ -61,14 +60,6 @@ def start_triton(
     )
     server.start(ready_timeout_s=600)
     return server
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class GatewayStack:
@@ -121,10 +112,6 @@ class GatewayStack:
     def triton_grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    @property
-    def triton_http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
-
     def _visionserve(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "visionserve", *args]
 
@@ -154,12 +141,7 @@ class GatewayStack:
         )  # fmt: skip
         if self.models:
             cmd += ["--models", ",".join(self.models)]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                cmd, env=self.env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        self._proc = spawn(cmd, log_path=self.log_path, env=self.env, cwd=PROJECT_ROOT)
         try:
             self._wait_ready()
         except BaseException:
@@ -176,15 +158,15 @@ class GatewayStack:
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + self.ready_timeout_s + 60
-        while not _http_ok(f"{self.gateway_url}/readyz"):
+
+        def ready() -> bool:
             self._remember_children()
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                raise ServerError(f"`visionserve up` exited ({code}) while starting\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise ServerError(f"the gateway was not ready within {self.ready_timeout_s:.0f} s\n{self.log_tail()}")
-            time.sleep(_POLL_S)
+            return http_ok(f"{self.gateway_url}/readyz")
+
+        wait_until_ready(
+            self._proc, ready, timeout_s=self.ready_timeout_s + _GATEWAY_START_S, what="`visionserve up`",
+            poll_s=_POLL_S, log_tail=self.log_tail,
+        )  # fmt: skip
         self._remember_children()
 
     def log_tail(self, lines: int = 30) -> str:
@@ -199,14 +181,7 @@ class GatewayStack:
         proc, self._proc = self._proc, None
         if proc is not None:
             self._remember_children_of(proc)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, timeout_s=STOP_TIMEOUT_S)
         survivors = [p for p in self._started if _alive(p)]
         for p in survivors:  # the gateway and Triton run in groups of their own
             with contextlib.suppress(psutil.Error):
