@@ -65,18 +65,32 @@ def photo_jpegs(count: int = 256, size: tuple[int, int] = (640, 480)) -> list[by
 
 
 # -- in-process -----------------------------------------------------------------------------------
-def _parts(spec: ModelSpec, repo: Path, precision: str = "fp16") -> tuple[Any, Any]:
+def _preprocessor(spec: ModelSpec, dtype: Any, decoder: str | None = None) -> Any:
+    """The GPU model's preprocessing with the catalog's JPEG decoder (or ``decoder``)."""
+    import torch
+
+    from visionserve.gpu_pipeline import Preprocessor, jpeg_decoder
+
+    assert spec.gpu is not None
+    device = torch.device("cuda")
+    jpeg, fallback = jpeg_decoder(decoder or spec.gpu.jpeg_decoder, device, spec.gpu.hardware_decode_share)
+    if fallback:
+        print(f"bench gpu: JPEG decoder {jpeg.name}, because {fallback}", flush=True)
+    return Preprocessor(spec.pipeline(), device, dtype, jpeg)
+
+
+def _parts(spec: ModelSpec, repo: Path, decoder: str | None = None) -> tuple[Any, Any]:
     import torch
 
     from export.repository import served_version
-    from visionserve.gpu_pipeline import Backbone, Preprocessor, load_onnx_module
+    from visionserve.gpu_pipeline import Backbone, load_onnx_module
 
     version = served_version(repo, spec)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    device = torch.device("cuda")
+    dtype = torch.float16
     module = load_onnx_module(str(repo / spec.gpu_model / str(version) / "model.onnx"))
     graphs = spec.gpu.graph_batch_sizes if spec.gpu else ()
-    return Preprocessor(spec.pipeline(), device, dtype), Backbone(module, device, dtype, spec.input_shape, graphs)
+    net = Backbone(module, torch.device("cuda"), dtype, spec.input_shape, graphs)
+    return _preprocessor(spec, dtype, decoder), net
 
 
 def raw_ceiling(net: Any, batch: int, seconds: float = 2.0) -> float:
@@ -134,13 +148,12 @@ def in_process(pre: Any, net: Any, images: list[bytes], batch: int = 256, worker
 def stages(pre: Any, net: Any, images: list[bytes], batch: int = 256) -> dict[str, float]:
     """Milliseconds per batch of each stage, one thread, synchronised: where a batch's time goes."""
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
 
-    from visionserve.gpu_pipeline import exif_orientation, nvjpeg_decodable
+    from visionserve.gpu_pipeline import TorchvisionJpeg, exif_orientation, jpeg_decoder, nvjpeg_decodable
     from visionserve.imaging import open_image
 
     chunk = images[:batch]
-    raw = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in chunk]
+    nvimgcodec, missing = jpeg_decoder("nvimgcodec", torch.device("cuda"))
 
     def timed(fn: Any, reps: int = 5) -> float:
         fn()
@@ -154,7 +167,8 @@ def stages(pre: Any, net: Any, images: list[bytes], batch: int = 256) -> dict[st
     x = pre(chunk).batch
     return {
         "headers": timed(lambda: [(exif_orientation(h), nvjpeg_decodable(h)) for h in map(open_image, chunk)]),
-        "nvjpeg decode": timed(lambda: decode_jpeg(raw, mode=ImageReadMode.RGB, device="cuda")),
+        "nvjpeg decode": timed(lambda: TorchvisionJpeg(torch.device("cuda"))(chunk)),
+        "nvimgcodec decode": None if missing else timed(lambda: nvimgcodec(chunk)),
         "whole preprocessing": timed(lambda: pre(chunk)),
         "backbone": timed(lambda: net(x)),
     }
@@ -177,7 +191,7 @@ def parity(spec: ModelSpec, repo: Path, pre16: Any, net16: Any) -> dict[str, flo
     images = [s.data for s in sample_images(200, seed=909)] + photo_jpegs(56)
     cpu_net = load_runner("onnx", artifact_path(repo, spec))
     cpu = cpu_net(spec.pipeline().batch(images))
-    pre32 = Preprocessor(spec.pipeline(), torch.device("cuda"), torch.float32)
+    pre32 = Preprocessor(spec.pipeline(), torch.device("cuda"), torch.float32, pre16.jpeg)
     pre_gpu = np.concatenate([pre32(images[i : i + 64]).batch.cpu().numpy() for i in range(0, len(images), 64)])
     gpu_pre_cpu_net = cpu_net(np.ascontiguousarray(pre_gpu))
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
@@ -324,8 +338,10 @@ def served(url: str, model: str, concurrency: int, per: int, seconds: float, pro
     out = ctx.Queue()
     procs = max(1, min(procs, concurrency))
     workers = [
-        ctx.Process(target=_grpc_worker, args=(url, model, concurrency // procs + (i < concurrency % procs),
-                                               per, warm, seconds, i, out))  # fmt: skip
+        ctx.Process(
+            target=_grpc_worker,
+            args=(url, model, concurrency // procs + (i < concurrency % procs), per, warm, seconds, i, out),
+        )  # fmt: skip
         for i in range(procs)
     ]
     busy: list[float] = []
@@ -392,10 +408,23 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="measured window per cell")
     p.add_argument("--procs", type=int, default=8, help="load-generator processes")
     p.add_argument("--naive-concurrency", type=int, default=16)
-    p.add_argument("--layout", choices=("fused", "split", "both"), default="fused",
-                   help="serve the GPU model fused (as exported), split in two steps, or both side by side")
-    p.add_argument("--instances", type=int, default=None,
-                   help="rewrite the GPU model's instance count in the repository before serving (tuning)")
+    p.add_argument(
+        "--layout",
+        choices=("fused", "split", "both"),
+        default="fused",
+        help="serve the GPU model fused (as exported), split in two steps, or both side by side",
+    )
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=None,
+        help="rewrite the GPU model's instance count in the repository before serving (tuning)",
+    )
+    p.add_argument(
+        "--jpeg-decoders",
+        default="",
+        help="serve with each of these JPEG decoders in turn, e.g. nvimgcodec,torchvision (default: the catalog's)",
+    )
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-parity", action="store_true", help="e.g. for weights that are not the exported ones")
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "bench-gpu.json")
@@ -433,21 +462,28 @@ def main(argv: list[str]) -> int:
         torch.cuda.empty_cache()
         print(spec.name, json.dumps(row), flush=True)
         row["served"] = {}
-        for layout in (("fused", "split") if args.layout == "both" else (args.layout,)):
+        decoders = args.jpeg_decoders.split(",") if args.jpeg_decoders else [spec.gpu.jpeg_decoder]
+        layouts = ("fused", "split") if args.layout == "both" else (args.layout,)
+        for layout, decoder in ((lay, dec) for lay in layouts for dec in decoders):
             served_repo = repo if layout == "fused" else split_variant(repo, spec, args.out.parent / "split-repository")
-            if args.instances:
-                _set_instances(served_repo / spec.gpu_model / "config.pbtxt", args.instances)
+            for name in (spec.gpu_model, f"{spec.gpu_model}_preprocess"):  # the split layout decodes in the 2nd
+                if (served_repo / name / "config.pbtxt").exists():
+                    count = args.instances if name == spec.gpu_model else None
+                    _rewrite_config(served_repo / name / "config.pbtxt", count, {"jpeg_decoder": decoder})
             http, grpc, metrics = free_ports(3)
-            log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-triton.log"
+            log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-triton.log"
             models = default_models(catalog, served_repo, spec.name)
             with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
                               models=models, log_path=log) as server:  # fmt: skip
                 for per in pers:
                     for c in levels:
                         key = f"c{c} x{per}" + ("" if layout == "fused" else f" {layout}")
+                        key += "" if len(decoders) == 1 else f" {decoder}"
                         cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
                         row["served"][key] = cell
                         print(spec.name, key, json.dumps(cell), flush=True)
+        if len(decoders) > 1:  # the repository as exported again
+            _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, {"jpeg_decoder": spec.gpu.jpeg_decoder})
         if args.skip_naive:
             report["models"][spec.name] = row
             continue
@@ -464,13 +500,17 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _set_instances(config: Path, count: int) -> None:
+def _rewrite_config(config: Path, instances: int | None, params: dict[str, str]) -> None:
+    """Set the GPU model's instance count and string parameters in its config (tuning runs)."""
     from google.protobuf import text_format
 
     from serving.model_config import read_model_config
 
     cfg = read_model_config(config.parent)
-    cfg.instance_group[0].count = count
+    if instances:
+        cfg.instance_group[0].count = instances
+    for key, value in params.items():  # (the split layout's backbone step ignores a decoder)
+        cfg.parameters[key].string_value = value
     _write(config, text_format.MessageToString(cfg))
 
 
@@ -494,7 +534,7 @@ def render(report: dict[str, Any]) -> str:
         summary_rows.append([name, rate(row["raw b32"]), rate(row["raw b256"]), rate(row["in-process"]),
                              rate(top), f"{top / row['in-process']:.2f}", rate(naive_rate),
                              f"{top / naive_rate:.1f}"])  # fmt: skip
-        stage_rows.append([name, *(f"{v:.1f}" for v in row["stages ms/256"].values())])
+        stage_rows.append([name, *("-" if v is None else f"{v:.1f}" for v in row["stages ms/256"].values())])
         if "parity" not in row:
             continue
         p = row["parity"]
@@ -512,7 +552,11 @@ def render(report: dict[str, Any]) -> str:
         markdown_table(["model", "load", "images/s", "p50 ms", "p99 ms", "errors", "load-gen cores", "GPU busy %"],
                        served_rows, "ll" + "r" * 6),
         "### Where a batch of 256 JPEGs spends its time (ms, one thread, synchronised)",
-        markdown_table(["model", "headers (Pillow)", "nvJPEG decode", "whole preprocessing", "backbone"], stage_rows),
+        markdown_table(
+            ["model", "headers (Pillow)", "nvJPEG decode (SMs)", "nvImageCodec decode (NVJPG)", "whole preprocessing",
+             "backbone"],
+            stage_rows,
+        ),  # fmt: skip
         "### Parity of the GPU path with the CPU path (sample images of every format + 640x480 JPEGs)",
         markdown_table(["model", "images", "top-1 GPU path vs CPU path", "max |Δp|",
                         "top-1 GPU preprocessing vs CPU (same CPU backbone)", "max |Δp|",

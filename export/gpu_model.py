@@ -22,7 +22,7 @@ import triton_python_backend_utils as pb_utils
 from torch.utils import dlpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_pipeline import Backbone, Preprocessor, load_onnx_module  # noqa: E402  (copied beside this file)
+from gpu_pipeline import Backbone, Preprocessor, jpeg_decoder, load_onnx_module  # noqa: E402  (copied beside)
 from imaging import Pipeline  # noqa: E402
 
 _DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -50,7 +50,18 @@ class TritonPythonModel:
         self.output_name = config["output"][0]["name"]
         self.output_dtype = _CONFIG_DTYPES.get(config["output"][0]["data_type"], torch.float32)
         pipeline = Pipeline.from_params(json.loads(params["preprocessing"]))
-        self.pre = Preprocessor(pipeline, self.device, dtype) if self.stage != "backbone" else None
+        self.pre = None
+        if self.stage != "backbone":
+            instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+            jpeg, fallback = jpeg_decoder(
+                params.get("jpeg_decoder", "nvimgcodec"),
+                self.device,
+                float(params.get("hardware_decode_share", "1.0")),
+                cpu_threads=max(1, (os.cpu_count() or 2) // instances),  # the instances share the cores
+            )
+            if fallback:
+                pb_utils.Logger.log_warn(f"JPEG decoder: {jpeg.name}, because {fallback}")
+            self.pre = Preprocessor(pipeline, self.device, dtype, jpeg)
         self.net = None
         if self.stage != "preprocess":
             here = os.path.join(args["model_repository"], args["model_version"])
@@ -62,7 +73,8 @@ class TritonPythonModel:
                 pb_utils.Logger.log_warn(f"CUDA graphs unavailable, running eagerly: {self.net.graph_error}")
         pb_utils.Logger.log_info(
             f"{args['model_name']} v{args['model_version']} stage={self.stage} device={self.device} "
-            f"dtype={dtype} graphs={sorted(self.net.graphs) if self.net else []}"
+            f"dtype={dtype} jpeg={self.pre.jpeg.name if self.pre else None} "
+            f"graphs={sorted(self.net.graphs) if self.net else []}"
         )
 
     def _inputs(self, requests):

@@ -161,6 +161,8 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
         "preprocessing": json.dumps(spec.pipeline_params()),
         "precision": gpu.precision,
         "graph_batch_sizes": json.dumps(list(gpu.graph_batch_sizes)),
+        "jpeg_decoder": gpu.jpeg_decoder,
+        "hardware_decode_share": str(gpu.hardware_decode_share),
         "backbone_file": ARTIFACTS["onnx"],
     }
     for key, value in params.items():

@@ -109,6 +109,10 @@ class GpuProfile(_Strict):
         batch_delay_us: how long a batch may wait for company.
         instances: model instances per GPU (each its own process, CUDA context and graphs).
         graph_batch_sizes: batch buckets captured as CUDA graphs.
+        jpeg_decoder: ``nvimgcodec`` (the GPU's hardware JPEG engines, its CUDA decoder for the
+            rest) or ``torchvision`` (nvJPEG on the SMs); a machine without nvImageCodec falls
+            back to torchvision's, and says so in the log.
+        hardware_decode_share: the share of each batch nvImageCodec gives its hardware engines.
     """
 
     device: Literal["gpu", "cpu"] = "gpu"
@@ -118,6 +122,8 @@ class GpuProfile(_Strict):
     batch_delay_us: int = Field(ge=0)
     instances: int = Field(ge=1)
     graph_batch_sizes: tuple[int, ...]
+    jpeg_decoder: Literal["nvimgcodec", "torchvision"] = "nvimgcodec"
+    hardware_decode_share: float = Field(default=1.0, ge=0, le=1)
 
 
 class ModelSpec(_Strict):

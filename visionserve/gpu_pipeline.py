@@ -7,12 +7,14 @@ model's ``model.py`` with ``imaging.py`` — and in-process for ``bench gpu``'s 
 on a CPU device as well, which is how CI tests the routing, the fallbacks and the geometry.
 
 Decode: baseline JPEGs (YCbCr or grey; no progressive, CMYK or multi-picture files) are decoded
-together in one ``torchvision.io.decode_jpeg(list, device=...)`` call, nvJPEG on a GPU. Every
-other image (PNG, WebP, BMP, GIF, progressive or CMYK JPEG, or a JPEG nvJPEG refuses) goes to
-the CPU decoder (``imaging.decode_rgb``, Pillow) inside the same batch; a corrupt image fails
-only its own slot. Geometry: Pillow's antialiased bilinear resize, bit for bit
-(``PillowResize``: the framework references resize with Pillow), computed only inside the
-centre crop, then ``(pixel * scale - mean) / std`` in the model's channel order and layout.
+together in one call of the catalog's ``jpeg_decoder``: nvImageCodec on the GPU's hardware JPEG
+engines (``NvImageCodecJpeg``), or nvJPEG on the SMs through ``torchvision.io.decode_jpeg``
+(``TorchvisionJpeg``, also what a CPU device runs). Every other image (PNG, WebP, BMP, GIF,
+progressive or CMYK JPEG, or a JPEG the device decoder refuses) goes to the CPU decoder
+(``imaging.decode_rgb``, Pillow) inside the same batch; a corrupt image fails only its own slot.
+Geometry: Pillow's antialiased bilinear resize, bit for bit (``PillowResize``: the framework
+references resize with Pillow), computed only inside the centre crop, then
+``(pixel * scale - mean) / std`` in the model's channel order and layout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -34,6 +37,11 @@ except ImportError:  # in-process
 
 __all__ = [
     "DEFAULT_GRAPH_BATCH_SIZES",
+    "JPEG_DECODERS",
+    "JpegDecoder",
+    "NvImageCodecJpeg",
+    "TorchvisionJpeg",
+    "jpeg_decoder",
     "exif_orientation",
     "Backbone",
     "PillowResize",
@@ -83,6 +91,96 @@ def orient(chw: torch.Tensor, orientation: int) -> torch.Tensor:
     return chw
 
 
+class JpegDecoder(Protocol):
+    """Baseline JPEGs -> CHW uint8 tensors on the device; None where it cannot decode one."""
+
+    name: str
+
+    def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]: ...
+
+
+class TorchvisionJpeg:
+    """``torchvision.io.decode_jpeg(list, device=...)``: nvJPEG's batched decoder, on the SMs."""
+
+    name = "torchvision"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+
+    def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]:
+        with warnings.catch_warnings():  # read-only bytes: decode_jpeg only reads them
+            warnings.simplefilter("ignore", UserWarning)
+            raw = [torch.frombuffer(data, dtype=torch.uint8) for data in images]
+        try:
+            return list(decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError:  # one bad file fails the batched call: decode one by one
+            results: list[torch.Tensor | None] = []
+            for tensor in raw:
+                try:
+                    results.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=self.device))
+                except RuntimeError:
+                    results.append(None)
+            return results
+
+
+class NvImageCodecJpeg:
+    """nvImageCodec: the GPU's hardware JPEG engines (NVJPG) first, its CUDA decoder for the rest.
+
+    Why: nvJPEG through torchvision decodes on the SMs, where it competed with the backbone
+    for the whole GPU (docs/benchmarks-gpu.md); the hardware engines sit beside the SMs.
+    ``hardware_share`` is the hardware backend's load hint: the share of a batch it takes,
+    the CUDA backend the rest (and what the hardware refuses). Decoding runs on the caller's
+    current CUDA stream, and the images are handed over by DLPack, so nothing is copied.
+
+    Args:
+        device: a CUDA device.
+        hardware_share: 0-1, the hardware decoder's share of each batch.
+        cpu_threads: the decoder's host threads (Huffman parsing for the hardware engines).
+    """
+
+    name = "nvimgcodec"
+
+    def __init__(self, device: torch.device, hardware_share: float = 1.0, cpu_threads: int = 2) -> None:
+        from nvidia import nvimgcodec
+
+        self.device = torch.device(device)
+        kinds = nvimgcodec.BackendKind
+        backends = [nvimgcodec.Backend(kinds.HW_GPU_ONLY, load_hint=hardware_share), nvimgcodec.Backend(kinds.GPU_ONLY)]
+        self._decoder = nvimgcodec.Decoder(
+            device_id=self.device.index or 0,
+            max_num_cpu_threads=cpu_threads,
+            backends=backends,
+            options=":fancy_upsampling=1",  # chroma upsampled as libjpeg (Pillow) does
+        )
+        self._params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.RGB)
+
+    def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]:
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        decoded = self._decoder.decode(images, params=self._params, cuda_stream=stream)
+        return [None if img is None else torch.from_dlpack(img).permute(2, 0, 1) for img in decoded]
+
+
+#: What the catalog's ``jpeg_decoder`` names.
+JPEG_DECODERS = ("nvimgcodec", "torchvision")
+
+
+def jpeg_decoder(
+    kind: str, device: torch.device, hardware_share: float = 1.0, cpu_threads: int = 2
+) -> tuple[JpegDecoder, str | None]:
+    """The decoder ``kind`` names on ``device``; torchvision's, and why, where that one cannot run."""
+    device = torch.device(device)
+    if kind not in JPEG_DECODERS:
+        raise ValueError(f"unknown JPEG decoder {kind!r}; one of {', '.join(JPEG_DECODERS)}")
+    if kind == "nvimgcodec":
+        if device.type != "cuda":
+            return TorchvisionJpeg(device), "nvImageCodec decodes on a GPU; this is a CPU device"
+        try:
+            return NvImageCodecJpeg(device, hardware_share, cpu_threads), None
+        except Exception as exc:  # noqa: BLE001 - not installed, no hardware decoder, driver too old…
+            return TorchvisionJpeg(device), f"nvImageCodec unavailable ({type(exc).__name__}: {exc})"
+    return TorchvisionJpeg(device), None
+
+
 @dataclass
 class Prepared:
     """A preprocessed batch: one row per image (zeros where it failed) and each image's error."""
@@ -100,12 +198,20 @@ class Preprocessor:
         pipeline: the catalog preprocessing (``ModelSpec.pipeline_params()``).
         device: where decoding, resizing and normalising run.
         dtype: the batch's dtype (float16 for the GPU profile's fp16 backbones).
+        jpeg: the baseline-JPEG decoder (``jpeg_decoder``); torchvision's when None.
     """
 
-    def __init__(self, pipeline: Pipeline, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        jpeg: JpegDecoder | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.device = torch.device(device)
         self.dtype = dtype
+        self.jpeg = jpeg if jpeg is not None else TorchvisionJpeg(self.device)
         std = torch.tensor(pipeline.std, dtype=torch.float32)
         self._mul = (pipeline.scale / std).view(1, 3, 1, 1).to(self.device)
         self._add = (-torch.tensor(pipeline.mean, dtype=torch.float32) / std).view(1, 3, 1, 1).to(self.device)
@@ -147,18 +253,10 @@ class Preprocessor:
         """Decode ``wanted`` together; returns the indices the device decoder could not decode."""
         if not wanted:
             return []
-        with warnings.catch_warnings():  # read-only bytes: decode_jpeg only reads them
-            warnings.simplefilter("ignore", UserWarning)
-            raw = [torch.frombuffer(images[i], dtype=torch.uint8) for i, _ in wanted]
         try:
-            results = decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device)
-        except RuntimeError:  # one bad file fails the batched call: decode one by one
-            results = []
-            for tensor in raw:
-                try:
-                    results.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=self.device))
-                except RuntimeError:
-                    results.append(None)
+            results = self.jpeg([images[i] for i, _ in wanted])
+        except Exception:  # noqa: BLE001 - a decoder failing a whole batch: every image goes to the CPU
+            results = [None] * len(wanted)
         rejected = []
         for (i, orientation), chw in zip(wanted, results, strict=True):
             if chw is None:

@@ -15,7 +15,15 @@ import torch
 from PIL import Image, ImageOps
 
 from visionserve.catalog import load_catalog
-from visionserve.gpu_pipeline import Backbone, PillowResize, Preprocessor, nvjpeg_decodable, orient
+from visionserve.gpu_pipeline import (
+    Backbone,
+    PillowResize,
+    Preprocessor,
+    TorchvisionJpeg,
+    jpeg_decoder,
+    nvjpeg_decodable,
+    orient,
+)
 from visionserve.imaging import open_image
 from visionserve.samples import base_photos, sample_images
 
@@ -208,3 +216,45 @@ def test_initializer_pads_and_squeeze_axes_become_static(tmp_path) -> None:  # n
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
     expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_jpeg_decoder_falls_back_to_torchvision_off_the_gpu() -> None:
+    jpeg, reason = jpeg_decoder("nvimgcodec", CPU)
+    assert isinstance(jpeg, TorchvisionJpeg) and jpeg.name == "torchvision"
+    assert reason is not None and "CPU device" in reason
+    assert jpeg_decoder("torchvision", CPU)[1] is None
+    with pytest.raises(ValueError, match="unknown JPEG decoder"):
+        jpeg_decoder("libjpeg", CPU)
+
+
+class _Refusing:
+    """A device decoder that refuses every other image and fails a batch holding a grey one."""
+
+    name = "refusing"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]:
+        self.calls.append(len(images))
+        if any(Image.open(io.BytesIO(data)).mode == "L" for data in images):
+            raise RuntimeError("the whole batch failed")
+        decoded = [
+            torch.from_numpy(np.array(Image.open(io.BytesIO(d)).convert("RGB"))).permute(2, 0, 1) for d in images
+        ]
+        return [None if i % 2 else chw for i, chw in enumerate(decoded)]
+
+
+def test_what_the_device_decoder_refuses_or_fails_goes_to_the_cpu_decoder() -> None:
+    pipeline = CATALOG.get("resnet18").pipeline()
+    photos = [_encode(_photo((320 + 16 * i, 240)), "JPEG", quality=90) for i in range(4)]
+    reference = Preprocessor(pipeline, CPU)(photos)
+    refusing = _Refusing()
+    prepared = Preprocessor(pipeline, CPU, jpeg=refusing)(photos)
+    assert refusing.calls == [4]
+    assert (prepared.decoded_on_device, prepared.decoded_on_cpu) == (2, 2)
+    assert prepared.errors == [None] * 4
+    # the CPU decoder decodes at a reduced DCT scale; the picture is the same
+    assert float((prepared.batch - reference.batch).abs().mean()) < 0.05
+    grey = Preprocessor(pipeline, CPU, jpeg=refusing)([*photos, _encode(_photo().convert("L"), "JPEG")])
+    assert (grey.decoded_on_device, grey.decoded_on_cpu) == (0, 5) and grey.errors == [None] * 5
