@@ -131,10 +131,10 @@ def _request_cases(model: str) -> list[Case]:
 
 
 def _corpus() -> list[Case]:
-    """The gateway's upload corpus (tests/unit/gateway/corpus.py, from a source checkout)."""
+    """The gateway's upload corpus (tests/fixtures/corpus.py, from a source checkout)."""
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.unit.gateway import corpus
+    from tests.fixtures import corpus
 
     found = [Case(f"corpus: {h.name}", _file(h.name, h.data)) for h in corpus.hostile_corpus()]
     for item in getattr(corpus, "hostile_requests", lambda: ())():  # H1's request-level list

@@ -21,6 +21,8 @@ from visionserve.catalog import load_catalog
 from visionserve.errors import ParityError
 from visionserve.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.integration
+
 R18 = load_catalog().get("resnet18")
 
 

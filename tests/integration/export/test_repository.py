@@ -14,6 +14,8 @@ from export.runners import load_runner
 from visionserve.catalog import ARTIFACTS, PLATFORMS, load_catalog
 from visionserve.samples import sample_images
 
+pytestmark = pytest.mark.integration
+
 CATALOG = load_catalog()
 
 

@@ -163,7 +163,7 @@ def unique_jpeg(size: tuple[int, int] = (160, 120)) -> bytes:
     """A JPEG nobody has sent before in this session (so neither cache can answer it)."""
     import io
 
-    from tests.unit.gateway.corpus import photo
+    from tests.fixtures.corpus import photo
 
     buf = io.BytesIO()
     photo(size, seed=next(_SEEDS)).save(buf, "JPEG", quality=88)

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from serving.launcher import free_ports
-from tests.unit.gateway.corpus import photo
+from tests.fixtures.corpus import photo
 from visionserve.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import base64
 import httpx
 import pytest
 
+from tests.fixtures.corpus import hostile_corpus
 from tests.integration.gateway.conftest import GatewayProcess, ensemble_counts, unique_jpeg
-from tests.unit.gateway.corpus import hostile_corpus
 
 pytestmark = pytest.mark.integration
 MODEL = "resnet18"
@@ -100,7 +100,7 @@ def test_security_headers_and_request_id_on_every_response(gateway: GatewayProce
 
 def test_hostile_request_bodies_get_a_4xx_json_error(gateway: GatewayProcess) -> None:
     """Huge part headers, many parts, deep JSON, base64 garbage, wrong types, oversized bodies (issue 12)."""
-    from tests.unit.gateway.corpus import hostile_requests
+    from tests.fixtures.corpus import hostile_requests
 
     with gateway.client(gateway.key()) as http:
         for case in hostile_requests():
@@ -118,7 +118,7 @@ def test_costly_uploads_do_not_stall_the_event_loop(gateway: GatewayProcess) -> 
     import threading
     import time
 
-    from tests.unit.gateway.corpus import costly_valid, rle_bmp
+    from tests.fixtures.corpus import costly_valid, rle_bmp
 
     uploads = [*costly_valid(), ("rle8-1999.bmp", rle_bmp(1999, 1999)), ("rle8-1998.bmp", rle_bmp(1998, 1998))]
     statuses: list[int] = []
@@ -147,8 +147,8 @@ def test_costly_uploads_do_not_stall_the_event_loop(gateway: GatewayProcess) -> 
 
 def test_an_upload_over_its_decode_time_is_refused_and_the_gateway_goes_on(triton, tmp_path) -> None:
     """A check past GATEWAY_DECODE_TIMEOUT_S: its process is killed, the caller gets 413 decode_timeout."""
+    from tests.fixtures.corpus import rle_bmp
     from tests.integration.gateway.conftest import running_gateway
-    from tests.unit.gateway.corpus import rle_bmp
 
     env = {"GATEWAY_DECODE_TIMEOUT_S": "0.2", "GATEWAY_DECODE_WORKERS": "1"}
     with running_gateway(tmp_path / "gw", triton.grpc_url, env=env) as gw:

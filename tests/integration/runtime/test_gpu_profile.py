@@ -34,6 +34,8 @@ from visionserve.catalog import ARTIFACTS, load_catalog
 from visionserve.samples import base_photos, sample_images
 from visionserve.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.integration
+
 CATALOG = load_catalog()
 SPEC = CATALOG.get("resnet18")
 

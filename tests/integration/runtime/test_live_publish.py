@@ -25,6 +25,8 @@ from visionserve.catalog import load_catalog
 from visionserve.samples import sample_images
 from visionserve.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.integration
+
 SPEC = load_catalog().get("resnet18")
 IMAGES = [s.data for s in sample_images(6, seed=4242)]
 REPEATED = IMAGES[0]

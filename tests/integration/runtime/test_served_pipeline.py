@@ -22,6 +22,8 @@ from serving.launcher import TritonServer
 from visionserve.catalog import ARTIFACTS, ModelSpec, load_catalog
 from visionserve.samples import sample_images
 
+pytestmark = pytest.mark.integration
+
 CATALOG = load_catalog()
 # Formats and sizes where no JPEG draft applies: the reference decodes at full resolution too.
 IMAGES = [s.data for s in sample_images(6, seed=31, formats=("PNG", "WEBP", "BMP", "GIF"))] + [

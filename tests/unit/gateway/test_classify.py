@@ -19,7 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.routing import AutoRouter
 from gateway.uploads import UploadPolicy
 from gateway.versions import VersionTracker
-from tests.unit.gateway.corpus import hostile_corpus, valid_corpus
+from tests.fixtures.corpus import hostile_corpus, valid_corpus
 from visionserve.catalog import load_catalog
 from visionserve.errors import ImageError
 
@@ -198,7 +198,7 @@ async def test_costly_uploads_never_stall_the_event_loop(setup) -> None:
     """Small in bytes, dear to decode (issue 12): checked in a decode process, the loop keeps running."""
     import asyncio
 
-    from tests.unit.gateway.corpus import costly_valid
+    from tests.fixtures.corpus import costly_valid
 
     classifier, triton, _, _ = setup
     await classifier.decode_pool.start()

@@ -261,7 +261,7 @@ async def test_body_budget_holds_bodies_in_flight_to_its_size() -> None:
 
 @pytest.mark.anyio
 async def test_hostile_request_bodies_get_their_4xx(http: httpx.AsyncClient) -> None:
-    from tests.unit.gateway.corpus import hostile_requests
+    from tests.fixtures.corpus import hostile_requests
 
     checked = 0
     async with http as c:

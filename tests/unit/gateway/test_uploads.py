@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage
 from gateway.uploads import UploadPolicy, check_upload, inspect, sniff
-from tests.unit.gateway.corpus import hostile_corpus, photo, valid_corpus
+from tests.fixtures.corpus import hostile_corpus, photo, valid_corpus
 from visionserve.errors import ImageError
 from visionserve.samples import sample_images
 
@@ -27,7 +27,7 @@ def test_the_hostile_corpus_is_large_and_covers_every_status() -> None:
 
 
 def test_the_request_corpus_states_a_4xx_for_every_body() -> None:
-    from tests.unit.gateway.corpus import hostile_requests
+    from tests.fixtures.corpus import hostile_requests
 
     cases = hostile_requests()
     assert len(cases) >= 15 and len({c.name for c in cases}) == len(cases)

@@ -17,7 +17,7 @@ from PIL import Image
 from gateway.decode_pool import DecodePool
 from gateway.errors import ImageTooLarge, InvalidImage
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_upload, inspect, sniff
-from tests.unit.gateway.corpus import _animated, _gif_many_blocks, _progressive_many_scans, costly_valid, photo, rle_bmp
+from tests.fixtures.corpus import _animated, _gif_many_blocks, _progressive_many_scans, costly_valid, photo, rle_bmp
 from visionserve import imaging
 
 POLICY = UploadPolicy()
