@@ -11,14 +11,6 @@ from visionserve import samples
 from visionserve.samples import image_set, images_dir
 
 
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VISIONSERVE_IMAGES_DIR", str(tmp_path))
-    image_set.cache_clear()
-    yield tmp_path
-    image_set.cache_clear()
-
-
 def test_the_set_is_varied_cached_and_identical_when_read_back(cache_root: Path) -> None:
     first = image_set(10, seed=5)
     assert len(first) == 10

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from visionserve.samples import ImagePicker, image_set
-
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VISIONSERVE_IMAGES_DIR", str(tmp_path))
-    image_set.cache_clear()
-    yield tmp_path
-    image_set.cache_clear()
 
 
 def test_fresh_picks_never_repeat_bytes() -> None:
