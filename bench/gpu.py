@@ -145,7 +145,7 @@ def in_process(pre: Any, net: Any, images: list[bytes], batch: int = 256, worker
     return n / (time.perf_counter() - start)
 
 
-def stages(pre: Any, net: Any, images: list[bytes], batch: int = 256) -> dict[str, float]:
+def stages(pre: Any, net: Any, images: list[bytes], hardware_share: float, batch: int = 256) -> dict[str, float | None]:
     """Milliseconds per batch of each stage, one thread, synchronised: where a batch's time goes."""
     import torch
 
@@ -153,7 +153,7 @@ def stages(pre: Any, net: Any, images: list[bytes], batch: int = 256) -> dict[st
     from visionserve.imaging import open_image
 
     chunk = images[:batch]
-    nvimgcodec, missing = jpeg_decoder("nvimgcodec", torch.device("cuda"))
+    nvimgcodec, missing = jpeg_decoder("nvimgcodec", torch.device("cuda"), hardware_share)
 
     def timed(fn: Any, reps: int = 5) -> float:
         fn()
@@ -455,7 +455,7 @@ def main(argv: list[str]) -> int:
         row["graphs"] = sorted(net.graphs)
         row["raw b32"], row["raw b256"] = raw_ceiling(net, 32), raw_ceiling(net, 256)
         row["in-process"] = in_process(pre, net, images)
-        row["stages ms/256"] = stages(pre, net, images)
+        row["stages ms/256"] = stages(pre, net, images, spec.gpu.hardware_decode_share)
         if not args.skip_parity:
             row["parity"] = parity(spec, repo, pre, net)
         del pre, net

@@ -20,9 +20,7 @@ DEFAULT_SERVER_URL = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--repository", type=Path, default=None, help="model repository (default: model_repository/)"
-    )
+    parser.add_argument("--repository", type=Path, default=None, help="model repository (default: model_repository/)")
     parser.add_argument(
         "--server-url",
         default=os.environ.get("TRITON_GRPC_URL", DEFAULT_SERVER_URL),
@@ -34,16 +32,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _control(url: str) -> TritonControl | None:
     control = TritonControl.connect(url)
     if url and control is None:
-        print(
-            f"(no tritonserver answering at {url}: writing to disk only; it serves the new version when started)"
-        )
+        print(f"(no tritonserver answering at {url}: writing to disk only; it serves the new version when started)")
     return control
 
 
 def export_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="visionserve export", description="Export models and publish version N+1."
-    )
+    parser = argparse.ArgumentParser(prog="visionserve export", description="Export models and publish version N+1.")
     parser.add_argument("--model", default="", help="catalog model(s), comma-separated (default: all)")
     parser.add_argument("--weights", default="auto", help="auto | imagenet | demo | /path/to/checkpoint")
     parser.add_argument("--labels", default=None, help="labels file (one class per line) for a checkpoint")
@@ -53,9 +47,7 @@ def export_main(argv: list[str]) -> int:
         default="cpu",
         help="cpu: Pillow preprocessing -> backbone; gpu: one model decoding and running fp16 on the GPU",
     )
-    parser.add_argument(
-        "--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)"
-    )
+    parser.add_argument("--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)")
     _common(parser)
     args = parser.parse_args(argv)
 
@@ -116,9 +108,7 @@ def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
 
 
 def rollback_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="visionserve rollback", description="Serve an earlier version again."
-    )
+    parser = argparse.ArgumentParser(prog="visionserve rollback", description="Serve an earlier version again.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--version", type=int, required=True)
     _common(parser)

@@ -19,9 +19,7 @@ __all__ = ["CALIBRATION_IMAGES", "demo_head"]
 CALIBRATION_IMAGES = 48
 
 
-def demo_head(
-    features: np.ndarray, num_classes: int, seed: int, spread: float = 6.0
-) -> tuple[np.ndarray, np.ndarray]:
+def demo_head(features: np.ndarray, num_classes: int, seed: int, spread: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (kernel [d, classes], bias [classes]) of a dense head over ``features`` [n, d]."""
     features = np.asarray(features, dtype=np.float64)
     rng = np.random.default_rng(seed)

@@ -53,10 +53,11 @@ class TritonPythonModel:
         self.pre = None
         if self.stage != "backbone":
             instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+            decoder = params.get("jpeg_decoder", "torchvision")  # versions exported before it was a parameter
             jpeg, fallback = jpeg_decoder(
-                params.get("jpeg_decoder", "nvimgcodec"),
+                decoder,
                 self.device,
-                float(params.get("hardware_decode_share", "1.0")),
+                float(params["hardware_decode_share"]) if decoder == "nvimgcodec" else 0.0,
                 cpu_threads=max(1, (os.cpu_count() or 2) // instances),  # the instances share the cores
             )
             if fallback:

@@ -86,11 +86,7 @@ class KerasBackbone(Backbone):
         """
         import keras
 
-        layers = [
-            layer
-            for layer in self.model._flatten_layers()
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
+        layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
         saved = [layer.momentum for layer in layers]
         for layer in layers:
             layer.momentum = 0.0

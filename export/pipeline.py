@@ -84,9 +84,7 @@ def _build(
     backbone.build(choice, num_classes, calibration)
 
 
-def _stage_gpu_model(
-    spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray
-) -> Exported:
+def _stage_gpu_model(spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray) -> Exported:
     """``<name>_gpu/V``: the GPU model, the two modules it imports, and the ONNX backbone (hard-linked).
 
     The parity check runs the very module the GPU model builds from that ONNX (onnx2torch), in
@@ -178,8 +176,10 @@ def export_model(
             result.artifacts.append(gpu)
             step(f"gpu: parity max |Δp| = {gpu.max_abs_diff:.2e} (onnx2torch, float32) ({gpu.seconds:.1f} s)")
             if spec.gpu and spec.gpu.device == "gpu" and not _cuda_visible():
-                step("note: no GPU here; this version's <name>_gpu is KIND_GPU and loads only on a GPU machine "
-                     "(models.yaml profiles.gpu.device: cpu runs the same model on a CPU device)")
+                step(
+                    "note: no GPU here; this version's <name>_gpu is KIND_GPU and loads only on a GPU machine "
+                    "(models.yaml profiles.gpu.device: cpu runs the same model on a CPU device)"
+                )
         info = VersionInfo(
             version=version,
             weights=backbone.weights,

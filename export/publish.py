@@ -197,9 +197,7 @@ def _wait_ready(control: TritonControl, name: str, version: int, timeout_s: floa
     raise ServerError(f"{name} version {version} did not become ready within {timeout_s:.0f} s")
 
 
-def switch_version(
-    repo: Path, spec: ModelSpec, version: int, control: TritonControl | None, log: Log = _print
-) -> None:
+def switch_version(repo: Path, spec: ModelSpec, version: int, control: TritonControl | None, log: Log = _print) -> None:
     """Make ``version`` the served one, on disk and, if ``control`` is given, in the live server.
 
     Switching from a served version goes through a state where the composing models serve both

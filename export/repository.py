@@ -121,9 +121,7 @@ def preprocess_config(spec: ModelSpec, versions: list[int], info: VersionInfo) -
     return cfg
 
 
-def backbone_config(
-    spec: ModelSpec, fmt: str, versions: list[int], info: VersionInfo, classes: int
-) -> mc.ModelConfig:
+def backbone_config(spec: ModelSpec, fmt: str, versions: list[int], info: VersionInfo, classes: int) -> mc.ModelConfig:
     """A backbone; kind is left to Triton (GPU when present, else CPU), as native backends expect."""
     cfg = mc.ModelConfig(
         name=spec.backbone_model(fmt),
@@ -153,9 +151,7 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
     kind = mc.ModelInstanceGroup.KIND_GPU if gpu.device == "gpu" else mc.ModelInstanceGroup.KIND_CPU
     cfg.instance_group.add(kind=kind, count=gpu.instances)
     cfg.dynamic_batching.max_queue_delay_microseconds = gpu.batch_delay_us
-    cfg.dynamic_batching.preferred_batch_size.extend(
-        b for b in gpu.preferred_batch_sizes if b <= gpu.max_batch_size
-    )
+    cfg.dynamic_batching.preferred_batch_size.extend(b for b in gpu.preferred_batch_sizes if b <= gpu.max_batch_size)
     params = {
         "stage": "fused",
         "preprocessing": json.dumps(spec.pipeline_params()),
@@ -183,9 +179,7 @@ def ensemble_config(spec: ModelSpec, info: VersionInfo) -> mc.ModelConfig:
     batch = spec.gpu.max_batch_size if info.profile == "gpu" and spec.gpu else spec.max_batch_size
     cfg = mc.ModelConfig(name=spec.ensemble, platform="ensemble", max_batch_size=batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
-    cfg.output.add(
-        name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE
-    )
+    cfg.output.add(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE)
     cfg.version_policy.specific.versions.append(info.version)
     cfg.response_cache.enable = True
     _weights_param(cfg, info)

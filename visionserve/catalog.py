@@ -109,9 +109,9 @@ class GpuProfile(_Strict):
         batch_delay_us: how long a batch may wait for company.
         instances: model instances per GPU (each its own process, CUDA context and graphs).
         graph_batch_sizes: batch buckets captured as CUDA graphs.
-        jpeg_decoder: ``nvimgcodec`` (the GPU's hardware JPEG engines, its CUDA decoder for the
-            rest) or ``torchvision`` (nvJPEG on the SMs); a machine without nvImageCodec falls
-            back to torchvision's, and says so in the log.
+        jpeg_decoder: ``torchvision`` (nvJPEG on the SMs: what the benchmarks measured) or
+            ``nvimgcodec`` (the GPU's hardware JPEG engines, its CUDA decoder for the rest; a
+            machine without nvImageCodec falls back to torchvision's, and says so in the log).
         hardware_decode_share: the share of each batch nvImageCodec gives its hardware engines.
     """
 
@@ -122,7 +122,7 @@ class GpuProfile(_Strict):
     batch_delay_us: int = Field(ge=0)
     instances: int = Field(ge=1)
     graph_batch_sizes: tuple[int, ...]
-    jpeg_decoder: Literal["nvimgcodec", "torchvision"] = "nvimgcodec"
+    jpeg_decoder: Literal["nvimgcodec", "torchvision"]
     hardware_decode_share: float = Field(default=1.0, ge=0, le=1)
 
 
@@ -154,9 +154,7 @@ class ModelSpec(_Strict):
         allowed = {"keras": {"onnx", "savedmodel"}, "torch": {"onnx", "torchscript"}}[self.framework]
         bad = [f for f in self.formats if f not in allowed]
         if bad:
-            raise ValueError(
-                f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}"
-            )
+            raise ValueError(f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}")
         expected_layout = "NHWC" if self.framework == "keras" else "NCHW"
         if self.layout != expected_layout:
             raise ValueError(f"layout of a {self.framework} model is {expected_layout}, not {self.layout}")

@@ -140,7 +140,7 @@ class NvImageCodecJpeg:
 
     name = "nvimgcodec"
 
-    def __init__(self, device: torch.device, hardware_share: float = 1.0, cpu_threads: int = 2) -> None:
+    def __init__(self, device: torch.device, hardware_share: float, cpu_threads: int) -> None:
         from nvidia import nvimgcodec
 
         self.device = torch.device(device)
@@ -165,7 +165,7 @@ JPEG_DECODERS = ("nvimgcodec", "torchvision")
 
 
 def jpeg_decoder(
-    kind: str, device: torch.device, hardware_share: float = 1.0, cpu_threads: int = 2
+    kind: str, device: torch.device, hardware_share: float, cpu_threads: int = 2
 ) -> tuple[JpegDecoder, str | None]:
     """The decoder ``kind`` names on ``device``; torchvision's, and why, where that one cannot run."""
     device = torch.device(device)

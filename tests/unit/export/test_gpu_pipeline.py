@@ -219,12 +219,12 @@ def test_initializer_pads_and_squeeze_axes_become_static(tmp_path) -> None:  # n
 
 
 def test_jpeg_decoder_falls_back_to_torchvision_off_the_gpu() -> None:
-    jpeg, reason = jpeg_decoder("nvimgcodec", CPU)
+    jpeg, reason = jpeg_decoder("nvimgcodec", CPU, 1.0)
     assert isinstance(jpeg, TorchvisionJpeg) and jpeg.name == "torchvision"
     assert reason is not None and "CPU device" in reason
-    assert jpeg_decoder("torchvision", CPU)[1] is None
+    assert jpeg_decoder("torchvision", CPU, 0.0)[1] is None
     with pytest.raises(ValueError, match="unknown JPEG decoder"):
-        jpeg_decoder("libjpeg", CPU)
+        jpeg_decoder("libjpeg", CPU, 1.0)
 
 
 class _Refusing:
