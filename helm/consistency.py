@@ -54,7 +54,7 @@ GATEWAY_METRICS_PATH = "/metrics"
 GPU_ENCODED_IMAGE_BYTES = 256 * 1024
 #: What the ``<name>_gpu`` models import, besides the stub's own modules (export/gpu_model.py,
 #: visionserve/gpu_pipeline.py, visionserve/imaging.py).
-GPU_PACKAGES = ("numpy", "onnx", "onnx2torch", "pillow", "torch", "torchvision")
+GPU_PACKAGES = ("numpy", "nvidia-nvimgcodec-cu13", "onnx", "onnx2torch", "pillow", "torch", "torchvision")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 _TRITON_PORTS = {
