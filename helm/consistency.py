@@ -72,7 +72,7 @@ def check_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
     if set(models) != ensembles:
         problems.append(
             f"values.yaml triton.models {models} must list every catalog ensemble "
-            f"{sorted(ensembles)} (models.yaml is the source of truth)"
+            f"{sorted(ensembles)} (models.yaml is the source of truth: run python -m helm.schema)"
         )
     for name, port in _TRITON_PORTS.items():
         if values["triton"]["ports"][name] != port:
@@ -99,7 +99,7 @@ def _check_gpu_values(values: dict[str, Any], catalog: Catalog) -> list[str]:
     if gpu["instancesPerGpu"] != instances:
         problems.append(
             f"values.yaml triton.gpu.instancesPerGpu={gpu['instancesPerGpu']} but models.yaml's GPU "
-            f"profile runs {instances} instances per GPU (the shm checks count them)"
+            f"profile runs {instances} instances per GPU (the shm checks count them; run python -m helm.schema)"
         )
     batch = max(p.max_batch_size for p in profiles)
     needed = batch * GPU_ENCODED_IMAGE_BYTES

@@ -1,5 +1,7 @@
 """Generate ``values.schema.json`` from the ``## @param`` lines of ``values.yaml``.
 
+``python -m helm.schema`` first writes the catalog's values into values.yaml (``helm.catalog_values``).
+
 Why generated: the bitnami convention documents every value once, in values.yaml, and the
 schema repeats type, description and default. Writing both by hand lets them drift; here
 the documentation lines are the source and the schema is derived, so a value cannot be
@@ -123,17 +125,13 @@ def _number(text: str, param: Param) -> int | float:
         try:
             return float(text)
         except ValueError:
-            raise SchemaError(
-                f"values.yaml:{param.line}: bound {text!r} of {param.key} is not a number"
-            ) from None
+            raise SchemaError(f"values.yaml:{param.line}: bound {text!r} of {param.key} is not a number") from None
 
 
 def _leaf(param: Param, default: Any) -> dict[str, Any]:
     type_ = param.forced_type or _inferred_type(default)
     if default is not None and type_ != "number" and _inferred_type(default) != type_:
-        raise SchemaError(
-            f"values.yaml:{param.line}: {param.key} is declared [{type_}] but defaults to {default!r}"
-        )
+        raise SchemaError(f"values.yaml:{param.line}: {param.key} is declared [{type_}] but defaults to {default!r}")
     schema: dict[str, Any] = {
         "type": [type_, "null"] if "nullable" in param.modifiers else type_,
         "description": param.description,
@@ -146,9 +144,7 @@ def _leaf(param: Param, default: Any) -> dict[str, Any]:
         if name == "enum":
             choices = arg.split("|")
             if default not in choices:
-                raise SchemaError(
-                    f"values.yaml:{param.line}: default {default!r} of {param.key} not in {choices}"
-                )
+                raise SchemaError(f"values.yaml:{param.line}: default {default!r} of {param.key} not in {choices}")
             schema["enum"] = choices + ([None] if "nullable" in param.modifiers else [])
         elif name in {"min", "max"}:
             bound = _number(arg, param)
@@ -165,8 +161,7 @@ def _node(value: Any, path: str, params: dict[str, Param], used: set[str]) -> di
         return _leaf(params[path], value)
     if isinstance(value, dict) and value:
         properties = {
-            str(key): _node(child, f"{path}.{key}" if path else str(key), params, used)
-            for key, child in value.items()
+            str(key): _node(child, f"{path}.{key}" if path else str(key), params, used) for key, child in value.items()
         }
         return {"type": "object", "additionalProperties": False, "properties": properties}
     raise SchemaError(f"values.yaml: {path or '<root>'} has no `## @param {path}` line")
@@ -206,13 +201,23 @@ def write_schema(chart_dir: Path = CHART_DIR) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Regenerate values.schema.json (``--check``: only report whether it is stale)."""
+    """Write the catalog's values into values.yaml, then regenerate values.schema.json.
+
+    ``--check`` only reports whether either is stale.
+    """
+    from helm.catalog_values import sync_values, write_values
+    from visionserve.catalog import load_catalog
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    values_path = CHART_DIR / "values.yaml"
     try:
         if "--check" in argv:
-            stale = (CHART_DIR / "values.schema.json").read_text() != render_schema()
-            print("values.schema.json is stale: run python -m helm.schema" if stale else "schema up to date")
+            values_stale = sync_values(values_path.read_text(), load_catalog()) != values_path.read_text()
+            stale = values_stale or (CHART_DIR / "values.schema.json").read_text() != render_schema()
+            print("values.yaml or values.schema.json is stale: run python -m helm.schema" if stale else "up to date")
             return 1 if stale else 0
+        if write_values(values_path, load_catalog()):
+            print(f"wrote the catalog's values into {values_path}")
         print(f"wrote {write_schema()}")
         return 0
     except SchemaError as exc:
