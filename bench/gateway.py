@@ -367,71 +367,91 @@ def _table(cells: dict[int, dict[str, Measurement]], verdict: dict[str, Any]) ->
     )
 
 
-def main(argv: list[str]) -> int:
-    """Run the three phases at each concurrency, print the tables and the goals, write the JSON."""
-    args = _parser().parse_args(argv)
+def _levels(args: argparse.Namespace) -> list[int] | None:
+    """The concurrency levels, None (said on stderr) when an option is out of range."""
     try:
         levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     except ValueError:
         print(f"bench gateway: --concurrency must be integers, got {args.concurrency!r}", file=sys.stderr)
-        return 2
+        return None
     if not levels or min(levels) < 1 or args.duration_s <= 0 or args.warmup_s < 0 or args.rounds < 1:
         print("bench gateway: concurrency >= 1, --duration-s > 0, --warmup-s >= 0 and --rounds >= 1 are required",
               file=sys.stderr)  # fmt: skip
+        return None
+    if args.gateway_url and args.isolate:
+        print("bench gateway: --isolate pins the stack it starts; it cannot be used with --gateway-url",
+              file=sys.stderr)  # fmt: skip
+        return None
+    if args.gateway_url and not (args.api_key and args.triton_url):
+        print("bench gateway: --gateway-url needs --api-key and --triton-url", file=sys.stderr)
+        return None
+    return levels
+
+
+def _settings(args: argparse.Namespace, model: str, levels: list[int], images: Sequence[SampleImage], top_k: int
+              ) -> dict[str, Any]:  # fmt: skip
+    return {
+        "model": model,
+        "concurrency": levels,
+        "duration_s": args.duration_s,
+        "warmup_s": args.warmup_s,
+        "rounds": args.rounds,
+        "images": len(images),
+        "image_formats": sorted({i.format for i in images}),
+        "mean_image_bytes": round(sum(len(i.data) for i in images) / len(images)),
+        "top_k": top_k,
+        "workers": args.workers or int(os.environ.get("GATEWAY_WORKERS", "1")),
+        "gateway_cache": "redis" if os.environ.get("REDIS_URL") else "in-process LRU",
+        "load_generator": "raw HTTP/1.1 keep-alive (asyncio streams); Triton direct via client.AsyncTritonClient",
+    }
+
+
+def _run_cells(
+    args: argparse.Namespace, model: str, levels: list[int], images: Sequence[SampleImage], top_k: int,
+    report: dict[str, Any],
+) -> dict[int, dict[str, Measurement]]:  # fmt: skip
+    """Every phase at every level: against ``--gateway-url``, or a local stack started (and stopped) here."""
+    if args.gateway_url:
+        return asyncio.run(_measure(args.gateway_url, args.api_key, args.triton_url, model, levels, images, top_k,
+                                    args))  # fmt: skip
+    repository = Path(args.repository) if args.repository else repository_path()
+    env = {"GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
+    log_path = Path(args.out) / "bench-gateway-stack.log"
+    with GatewayStack(repository, log_path=log_path, models=[model], env=env) as stack:
+        if args.isolate:
+            assert stack.pid is not None  # the stack has started
+            plan = isolate(stack.pid)
+            report["settings"]["cores"] = {role: sorted(cores) for role, cores in plan.items()}
+            print("isolated: " + ", ".join(f"{role} on cores {sorted(c)}" for role, c in plan.items()), flush=True)
+        return asyncio.run(_measure(stack.gateway_url, stack.api_key, stack.triton_grpc_url, model, levels, images,
+                                    top_k, args, meter=CpuMeter(stack.pid)))  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    """Run the three phases at each concurrency, print the tables and the goals, write the JSON."""
+    args = _parser().parse_args(argv)
+    levels = _levels(args)
+    if levels is None:
         return 2
     catalog = load_catalog()
     spec = catalog.get(args.model)
     top_k = args.top_k or catalog.top_k
     images = _images(args.images, args.formats)
-    out = Path(args.out)
     report: dict[str, Any] = {
         "benchmark": "gateway",
         "machine": machine(),
-        "settings": {
-            "model": spec.name,
-            "concurrency": levels,
-            "duration_s": args.duration_s,
-            "warmup_s": args.warmup_s,
-            "rounds": args.rounds,
-            "images": len(images),
-            "image_formats": sorted({i.format for i in images}),
-            "mean_image_bytes": round(sum(len(i.data) for i in images) / len(images)),
-            "top_k": top_k,
-            "workers": args.workers or int(os.environ.get("GATEWAY_WORKERS", "1")),
-            "gateway_cache": "redis" if os.environ.get("REDIS_URL") else "in-process LRU",
-            "load_generator": "raw HTTP/1.1 keep-alive (asyncio streams); Triton direct via client.AsyncTritonClient",
-        },  # fmt: skip
+        "settings": _settings(args, spec.name, levels, images, top_k),
     }
     print(f"bench gateway: {spec.name}, concurrency {levels}, {len(images)} images "
           f"({', '.join(report['settings']['image_formats'])}), {report['machine']['cores']} cores, load average "
           f"{report['machine']['load_average_1m']}", flush=True)  # fmt: skip
-    if args.gateway_url:
-        if args.isolate:
-            print("bench gateway: --isolate pins the stack it starts; it cannot be used with --gateway-url",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        if not (args.api_key and args.triton_url):
-            print("bench gateway: --gateway-url needs --api-key and --triton-url", file=sys.stderr)
-            return 2
-        cells = asyncio.run(_measure(args.gateway_url, args.api_key, args.triton_url, spec.name, levels, images,
-                                     top_k, args))  # fmt: skip
-    else:
-        repository = Path(args.repository) if args.repository else repository_path()
-        env = {"GATEWAY_WORKERS": str(args.workers)} if args.workers else {}
-        with GatewayStack(repository, log_path=out / "bench-gateway-stack.log", models=[spec.name], env=env) as stack:
-            if args.isolate:
-                assert stack.pid is not None  # the stack has started
-                plan = isolate(stack.pid)
-                report["settings"]["cores"] = {role: sorted(cores) for role, cores in plan.items()}
-                print("isolated: " + ", ".join(f"{role} on cores {sorted(c)}" for role, c in plan.items()), flush=True)
-            cells = asyncio.run(_measure(stack.gateway_url, stack.api_key, stack.triton_grpc_url, spec.name, levels,
-                                         images, top_k, args, meter=CpuMeter(stack.pid)))  # fmt: skip
+    cells = _run_cells(args, spec.name, levels, images, top_k, report)
     verdict = evaluate(cells)
     report["cells"] = {str(conc): c for conc, c in cells.items()}
     report["ratios"] = {str(k): v for k, v in verdict["per_concurrency"].items()}
     report["goals"], report["met"] = verdict["goals"], verdict["met"]
     report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-    dated, latest = write_json(report, out, "bench-gateway")
+    dated, latest = write_json(report, Path(args.out), "bench-gateway")
     print()
     print(_table(cells, verdict))
     print(f"\nsaved {latest} (and {dated.name})")

@@ -15,6 +15,7 @@ stops it afterwards. Options it does not know go to Locust unchanged (``--proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -240,6 +241,38 @@ def _summarize(prefix: Path, thresholds: Thresholds, run_dir: Path) -> int:
     return 0
 
 
+def _target_host(
+    args: argparse.Namespace, names: list[str], run_dir: Path, extra: list[str], running: contextlib.ExitStack
+) -> tuple[str, list[str]]:
+    """Where Locust sends its load, and the options that go with it (API key, labels).
+
+    Without ``--host`` the local stack of the target is started here and registered with
+    ``running``, which stops it.
+    """
+    if args.host:
+        if args.target == "gateway":
+            if not args.api_key and _extra_value(extra, "--api-key") is None:
+                raise LoadTestError("a remote gateway needs an API key: --api-key or VISIONSERVE_API_KEY")
+            if args.api_key:
+                extra = ["--api-key", args.api_key, *extra]
+        return args.host, extra
+    repository = Path(args.repository) if args.repository else repository_path()
+    print(f"visionserve loadtest: starting the local stack ({args.target}) on {repository} …", flush=True)
+    started = time.monotonic()
+    if args.target == "gateway":
+        stack = GatewayStack(repository, log_path=run_dir / "stack.log", models=names)
+        running.callback(stack.stop)
+        stack.start()
+        host = stack.gateway_url
+        extra = ["--api-key", stack.api_key, *extra]
+    else:
+        server = start_triton(repository, names, log_path=run_dir / "tritonserver.log")
+        running.callback(server.stop)
+        host = f"http://{server.http_url}" if args.target == "http" else server.grpc_url
+    print(f"visionserve loadtest: ready in {time.monotonic() - started:.0f} s: {host}", flush=True)
+    return host, ["--labels-dir", str(repository), *extra]
+
+
 def main(argv: list[str]) -> int:
     """Run the load test; 0 when it passes its thresholds, 1 otherwise."""
     args, extra = _parser().parse_known_args(argv)
@@ -252,28 +285,9 @@ def main(argv: list[str]) -> int:
         extra = ["--models", args.models, *extra]
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    stack: GatewayStack | None = None
-    server = None
+    running = contextlib.ExitStack()
     try:
-        host = args.host
-        if not host:
-            repository = Path(args.repository) if args.repository else repository_path()
-            print(f"visionserve loadtest: starting the local stack ({args.target}) on {repository} …", flush=True)
-            started = time.monotonic()
-            if args.target == "gateway":
-                stack = GatewayStack(repository, log_path=run_dir / "stack.log", models=names).start()
-                host = stack.gateway_url
-                extra = ["--api-key", stack.api_key, *extra]
-            else:
-                server = start_triton(repository, names, log_path=run_dir / "tritonserver.log")
-                host = f"http://{server.http_url}" if args.target == "http" else server.grpc_url
-            extra = ["--labels-dir", str(repository), *extra]
-            print(f"visionserve loadtest: ready in {time.monotonic() - started:.0f} s: {host}", flush=True)
-        elif args.target == "gateway":
-            if not args.api_key and _extra_value(extra, "--api-key") is None:
-                raise LoadTestError("a remote gateway needs an API key: --api-key or VISIONSERVE_API_KEY")
-            if args.api_key:
-                extra = ["--api-key", args.api_key, *extra]
+        host, extra = _target_host(args, names, run_dir, extra, running)
         if target.scheme and "://" not in host:
             host = target.scheme + host
         prefix = run_dir / "locust"
@@ -298,10 +312,7 @@ def main(argv: list[str]) -> int:
         print("\nvisionserve loadtest: interrupted", file=sys.stderr)
         return 130
     finally:
-        if stack is not None:
-            stack.stop()
-        if server is not None:
-            server.stop()
+        running.close()  # the local stack, if this run started one
         signal.signal(signal.SIGTERM, previous)
 
 

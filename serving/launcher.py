@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from serving.backend_dir import assemble_backend_directory
 from serving.install import check_stub_numpy, find_install, server_environment
@@ -258,6 +259,17 @@ class TritonServer:
         self._shm_prefix = f"visionserve_{uuid.uuid4().hex[:12]}_"
         self.models: list[str] = []
         self.ready_time_s: float | None = None
+
+    @classmethod
+    def on_free_ports(cls, repository: Path, **kwargs: Any) -> TritonServer:
+        """A server whose HTTP, gRPC and metrics ports are free right now (start it at once).
+
+        Args:
+            repository: the Triton model repository.
+            **kwargs: any other argument of ``TritonServer`` but the ports.
+        """
+        http_port, grpc_port, metrics_port = free_ports(3)
+        return cls(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, **kwargs)
 
     # -- properties -------------------------------------------------------------------
     @property

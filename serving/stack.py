@@ -48,16 +48,8 @@ def start_triton(
 ) -> TritonServer:
     """A started TritonServer on free ports with the default models of ``names`` (all when None)."""
     repository = Path(repository) if repository else repository_path()
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(
-        repository,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        metrics_port=metrics_port,
-        models=triton_models(load_catalog(), repository, names),
-        exit_timeout_s=2,
-        log_path=log_path,
-    )
+    models = triton_models(load_catalog(), repository, names)
+    server = TritonServer.on_free_ports(repository, models=models, exit_timeout_s=2, log_path=log_path)
     server.start(ready_timeout_s=600)
     return server
 

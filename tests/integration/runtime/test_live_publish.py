@@ -20,7 +20,7 @@ import pytest
 
 from client import TritonClient
 from export.runners import load_runner
-from serving.launcher import TritonServer, free_ports
+from serving.launcher import TritonServer
 from visionserve.catalog import load_catalog
 from visionserve.samples import sample_images
 from visionserve.settings import PROJECT_ROOT
@@ -86,15 +86,9 @@ def _cli(*args: str) -> None:
 
 @pytest.fixture
 def server(fresh_repository: Path, tmp_path: Path):  # noqa: ANN201
-    http, grpc, metrics = free_ports(3)
-    srv = TritonServer(
-        fresh_repository,
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        models=[SPEC.ensemble, SPEC.preprocess_model, SPEC.backbone_model()],
-        exit_timeout_s=2,
-        log_path=tmp_path / "triton.log",
+    models = [SPEC.ensemble, SPEC.preprocess_model, SPEC.backbone_model()]
+    srv = TritonServer.on_free_ports(
+        fresh_repository, models=models, exit_timeout_s=2, log_path=tmp_path / "triton.log"
     )
     srv.start(ready_timeout_s=180)
     yield srv
