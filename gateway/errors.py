@@ -40,9 +40,13 @@ __all__ = [
     "UnsupportedImage",
     "UpstreamError",
     "UpstreamUnavailable",
+    "INTERNAL_MESSAGE",
     "error_body",
     "error_headers",
 ]
+
+#: What the caller of a request that failed unexpectedly is told (details go to the log).
+INTERNAL_MESSAGE = "internal error; the request id is in X-Request-ID"
 
 
 class _Coded:
@@ -135,7 +139,7 @@ def error_body(exc: BaseException) -> dict[str, dict[str, str]]:
     """The JSON body of an error response; unknown exceptions say nothing about internals."""
     if isinstance(exc, VisionServeError):
         return {"error": {"code": exc.code, "message": str(exc)}}
-    return {"error": {"code": "internal", "message": "internal error; the request id is in X-Request-ID"}}
+    return {"error": {"code": "internal", "message": INTERNAL_MESSAGE}}
 
 
 def error_headers(exc: BaseException) -> dict[str, str]:

@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
@@ -43,19 +43,20 @@ from starlette.routing import Match
 
 from client import AsyncTritonClient
 from gateway import forms, history
+from gateway.admission import Admission, Quota
 from gateway.auth import Identity, KeyStore
-from gateway.cache import CACHE_SCOPE, LocalCache, RedisCache, ResultCache
+from gateway.cache import LocalCache, RedisCache, ResultCache
 from gateway.classify import Answer, Classifier
 from gateway.classify import Request as ClassifyRequest
 from gateway.db import make_engine, migrate
 from gateway.decode_pool import DecodePool
 from gateway.errors import (
+    INTERNAL_MESSAGE,
     BadRequest,
     Forbidden,
+    GatewayError,
     MethodNotAllowed,
     NotFound,
-    RateLimited,
-    Unauthorized,
     UpstreamUnavailable,
     error_body,
     error_headers,
@@ -64,7 +65,6 @@ from gateway.limits import RateLimiter
 from gateway.metrics import get_metrics
 from gateway.middleware import API_PREFIX, GatewayMiddleware
 from gateway.openapi import document
-from gateway.proxies import client_address
 from gateway.readiness import CachedProbe
 from gateway.redis_link import RedisLink, connect
 from gateway.routing import AutoRouter
@@ -131,17 +131,25 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+#: Failures of the key and history database that mean "come back shortly" (503), not a bug.
+DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
+
+
+def _database_down(path: str, exc: Exception) -> UpstreamUnavailable:
+    log.warning("database unavailable on %s: %s", path, type(exc).__name__)
+    return UpstreamUnavailable(
+        "the key and history database is unavailable; try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": str(SETTINGS.retry_after_s)},
+    )
+
+
 @api.exception_handler(sqlalchemy.exc.OperationalError)
 @api.exception_handler(sqlalchemy.exc.InterfaceError)
 @api.exception_handler(sqlalchemy.exc.TimeoutError)
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Keys and history live in the database: while it is down, callers are told to come back."""
-    log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
-    err = UpstreamUnavailable(
-        "the key and history database is unavailable; try again shortly",
-        code="database_unavailable",
-        headers={"Retry-After": str(SETTINGS.retry_after_s)},
-    )
+    err = _database_down(request.url.path, exc)
     return JSONResponse(error_body(err), status_code=err.error_code, headers=error_headers(err))
 
 
@@ -221,12 +229,39 @@ async def authenticate(
 ) -> Identity:
     """The caller behind ``Authorization: Bearer <key>``, after taking a rate-limit token.
 
+    ``GatewayMiddleware`` admitted the request already (``gateway.admission``) unless its
+    method is one it leaves to the app (HEAD, OPTIONS); ``credentials`` is declared so the
+    OpenAPI document shows the bearer scheme.
+
     Raises:
         Unauthorized: no key, unknown or revoked key (401).
         RateLimited: the key's (or, without a valid key, the address's) bucket is empty (429).
     """
+    del credentials
+    identity = request.scope.setdefault("state", {}).get("identity")
+    if identity is None:
+        svc: Gateway = get_current_service()
+        identity = await svc.admission.admit(request.scope)
+    return identity
+
+
+async def admit_request(scope: dict[str, Any]) -> None:
+    """``GatewayMiddleware``'s admission hook: the service's ``Admission``, before routing.
+
+    Failures become the errors this app's handlers would have answered (503 for a database
+    outage, a 500 that says nothing of internals), so a request gets the same answer whichever
+    layer admitted it.
+    """
     svc: Gateway = get_current_service()
-    return await svc.admit(request, credentials.credentials if credentials else None)
+    try:
+        await svc.admission.admit(scope)
+    except VisionServeError:
+        raise
+    except DATABASE_DOWN as exc:
+        raise _database_down(scope["path"], exc) from exc
+    except Exception as exc:
+        log.exception("unexpected error on %s", scope["path"])
+        raise GatewayError(INTERNAL_MESSAGE) from exc
 
 
 Caller = Annotated[Identity, Depends(authenticate)]
@@ -252,59 +287,60 @@ class Gateway:
     """
 
     def __init__(self) -> None:
-        self.settings = SETTINGS
+        """Build every part; none of them connects yet (``open`` does)."""
+        settings = self.settings = SETTINGS
         self.catalog = load_catalog()
-        self.engine = make_engine(SETTINGS.sqlalchemy_url)
-        self.keys = KeyStore(self.engine, load_pepper(SETTINGS), cache_ttl_s=SETTINGS.auth_cache_ttl_s)
+        self.engine = make_engine(settings.sqlalchemy_url)
+        self.keys = KeyStore(self.engine, load_pepper(settings), cache_ttl_s=settings.auth_cache_ttl_s)
         self.metrics = get_metrics()
         self.policy = UploadPolicy(
-            SETTINGS.max_bytes, SETTINGS.max_pixels, SETTINGS.max_aspect_ratio, SETTINGS.max_jpeg_scans,
-            SETTINGS.max_rle_pixels, max_frames=SETTINGS.max_frames,
+            settings.max_bytes, settings.max_pixels, settings.max_aspect_ratio, settings.max_jpeg_scans,
+            settings.max_rle_pixels, max_frames=settings.max_frames,
         )  # fmt: skip
         self.bodies = forms.BodyBudget(
-            SETTINGS.max_inflight_body_bytes,
-            largest=max(SETTINGS.max_request_bytes, SETTINGS.max_batch_request_bytes),
-            retry_after_s=SETTINGS.retry_after_s,
+            settings.max_inflight_body_bytes,
+            largest=max(settings.max_request_bytes, settings.max_batch_request_bytes),
+            retry_after_s=settings.retry_after_s,
         )
         self.decode_pool = DecodePool(
-            self.policy, workers=SETTINGS.decode_workers, timeout_s=SETTINGS.decode_timeout_s,
-            memory_bytes=SETTINGS.decode_memory_bytes, retry_after_s=SETTINGS.retry_after_s,
+            self.policy, workers=settings.decode_workers, timeout_s=settings.decode_timeout_s,
+            memory_bytes=settings.decode_memory_bytes, retry_after_s=settings.retry_after_s,
         )  # fmt: skip
-        self.router = AutoRouter(self.catalog, ms_per_gflop=SETTINGS.ms_per_gflop)
-        self.trusted_proxies = SETTINGS.trusted_networks
-        self.readiness = CachedProbe(self._ask_triton_ready, SETTINGS.ready_cache_ttl_s)
+        self.router = AutoRouter(self.catalog, ms_per_gflop=settings.ms_per_gflop)
+        self.readiness = CachedProbe(self._ask_triton_ready, settings.ready_cache_ttl_s)
+        # Clients connect lazily: the gRPC channel and the Redis pool open on first use.
+        self.triton = AsyncTritonClient(settings.triton_url, protocol="grpc", timeout_s=settings.triton_timeout_s)
         self.redis: RedisLink | None = None
-        self.triton: AsyncTritonClient | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-    @bentoml.on_startup
-    async def open(self) -> None:
-        """Migrate the database, open the Triton channel and Redis, start the background tasks."""
-        revision = await anyio.to_thread.run_sync(migrate, self.engine)
-        log.info("database %s at revision %s", self.engine.url.render_as_string(hide_password=True), revision)
-        self.triton = AsyncTritonClient(SETTINGS.triton_url, protocol="grpc", timeout_s=SETTINGS.triton_timeout_s)
         cache: ResultCache
-        if SETTINGS.redis_url:
+        if settings.redis_url:
             self.redis = RedisLink(
-                connect(SETTINGS.redis_url, SETTINGS.redis_timeout_s),
-                retry_s=SETTINGS.redis_retry_s,
+                connect(settings.redis_url, settings.redis_timeout_s),
+                retry_s=settings.redis_retry_s,
                 on_error=lambda op: self.metrics.cache_errors.labels(op).inc(),
             )
-            cache = RedisCache(self.redis, SETTINGS.cache_ttl_s)
+            cache = RedisCache(self.redis, settings.cache_ttl_s)
         else:
-            cache = LocalCache(SETTINGS.cache_max_bytes, SETTINGS.cache_ttl_s)
-        self.limiter = RateLimiter(self.redis)
+            cache = LocalCache(settings.cache_max_bytes, settings.cache_ttl_s)
+        self.admission = Admission(
+            self.keys,
+            RateLimiter(self.redis),
+            self.metrics,
+            key_quota=Quota(settings.rate_per_s, settings.rate_burst),
+            anonymous_quota=Quota(settings.anonymous_rate_per_s, settings.anonymous_burst),
+            trusted_proxies=settings.trusted_networks,
+            cache_per_key=settings.cache_scope == "key",
+        )
         self.tracker = VersionTracker(
             self.triton,
             self.catalog,
-            interval_s=SETTINGS.version_poll_interval_s,
+            interval_s=settings.version_poll_interval_s,
             on_change=lambda model, _old, new: self.metrics.served_version.labels(model).set(new or 0),
         )
         self.history = history.HistoryWriter(
             self.engine,
-            flush_interval_s=SETTINGS.history_flush_interval_s,
-            batch_rows=SETTINGS.history_batch_rows,
-            queue_max=SETTINGS.history_queue_max,
+            flush_interval_s=settings.history_flush_interval_s,
+            batch_rows=settings.history_batch_rows,
+            queue_max=settings.history_queue_max,
             on_result=lambda kind, n: self.metrics.history_rows.labels(kind).inc(n),
         )
         self.classifier = Classifier(
@@ -316,30 +352,36 @@ class Gateway:
             history=self.history,
             metrics=self.metrics,
             policy=self.policy,
-            max_top_k=SETTINGS.max_top_k,
-            retry_after_s=SETTINGS.retry_after_s,
+            max_top_k=settings.max_top_k,
+            retry_after_s=settings.retry_after_s,
             decode_pool=self.decode_pool,
-            default_budget_ms=SETTINGS.auto_budget_ms,
+            default_budget_ms=settings.auto_budget_ms,
         )
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @bentoml.on_startup
+    async def open(self) -> None:
+        """Migrate the database, start the decode processes and the background tasks."""
+        revision = await anyio.to_thread.run_sync(migrate, self.engine)
+        log.info("database %s at revision %s", self.engine.url.render_as_string(hide_password=True), revision)
         await self.decode_pool.start()
         await self.tracker.refresh()  # know the served versions before the first request
         self.tracker.start()
         self.history.start()
         log.info(
             "gateway up: Triton %s (%s), cache %s",
-            SETTINGS.triton_url,
+            self.settings.triton_url,
             "reachable" if self.tracker.reachable else "UNREACHABLE",
-            cache.name,
+            self.classifier.cache.name,
         )
 
     @bentoml.on_shutdown
     async def close(self) -> None:
-        """Stop polling, write the last history rows, close Triton and Redis."""
+        """Stop polling, write the last history rows, close Triton and Redis (after any ``open``, even a failed one)."""
         await self.tracker.close()
         await self.decode_pool.close()
         await self.history.close()
-        if self.triton is not None:
-            await self.triton.close()
+        await self.triton.close()
         if self.redis is not None:
             await self.redis.close()
         self.engine.dispose()
@@ -352,79 +394,12 @@ class Gateway:
         return await self.readiness()
 
     async def _ask_triton_ready(self) -> bool:
-        if self.triton is None:
-            return False
         names = [spec.ensemble for spec in self.catalog.models.values()]
         try:
             answers = await asyncio.wait_for(asyncio.gather(*(self.triton.is_ready(name) for name in names)), timeout=5)
         except Exception:
             return False
         return any(answers)
-
-    # -- auth + rate limit (the dependency of every /v1 route) ------------------------------
-    async def admit(self, request: Request, key: str | None) -> Identity:
-        """The caller's identity, after a token from its bucket.
-
-        A request without a valid key takes a token from its client address's bucket (the
-        address behind trusted proxies, ``gateway.proxies``). An unknown key must find a token
-        there *before* its database lookup, so made-up keys cost no query once the bucket is
-        empty.
-        """
-        state = request.scope.setdefault("state", {})
-        known, identity = self.keys.cached(key) if key else (True, None)
-        if not known:
-            assert key is not None
-            bucket = self._address_bucket(request)
-            decision = await self.limiter.peek(bucket, SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst)
-            if not decision.allowed:
-                state["ratelimit_headers"] = decision.headers()
-                self._refuse_anonymous(decision.retry_after_s)
-            try:
-                identity = await self.keys.alookup(key)
-            except sqlalchemy.exc.SQLAlchemyError:
-                # the database is down: the lookup still counts, or retries would hammer it
-                await self.limiter.take(bucket, SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst)
-                raise
-        if identity is None:
-            decision = await self.limiter.take(
-                self._address_bucket(request), SETTINGS.anonymous_rate_per_s, SETTINGS.anonymous_burst
-            )
-            state["ratelimit_headers"] = decision.headers()
-            if not decision.allowed:
-                self._refuse_anonymous(decision.retry_after_s)
-            raise Unauthorized("missing API key" if not key else "invalid or revoked API key")
-        decision = await self.limiter.take(f"key:{identity.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst)
-        state["ratelimit_headers"] = decision.headers()
-        if not decision.allowed:
-            self.metrics.rate_limited.labels("key").inc()
-            raise RateLimited(
-                f"rate limit of {SETTINGS.rate_burst} requests (refill {SETTINGS.rate_per_s:g}/s) exceeded",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        if SETTINGS.cache_scope == "key":
-            CACHE_SCOPE.set(identity.key_id)
-        return identity
-
-    def _address_bucket(self, request: Request) -> str:
-        peer = request.client.host if request.client else None
-        return "anon:" + client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
-
-    def _refuse_anonymous(self, retry_after_s: int) -> NoReturn:
-        self.metrics.rate_limited.labels("anonymous").inc()
-        raise RateLimited("too many unauthenticated requests", headers={"Retry-After": str(retry_after_s)})
-
-    async def _charge(self, request: Request, caller: Identity, extra: int) -> None:
-        """Take ``extra`` more tokens (a batch costs one per image)."""
-        if extra <= 0:
-            return
-        decision = await self.limiter.take(f"key:{caller.key_id}", SETTINGS.rate_per_s, SETTINGS.rate_burst, extra)
-        request.scope["state"]["ratelimit_headers"] = decision.headers()
-        if not decision.allowed:
-            self.metrics.rate_limited.labels("key").inc()
-            raise RateLimited(
-                f"a batch of {extra + 1} images needs {extra + 1} tokens; too few are left",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
 
     def _observe(self, endpoint: str, model: str, status: int, cached: bool, started_s: float) -> None:
         # Label values must come from bounded sets: a caller's unknown model name is "unknown".
@@ -438,7 +413,7 @@ class Gateway:
         started = state.get("started_s", time.perf_counter())
         model, status, cached = "unknown", 500, False
         try:
-            options, upload = await forms.read_single(request, max(SETTINGS.max_bytes.values()))
+            options, upload = await forms.read_single(request, max(self.settings.max_bytes.values()))
             model = options.model
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
@@ -471,7 +446,9 @@ class Gateway:
         try:
             # one token per image, taken once the part headers are read and before any image is checked
             options, uploads = await forms.read_batch(
-                request, SETTINGS.batch_max_images, charge=lambda n: self._charge(request, caller, n - 1)
+                request,
+                self.settings.batch_max_images,
+                charge=lambda n: self.admission.charge(request.scope, caller, n - 1),
             )
             model = options.model
             req = ClassifyRequest(
@@ -751,4 +728,5 @@ Gateway.add_asgi_middleware(
     hsts_max_age_s=SETTINGS.hsts_max_age_s,
     metrics_token=SETTINGS.metrics_token.get_secret_value() if SETTINGS.metrics_token else None,
     openapi_document=lambda: orjson.dumps(openapi_document()),
+    admit=admit_request,
 )

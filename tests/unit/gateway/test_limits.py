@@ -68,3 +68,44 @@ async def test_peek_takes_nothing_and_says_whether_a_token_is_left() -> None:
     await limiter.take("p", 0.001, 2, cost=2)
     refused = await limiter.peek("p", 0.001, 2)
     assert not refused.allowed and refused.retry_after_s >= 1
+
+
+class ScriptedRedis:
+    """A RedisLink stand-in whose token-bucket script runs on local buckets and is counted."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.buckets = LocalBuckets(clock)
+        self.calls = 0
+        self.client = self
+
+    def register_script(self, _source: str):  # noqa: ANN201 - the redis-py shape
+        async def script(keys: list[str], args: list[float]) -> list[object]:
+            self.calls += 1
+            rate, burst, cost = args
+            before = self.buckets.take(keys[0], rate, int(burst), cost=0).remaining
+            decision = self.buckets.take(keys[0], rate, int(burst), int(cost))
+            return [int(decision.allowed), str(before - cost if decision.allowed else before)]
+
+        return script
+
+    async def call(self, _op: str, make):  # noqa: ANN001, ANN201
+        return True, await make()
+
+
+@pytest.mark.anyio
+async def test_a_redis_refusal_is_repeated_locally_until_a_token_can_be_back() -> None:
+    clock = Clock()
+    redis = ScriptedRedis(clock)
+    limiter = RateLimiter(redis, clock=clock)  # type: ignore[arg-type]
+    assert [(await limiter.take("key:x", 1.0, 2)).allowed for _ in range(3)] == [True, True, False]
+    assert redis.calls == 3
+    for _ in range(50):  # a flood: refused without a Redis call, with the headers Redis would give
+        refused = await limiter.take("key:x", 1.0, 2)
+        assert not refused.allowed and refused.headers()["Retry-After"] == "1" and refused.remaining == 0
+    assert redis.calls == 3
+    clock.now += 0.5
+    assert not (await limiter.take("key:x", 1.0, 2)).allowed and redis.calls == 3
+    clock.now += 0.5  # one token could be back: Redis decides again
+    assert (await limiter.take("key:x", 1.0, 2)).allowed and redis.calls == 4
+    assert not (await limiter.take("key:x", 1.0, 2)).allowed and redis.calls == 5
+    assert (await limiter.take("key:y", 1.0, 2)).allowed and redis.calls == 6  # other buckets are their own
