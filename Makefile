@@ -83,7 +83,7 @@ drills: test-services ## reliability drills on a local stack -> reports/drills.m
 helm-lint: ## render, lint and validate the Helm chart; lint Dockerfiles
 	$(PY) -m helm.lint
 
-test-services: ## install Redis and PostgreSQL server packages when missing (Debian)
+test-services: ## install Redis, PostgreSQL and chromium (+ driver) when missing (Debian)
 	@bash .ci/services.sh
 
 test: venv test-services ## run the whole test suite (installs what it needs)

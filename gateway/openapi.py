@@ -7,14 +7,33 @@ read 3.0 (``openapi-spec-validator``, client generators, schemathesis) reject or
 ``document`` rewrites those forms into their 3.0 equivalents (``nullable``, boolean
 ``exclusiveMinimum``, ``enum``) and declares the infrastructure endpoints' own statuses;
 ``GatewayMiddleware`` serves the result at ``/docs.json`` in place of BentoML's.
+
+It is also the project's document, not the framework's: BentoML's info block (badges from
+external hosts, "Contact BentoML Team", version "None") and its two generic tags give way to
+the gateway's title, package version and description, and one tag per area (``TAGS``), which
+the API reference page at ``/`` (``gateway.console``) groups operations by.
 """
 
 from __future__ import annotations
 
 import copy
+from importlib import metadata
 from typing import Any
 
-__all__ = ["document", "downgrade_schema"]
+__all__ = ["TAGS", "document", "downgrade_schema"]
+
+#: (tag, description, path prefixes): the first tag whose prefix a path starts with is its area.
+TAGS = (
+    ("classification", "Top-k classes of uploaded images", ("/v1/classify",)),
+    ("history", "Your classification records, as pages or CSV", ("/v1/history",)),
+    ("models", "What is served, which versions, and what `auto` expects of each", ("/v1/models",)),
+    ("operations", "Health, readiness and Prometheus metrics for operators", ("/",)),
+)
+DESCRIPTION = (
+    "Image classification on NVIDIA Triton. Every `/v1` call takes an API key as "
+    "`Authorization: Bearer <key>` (`visionserve keys create`) and is rate-limited per key; errors "
+    "answer `{\"error\": {\"code\", \"message\"}}`. The console at `/ui` uses this API from a browser."
+)
 
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_MAPS = ("properties",)
@@ -80,6 +99,31 @@ def _walk(node: Any) -> Any:
     return {k: downgrade_schema(v) if k == "schema" else _walk(v) for k, v in node.items()}
 
 
+#: Examples for the documented schemas (shown by the API reference and client generators).
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "ClassifyResponse": {
+        "request_id": "5f0c7e8a9b2d4c6e8f0a1b2c3d4e5f60",
+        "model": "resnet50",
+        "version": 3,
+        "weights": "imagenet",
+        "predictions": [
+            {"label": "tabby", "index": 281, "score": 0.8123},
+            {"label": "tiger cat", "index": 282, "score": 0.1012},
+        ],
+        "cached": False,
+        "latency_ms": 41.7,
+    },
+    "ErrorResponse": {"error": {"code": "unsupported_media_type", "message": "not an image: PDF document"}},
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("visionserve")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": dict(_ERROR_SCHEMA)}}}
 
@@ -93,9 +137,19 @@ def document(spec: dict[str, Any], *, metrics_protected: bool) -> dict[str, Any]
     """
     doc = copy.deepcopy(spec)
     doc["openapi"] = "3.0.3"
+    doc["info"] = {"title": "visionserve gateway", "version": _version(), "description": DESCRIPTION}
+    doc["tags"] = [{"name": name, "description": text} for name, text, _ in TAGS]
+    for path, item in doc.get("paths", {}).items():
+        area = next(name for name, _, prefixes in TAGS if path.startswith(prefixes))
+        for operation in item.values():
+            if isinstance(operation, dict):
+                operation["tags"] = [area]
     doc["paths"] = _walk(doc.get("paths", {}))
     components = doc.setdefault("components", {})
     components["schemas"] = {name: downgrade_schema(s) for name, s in components.get("schemas", {}).items()}
+    for name, example in EXAMPLES.items():
+        if name in components["schemas"]:
+            components["schemas"][name]["example"] = example
     for name in ("HTTPValidationError", "ValidationError"):  # 422 answers ErrorResponse, not FastAPI's shape
         components["schemas"].pop(name, None)
     paths = doc["paths"]

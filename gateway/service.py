@@ -48,6 +48,7 @@ from gateway.auth import Identity, KeyStore
 from gateway.cache import LocalCache, RedisCache, ResultCache
 from gateway.classify import Answer, Classifier
 from gateway.classify import Request as ClassifyRequest
+from gateway.console import ConsoleMiddleware
 from gateway.db import make_engine, migrate
 from gateway.decode_pool import DecodePool
 from gateway.errors import (
@@ -730,3 +731,5 @@ Gateway.add_asgi_middleware(
     openapi_document=lambda: orjson.dumps(openapi_document()),
     admit=admit_request,
 )
+# Added after GatewayMiddleware, so it runs inside it: the pages get its headers and request ids.
+Gateway.add_asgi_middleware(ConsoleMiddleware)

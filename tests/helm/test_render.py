@@ -353,7 +353,7 @@ def _ingress_paths(values: dict[str, Any]) -> list[tuple[str, str]]:
 def test_ingress_routes_the_public_api_only_unless_told_otherwise() -> None:
     """/metrics, /readyz and /livez stay inside the cluster (issue 12: they were public)."""
     public = _ingress_paths({})
-    assert public == [("/v1", "Prefix"), ("/docs.json", "Exact"), ("/static_content", "Prefix"), ("/", "Exact")]
+    assert public == [("/v1", "Prefix"), ("/docs.json", "Exact"), ("/ui", "Prefix"), ("/", "Exact")]
     assert not any(path.startswith(("/metrics", "/readyz", "/livez")) for path, _ in public)
     assert _ingress_paths({"path": "/vs/"})[0] == ("/vs/v1", "Prefix")
     assert _ingress_paths({"exposeOperations": True}) == [("/", "Prefix")]
