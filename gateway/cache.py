@@ -23,6 +23,7 @@ from typing import Protocol
 import orjson
 from cachetools import TTLCache
 
+from client import Prediction
 from gateway.redis_link import RedisLink
 
 __all__ = [
@@ -51,15 +52,18 @@ class CachedAnswer:
 
     model: str
     version: int
-    predictions: tuple[tuple[str, int, float], ...]
+    predictions: tuple[Prediction, ...]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"m": self.model, "v": self.version, "p": self.predictions})
+        # each prediction as [label, index, score]: compact, and what entries written before hold
+        return orjson.dumps(
+            {"m": self.model, "v": self.version, "p": [(p.label, p.index, p.score) for p in self.predictions]}
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CachedAnswer:
         data = orjson.loads(raw)
-        return cls(data["m"], int(data["v"]), tuple((str(a), int(b), float(c)) for a, b, c in data["p"]))
+        return cls(data["m"], int(data["v"]), tuple(Prediction(str(a), int(b), float(c)) for a, b, c in data["p"]))
 
 
 def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: str, scope: str | None = None) -> str:
@@ -79,7 +83,7 @@ def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: s
 
 def entry_bytes(key: str, answer: CachedAnswer) -> int:
     """An estimate of what one cached entry holds in memory (what the local cache is bounded by)."""
-    labels = sum(len(label) + _PREDICTION_OVERHEAD_BYTES for label, _, _ in answer.predictions)
+    labels = sum(len(p.label) + _PREDICTION_OVERHEAD_BYTES for p in answer.predictions)
     return _ENTRY_OVERHEAD_BYTES + len(key) + len(answer.model) + labels
 
 

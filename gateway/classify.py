@@ -21,8 +21,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from client import ClientError, InferenceError, ModelNotFound, ServerUnavailable
+from client import Classification, ClientError, InferenceError, ModelNotFound, Prediction, ServerUnavailable
 from gateway.auth import Identity
 from gateway.cache import CachedAnswer, ResultCache, cache_key
 from gateway.db import utcnow
@@ -36,7 +37,15 @@ from gateway.versions import VersionTracker
 from visionserve.catalog import Catalog
 from visionserve.errors import VisionServeError
 
-__all__ = ["INLINE_HASH_BYTES", "Answer", "Classifier", "ItemOutcome", "Request", "image_digest"]
+__all__ = [
+    "INLINE_HASH_BYTES",
+    "Answer",
+    "Classifier",
+    "ClassifyRequest",
+    "ItemOutcome",
+    "TritonClassifier",
+    "image_digest",
+]
 
 log = logging.getLogger("visionserve.gateway.classify")
 
@@ -53,9 +62,17 @@ async def image_digest(data: bytes) -> str:
     return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
 
 
+class TritonClassifier(Protocol):
+    """What the flow asks of Triton (``client.AsyncTritonClient`` is one)."""
+
+    async def classify_batch(
+        self, images: Sequence[bytes], model: str, *, top_k: int = ..., version: str | int = ...
+    ) -> list[Classification]: ...
+
+
 @dataclass(frozen=True)
-class Request:
-    """One classification request as the flow needs it.
+class ClassifyRequest:
+    """One classification request as the flow needs it (not an HTTP request: that is Starlette's).
 
     Args:
         caller: who asks.
@@ -78,12 +95,17 @@ class Request:
 
 @dataclass(frozen=True)
 class Answer:
-    """Predictions for one image (already filtered by ``min_score``)."""
+    """Predictions for one image (already filtered by ``min_score``), best first.
+
+    ``predictions`` are the client's ``Prediction`` values as Triton's answer carried them: the
+    cache, the history row and the response (``schemas.Prediction``, ``from_attributes``) all
+    hold these same objects.
+    """
 
     model: str
     version: int
     weights: str | None
-    predictions: tuple[tuple[str, int, float], ...]
+    predictions: tuple[Prediction, ...]
     cached: bool
 
 
@@ -137,7 +159,7 @@ class Classifier:
         self,
         *,
         catalog: Catalog,
-        triton: object,
+        triton: TritonClassifier,
         cache: ResultCache,
         tracker: VersionTracker,
         router: AutoRouter,
@@ -200,7 +222,7 @@ class Classifier:
             raise BadRequest(f"top_k must be at most {limit} for {model}", code="invalid_top_k")
 
     # -- one image ----------------------------------------------------------------------
-    async def classify_one(self, req: Request, data: bytes) -> Answer:
+    async def classify_one(self, req: ClassifyRequest, data: bytes) -> Answer:
         """Classify one image (cache, checks, Triton) and queue its history row.
 
         Raises:
@@ -224,7 +246,7 @@ class Classifier:
 
     # -- a batch ------------------------------------------------------------------------
     async def classify_batch(
-        self, req: Request, items: Sequence[tuple[bytes, str | None]]
+        self, req: ClassifyRequest, items: Sequence[tuple[bytes, str | None]]
     ) -> tuple[str, list[ItemOutcome]]:
         """Classify several images with ONE Triton request for the misses; per-image errors.
 
@@ -311,7 +333,7 @@ class Classifier:
     async def _infer(self, model: str, images: list[bytes], digests: list[str], top_k: int) -> list[Answer]:
         started = time.perf_counter()
         try:
-            results = await self.triton.classify_batch(images, model, top_k=top_k)  # type: ignore[attr-defined]
+            results = await self.triton.classify_batch(images, model, top_k=top_k)
         except (ClientError, OSError) as exc:
             error, kind = _triton_error(exc, model, self.retry_after_s)
             self.metrics.child(self.metrics.triton_errors, model, kind).inc()
@@ -325,7 +347,7 @@ class Classifier:
         for digest, result in zip(digests, results, strict=True):
             version = int(result.version)
             self.tracker.note_answer(model, version)
-            preds = tuple((p.label, p.index, p.score) for p in result.predictions)
+            preds = tuple(result.predictions)
             await self.cache.set(
                 cache_key(digest, model, version, top_k, self._policy_tag),
                 CachedAnswer(model, version, preds),
@@ -337,11 +359,11 @@ class Classifier:
     def _filtered(answer: Answer, min_score: float) -> Answer:
         if min_score <= 0:
             return answer
-        kept = tuple(p for p in answer.predictions if p[2] >= min_score)
+        kept = tuple(p for p in answer.predictions if p.score >= min_score)
         return Answer(answer.model, answer.version, answer.weights, kept, answer.cached)
 
     def _record(
-        self, req: Request, model: str, digest: str, answer: Answer | None, error: VisionServeError | None
+        self, req: ClassifyRequest, model: str, digest: str, answer: Answer | None, error: VisionServeError | None
     ) -> None:
         if error is None:
             status, http_status = "ok", 200
@@ -359,9 +381,7 @@ class Classifier:
                 version=answer.version if answer else None,
                 image_sha256=digest,
                 top_k=req.top_k,
-                predictions=[{"label": p[0], "index": p[1], "score": p[2]} for p in answer.predictions]
-                if answer
-                else [],
+                predictions=list(answer.predictions) if answer else [],
                 latency_ms=(time.perf_counter() - req.started_s) * 1000.0,
                 cached=bool(answer and answer.cached),
                 status=status,

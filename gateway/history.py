@@ -24,7 +24,7 @@ import io
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ import orjson
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
+from client import Prediction
 from gateway.db import ClassificationRecord
 from gateway.errors import BadRequest
 
@@ -74,7 +75,12 @@ _PAGE_ROWS = 1000
 
 @dataclass
 class HistoryRow:
-    """One classification attempt as stored (``created_at`` naive UTC)."""
+    """One classification attempt, as written and as read back (``created_at`` naive UTC).
+
+    The one record type: the classifier queues it, the writer stores it, readers get it back,
+    and the API's ``schemas.HistoryRecord`` reads it by attribute. ``predictions`` are the
+    client's ``Prediction`` values; the database holds them as ``{label, index, score}``.
+    """
 
     id: str
     request_id: str
@@ -85,7 +91,7 @@ class HistoryRow:
     version: int | None
     image_sha256: str
     top_k: int
-    predictions: list[dict[str, Any]]
+    predictions: list[Prediction]
     latency_ms: float
     cached: bool
     status: str
@@ -93,29 +99,19 @@ class HistoryRow:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        # A shallow copy: ``dataclasses.asdict`` deep-copies ``predictions`` and was half the
-        # cost of a history write (the row is already owned by the writer).
-        return dict(self.__dict__)
+        """The row's columns, its predictions as the JSON objects stored."""
+        # A shallow copy: ``dataclasses.asdict`` deep-copies, and was half the cost of a write.
+        columns = dict(self.__dict__)
+        columns["predictions"] = [{"label": p.label, "index": p.index, "score": p.score} for p in self.predictions]
+        return columns
+
+
+_COLUMNS = tuple(f.name for f in fields(HistoryRow) if f.name != "predictions")
 
 
 def _row(rec: ClassificationRecord) -> HistoryRow:
-    return HistoryRow(
-        id=rec.id,
-        request_id=rec.request_id,
-        created_at=rec.created_at,
-        user=rec.user,
-        key_id=rec.key_id,
-        model=rec.model,
-        version=rec.version,
-        image_sha256=rec.image_sha256,
-        top_k=rec.top_k,
-        predictions=list(rec.predictions or []),
-        latency_ms=rec.latency_ms,
-        cached=rec.cached,
-        status=rec.status,
-        http_status=rec.http_status,
-        error=rec.error,
-    )
+    predictions = [Prediction(p["label"], p["index"], p["score"]) for p in rec.predictions or []]
+    return HistoryRow(**{name: getattr(rec, name) for name in _COLUMNS}, predictions=predictions)
 
 
 class HistoryWriter:
@@ -316,7 +312,7 @@ def _safe_cell(value: Any) -> Any:
 
 
 def _csv_record(row: HistoryRow) -> list[Any]:
-    top1 = row.predictions[0] if row.predictions else {}
+    top1 = row.predictions[0] if row.predictions else None
     values = [
         row.id,
         row.created_at.isoformat() + "Z",
@@ -327,9 +323,9 @@ def _csv_record(row: HistoryRow) -> list[Any]:
         row.version if row.version is not None else "",
         row.image_sha256,
         row.top_k,
-        top1.get("label", ""),
-        top1.get("score", ""),
-        orjson.dumps(row.predictions).decode(),
+        top1.label if top1 else "",
+        top1.score if top1 else "",
+        orjson.dumps(row.predictions).decode(),  # a dataclass is written as {label, index, score}
         f"{row.latency_ms:.3f}",
         str(row.cached).lower(),
         row.status,

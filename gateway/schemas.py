@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.versions import NOT_READY_REASONS
 from visionserve.catalog import load_catalog
@@ -43,6 +43,9 @@ DEFAULT_TOP_K = load_catalog().top_k
 
 class Prediction(BaseModel):
     """One of the top-k classes."""
+
+    # read from the client's ``Prediction`` (what the classifier, cache and history hold)
+    model_config = ConfigDict(from_attributes=True)
 
     label: str = Field(description="class name from the model's labels file")
     index: int = Field(description="class index (row of the labels file)")
@@ -162,6 +165,9 @@ class ModelsResponse(BaseModel):
 class HistoryRecord(BaseModel):
     """One stored classification attempt."""
 
+    # read from ``history.HistoryRow`` (``key_id`` is not shown)
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     request_id: str
     created_at: datetime = Field(description="UTC")
@@ -176,6 +182,11 @@ class HistoryRecord(BaseModel):
     status: Literal["ok", "rejected", "error"]
     http_status: int
     error: str | None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # stored naive UTC
 
 
 class HistoryPage(BaseModel):

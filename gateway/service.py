@@ -46,8 +46,7 @@ from gateway import forms, history
 from gateway.admission import Admission, Quota
 from gateway.auth import Identity, KeyStore
 from gateway.cache import LocalCache, RedisCache, ResultCache
-from gateway.classify import Answer, Classifier
-from gateway.classify import Request as ClassifyRequest
+from gateway.classify import Classifier, ClassifyRequest
 from gateway.console import ConsoleMiddleware
 from gateway.db import make_engine, migrate
 from gateway.decode_pool import DecodePool
@@ -82,7 +81,6 @@ from gateway.schemas import (
     HistoryRecord,
     ModelInfo,
     ModelsResponse,
-    Prediction,
     error_responses,
     request_body,
 )
@@ -165,10 +163,6 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
-def _predictions(answer: Answer) -> list[Prediction]:
-    return [Prediction(label=label, index=index, score=score) for label, index, score in answer.predictions]
-
-
 #: Unix seconds accepted for ``since`` / ``until`` (2000-01-01 to 2100-01-01): a bare number
 #: outside them (``0.5``, ``1e12``) is a mistake, not a time, and is refused rather than guessed at.
 EPOCH_RANGE_S = (946_684_800.0, 4_102_444_800.0)
@@ -204,25 +198,6 @@ def parse_timestamp(value: object) -> object:
         return parsed.astimezone(UTC).replace(tzinfo=None)
     except (OverflowError, ValueError):
         raise ValueError("date-time out of range") from None
-
-
-def _record(row: history.HistoryRow) -> HistoryRecord:
-    return HistoryRecord(
-        id=row.id,
-        request_id=row.request_id,
-        created_at=row.created_at.replace(tzinfo=UTC),
-        user=row.user,
-        model=row.model,
-        version=row.version,
-        image_sha256=row.image_sha256,
-        top_k=row.top_k,
-        predictions=[Prediction(**p) for p in row.predictions],
-        latency_ms=row.latency_ms,
-        cached=row.cached,
-        status=row.status,
-        http_status=row.http_status,
-        error=row.error,  # type: ignore[arg-type]
-    )
 
 
 async def authenticate(
@@ -311,17 +286,12 @@ class Gateway:
         self.readiness = CachedProbe(self._ask_triton_ready, settings.ready_cache_ttl_s)
         # Clients connect lazily: the gRPC channel and the Redis pool open on first use.
         self.triton = AsyncTritonClient(settings.triton_url, protocol="grpc", timeout_s=settings.triton_timeout_s)
-        self.redis: RedisLink | None = None
-        cache: ResultCache
-        if settings.redis_url:
-            self.redis = RedisLink(
-                connect(settings.redis_url, settings.redis_timeout_s),
-                retry_s=settings.redis_retry_s,
-                on_error=lambda op: self.metrics.cache_errors.labels(op).inc(),
-            )
-            cache = RedisCache(self.redis, settings.cache_ttl_s)
-        else:
-            cache = LocalCache(settings.cache_max_bytes, settings.cache_ttl_s)
+        self.redis = self._redis_link()
+        cache: ResultCache = (
+            RedisCache(self.redis, settings.cache_ttl_s)
+            if self.redis is not None
+            else LocalCache(settings.cache_max_bytes, settings.cache_ttl_s)
+        )
         self.admission = Admission(
             self.keys,
             RateLimiter(self.redis),
@@ -357,6 +327,16 @@ class Gateway:
             retry_after_s=settings.retry_after_s,
             decode_pool=self.decode_pool,
             default_budget_ms=settings.auto_budget_ms,
+        )
+
+    def _redis_link(self) -> RedisLink | None:
+        """The shared Redis (cache and rate limits) when ``REDIS_URL`` is set; None keeps both in the process."""
+        if not self.settings.redis_url:
+            return None
+        return RedisLink(
+            connect(self.settings.redis_url, self.settings.redis_timeout_s),
+            retry_s=self.settings.redis_retry_s,
+            on_error=lambda op: self.metrics.cache_errors.labels(op).inc(),
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -427,7 +407,7 @@ class Gateway:
                     model=answer.model,
                     version=answer.version,
                     weights=answer.weights,
-                    predictions=_predictions(answer),
+                    predictions=answer.predictions,  # type: ignore[arg-type]  # read by attribute
                     cached=answer.cached,
                     latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
                 )
@@ -472,7 +452,7 @@ class Gateway:
                             status="ok",
                             version=o.answer.version,
                             cached=o.answer.cached,
-                            predictions=_predictions(o.answer),
+                            predictions=o.answer.predictions,  # type: ignore[arg-type]
                         )
                     )
             status = 200
@@ -524,7 +504,7 @@ class Gateway:
     async def history_page(self, query: history.HistoryQuery) -> HistoryPage:
         await self.history.flush()  # this worker's queued rows first: callers see their last request
         rows, next_cursor = await anyio.to_thread.run_sync(history.list_page, self.engine, query)
-        return HistoryPage(records=[_record(r) for r in rows], next_cursor=next_cursor)
+        return HistoryPage(records=[HistoryRecord.model_validate(r) for r in rows], next_cursor=next_cursor)
 
     async def history_csv(self, query: history.HistoryQuery, max_rows: int) -> StreamingResponse:
         await self.history.flush()
@@ -552,7 +532,7 @@ class Gateway:
         row = await anyio.to_thread.run_sync(history.get_record, self.engine, record_id, owner)
         if row is None:
             raise NotFound(f"no history record {record_id!r}")  # someone else's looks exactly like this
-        return _record(row)
+        return HistoryRecord.model_validate(row)
 
 
 # -- routes: thin, typed, documented; the work is in Gateway's methods above -------------------

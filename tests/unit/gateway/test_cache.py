@@ -7,10 +7,11 @@ import tracemalloc
 
 import pytest
 
+from client import Prediction
 from gateway.cache import CACHE_SCOPE, CachedAnswer, LocalCache, RedisCache, cache_key, entry_bytes
 from gateway.redis_link import RedisLink, connect
 
-ANSWER = CachedAnswer("resnet18", 3, (("tabby", 281, 0.75), ("tiger cat", 282, 0.125)))
+ANSWER = CachedAnswer("resnet18", 3, (Prediction("tabby", 281, 0.75), Prediction("tiger cat", 282, 0.125)))
 
 
 def test_answer_round_trips_through_bytes() -> None:
@@ -44,7 +45,8 @@ def test_key_is_scoped_per_api_key_unless_shared() -> None:
 
 
 def _answer(top_k: int, seed: int) -> CachedAnswer:
-    return CachedAnswer("resnet18", 1, tuple((f"label number {seed}-{i}", i, 1.0 / (i + 1)) for i in range(top_k)))
+    predictions = tuple(Prediction(f"label number {seed}-{i}", i, 1.0 / (i + 1)) for i in range(top_k))
+    return CachedAnswer("resnet18", 1, predictions)
 
 
 @pytest.mark.anyio

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from client import Classification, Prediction, ServerUnavailable
 from gateway.auth import Identity
 from gateway.cache import LocalCache
-from gateway.classify import Classifier, Request
+from gateway.classify import Classifier, ClassifyRequest
 from gateway.db import make_engine, migrate
 from gateway.errors import BadRequest, NotFound, UpstreamUnavailable
 from gateway.history import HistoryQuery, HistoryWriter, list_page
@@ -71,8 +71,8 @@ async def setup(tmp_path: Path):
     await history.close()
 
 
-def req(model: str = MODEL, top_k: int = 3, min_score: float = 0.0, budget: float | None = None) -> Request:
-    return Request(ALICE, "rid-1", model, top_k, min_score, budget, time.perf_counter())
+def req(model: str = MODEL, top_k: int = 3, min_score: float = 0.0, budget: float | None = None) -> ClassifyRequest:
+    return ClassifyRequest(ALICE, "rid-1", model, top_k, min_score, budget, time.perf_counter())
 
 
 async def rows(classifier: Classifier, engine) -> list:
@@ -90,14 +90,14 @@ async def test_miss_then_hit_and_one_row_each(setup) -> None:
     assert triton.calls == [1]
     recorded = await rows(classifier, engine)
     assert [r.cached for r in recorded] == [True, False]
-    assert {r.status for r in recorded} == {"ok"} and recorded[0].predictions[0]["label"] == "class0"
+    assert {r.status for r in recorded} == {"ok"} and recorded[0].predictions[0].label == "class0"
 
 
 @pytest.mark.anyio
 async def test_top_k_and_min_score(setup) -> None:
     classifier, triton, _, _ = setup
     answer = await classifier.classify_one(req(top_k=4, min_score=0.2), JPEG)
-    assert [p[0] for p in answer.predictions] == ["class0", "class1"]  # 0.5, 0.25 kept; 0.167, 0.125 dropped
+    assert [p.label for p in answer.predictions] == ["class0", "class1"]  # 0.5, 0.25 kept; 0.167, 0.125 dropped
     await classifier.classify_one(req(top_k=5), JPEG)
     assert triton.calls == [1, 1]  # another top_k is another cache entry
     with pytest.raises(BadRequest):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from client import Prediction
 from gateway.db import make_engine, migrate
 from gateway.errors import BadRequest
 from gateway.history import (
@@ -40,7 +41,7 @@ def row(i: int, user: str = "alice", model: str = "resnet18", **kw: object) -> H
     values: dict = dict(
         id=uuid.uuid4().hex, request_id=f"req-{i}", created_at=T0 + timedelta(seconds=i), user=user,
         key_id="k1", model=model, version=1, image_sha256=f"{i:064x}", top_k=2,
-        predictions=[{"label": "tabby", "index": 281, "score": 0.5}], latency_ms=1.5, cached=False,
+        predictions=[Prediction("tabby", 281, 0.5)], latency_ms=1.5, cached=False,
         status="ok", http_status=200, error=None,
     )  # fmt: skip
     values.update(kw)
