@@ -7,6 +7,12 @@ Per catalog model, on the same image set:
 (b) the served ensemble over gRPC at concurrency 1, 2, 4, 8, every request a never-seen image
     (the ensemble's response cache is on: a repeated image would be a cache hit).
 
+A model whose served version has both an fp32 ``onnx`` and an ``onnx_int8`` backbone is
+measured with each, in the same server (``bench.variants``: a second ensemble over the other
+backbone), the two alternating cell by cell so that both see the same machine; the INT8/fp32
+throughput ratios are printed per concurrency and at the best of each. The preprocessing's JPEG
+decoders (Pillow + ``draft`` vs simplejpeg) are timed in process on the same images.
+
 Printed side by side as served/ceiling ratios (goal ≥ 0.90 at the best concurrency) with the
 Triton statistics of each run (mean batch, queue, compute per image, how busy each stage
 was), and saved as JSON under ``reports/``. A benchmark, not a test: it takes minutes and its
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,16 +36,20 @@ from bench.profile import StageProfile, stage_profiles
 from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, write_json
 from bench.stats import Measurement, ratio
 from bench.targets import triton_sender
+from bench.variants import Variant, compared_formats, variant_repository
 from client import AsyncTritonClient, TritonClient
-from serving.stack import start_triton
-from visionserve.catalog import ModelSpec, load_catalog
+from serving.launcher import TritonServer
+from visionserve.catalog import INT8_FORMAT, load_catalog
+from visionserve.imaging import JPEG_DECODERS
 from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, image_set
 from visionserve.settings import repository_path
 
-__all__ = ["GOAL", "format_serving", "main", "run_serving"]
+__all__ = ["GOAL", "INT8_GOAL", "format_serving", "main", "measure_decoders", "run_serving"]
 
 #: served/ceiling throughput the served path should reach at its best concurrency.
 GOAL = 0.90
+#: INT8 served / fp32 served throughput ResNet50 should reach (issue 16).
+INT8_GOAL = 2.0
 DEFAULT_CONCURRENCY = (1, 2, 4, 8)
 SERVED = "triton_grpc"
 
@@ -65,26 +77,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _served(
-    url: str, spec: ModelSpec, images: DistinctImages, args: argparse.Namespace, top_k: int
-) -> list[dict[str, Any]]:
-    stage_names = [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
-    rows = []
+    url: str, variants: list[Variant], images: DistinctImages, args: argparse.Namespace, top_k: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every concurrency, each variant in turn at it (so fp32 and INT8 see the same minutes)."""
+    rows: dict[str, list[dict[str, Any]]] = {v.ensemble: [] for v in variants}
     async with AsyncTritonClient(url, protocol="grpc") as client:
         for concurrency in args.concurrency:
-            before = {n: await client.statistics(n) for n in stage_names}
-            started = time.perf_counter()
-            m = await run_closed_loop(
-                triton_sender(client, spec.ensemble, images, top_k), label=SERVED, model=spec.name,
-                concurrency=concurrency, duration_s=args.duration_s, warmup_s=args.warmup_s,
-            )  # fmt: skip
-            elapsed = time.perf_counter() - started
-            profiles: dict[str, StageProfile] = {}
-            for n in stage_names:
-                profiles.update(stage_profiles(before[n], await client.statistics(n), elapsed))
-            rows.append({"measurement": m, "profile": profiles})
-            print(f"  served c={concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms, "
-                  f"p99 {fmt_ms(m.p99_ms)} ms, errors {m.errors}", flush=True)  # fmt: skip
+            for variant in variants:
+                stage_names = [variant.ensemble, variant.spec.preprocess_model, variant.backbone]
+                before = {n: await client.statistics(n) for n in stage_names}
+                started = time.perf_counter()
+                m = await run_closed_loop(
+                    triton_sender(client, variant.ensemble, images, top_k), label=SERVED,
+                    model=variant.ensemble, concurrency=concurrency, duration_s=args.duration_s,
+                    warmup_s=args.warmup_s,
+                )  # fmt: skip
+                elapsed = time.perf_counter() - started
+                profiles: dict[str, StageProfile] = {}
+                for n in stage_names:
+                    profiles.update(stage_profiles(before[n], await client.statistics(n), elapsed))
+                rows[variant.ensemble].append({"measurement": m, "profile": profiles})
+                print(f"  {variant.fmt:<10} served c={concurrency}: {fmt_rate(m.throughput)} img/s, p50 "
+                      f"{fmt_ms(m.p50_ms)} ms, p99 {fmt_ms(m.p99_ms)} ms, errors {m.errors}", flush=True)  # fmt: skip
     return rows
+
+
+def measure_decoders(spec_pipeline_params: dict[str, Any], images: list[bytes], duration_s: float) -> dict[str, float]:
+    """Preprocessing images/s (decode + resize + normalise, one thread) per JPEG decoder."""
+    from visionserve.imaging import Pipeline
+
+    rates = {}
+    for decoder in JPEG_DECODERS:
+        pipeline = Pipeline.from_params(spec_pipeline_params, jpeg_decoder=decoder)
+        for data in images[:4]:
+            pipeline(data)
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < duration_s:
+            for data in images:
+                pipeline(data)
+            count += len(images)
+        rates[decoder] = count / (time.perf_counter() - started)
+    return rates
 
 
 def run_serving(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,76 +150,150 @@ def run_serving(args: argparse.Namespace) -> dict[str, Any]:
         f"{host['cores']} cores, load average {host['load_average_1m']}",
         flush=True,
     )
+    jpegs = [i.data for i in images if i.format == "JPEG"]
+    variants: dict[str, list[Variant]] = {}
     for spec in specs:
-        print(f"{spec.name}: in-process ceiling …", flush=True)
-        ceiling = measure_ceiling(spec, repository, images, duration_s=args.duration_s, warmup_s=args.warmup_s,
-                                  batch_sizes=args.batch_sizes, top_k=top_k)  # fmt: skip
-        for m in ceiling:
-            print(f"  ceiling batch {m.concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms")
-        report["models"][spec.name] = {"ceiling": ceiling}
+        formats = compared_formats(repository, spec) if not args.url else [spec.serve_format]  # a given server: as is
+        variants[spec.name] = [Variant(spec, f) for f in formats]
+        rates = measure_decoders(spec.pipeline_params(), jpegs, duration_s=min(args.duration_s, 5.0))
+        print(f"{spec.name}: preprocessing of {len(jpegs)} JPEGs, one thread: "
+              + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items()), flush=True)  # fmt: skip
+        entry = report["models"][spec.name] = {
+            "model": spec.name,
+            "format": spec.serve_format,
+            "decoders": {"jpeg_images": len(jpegs), "images_per_s": rates, "catalog": spec.jpeg_decoder},
+            "formats": {},
+        }
+        for variant in variants[spec.name]:
+            print(f"{spec.name} ({variant.fmt}): in-process ceiling …", flush=True)
+            ceiling = measure_ceiling(variant.served_spec, repository, images, duration_s=args.duration_s,
+                                      warmup_s=args.warmup_s, batch_sizes=args.batch_sizes, top_k=top_k)  # fmt: skip
+            for m in ceiling:
+                print(f"  ceiling batch {m.concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms")
+            entry["formats"][variant.fmt] = {"ensemble": variant.ensemble, "ceiling": ceiling}
     server = None
+    scratch = repository.resolve().parent / f".{repository.resolve().name}.bench-variants"
     try:
         url = args.url
         if not url:
             print("starting tritonserver …", flush=True)
-            server = start_triton(repository, [s.name for s in specs])
+            every = [v for vs in variants.values() for v in vs]
+            models = variant_repository(repository, scratch, every)
+            server = TritonServer.on_free_ports(scratch, models=models, exit_timeout_s=2)
+            server.start(ready_timeout_s=600)
             url = server.grpc_url
         with TritonClient(url) as sync_client:
             weights = {s.name: sync_client.weights(s.ensemble) for s in specs}
         for spec in specs:
-            print(f"{spec.name}: served ensemble over gRPC (distinct images) …", flush=True)
-            rows = asyncio.run(_served(url, spec, DistinctImages(images), args, top_k))
+            print(f"{spec.name}: served ensembles over gRPC (distinct images) …", flush=True)
+            rows = asyncio.run(_served(url, variants[spec.name], DistinctImages(images), args, top_k))
             entry = report["models"][spec.name]
             entry["weights"] = weights[spec.name]
-            best_ceiling = max(entry["ceiling"], key=lambda m: m.throughput)
-            entry["ceiling_best"] = best_ceiling
-            for row in rows:
-                row["ratio"] = ratio(row["measurement"].throughput, best_ceiling.throughput)
-            entry["served"] = rows
-            best = max(rows, key=lambda r: r["measurement"].throughput)
-            entry["best_concurrency"] = best["measurement"].concurrency
-            entry["best_ratio"] = best["ratio"]
-            entry["meets_goal"] = best["ratio"] is not None and best["ratio"] >= GOAL
+            for variant in variants[spec.name]:
+                _judge(entry["formats"][variant.fmt], rows[variant.ensemble])
+            if INT8_FORMAT in entry["formats"] and "onnx" in entry["formats"]:
+                entry["int8_vs_fp32"] = _int8_vs_fp32(entry["formats"]["onnx"], entry["formats"][INT8_FORMAT])
     finally:
         if server is not None:
             server.stop()
-    report["machine"]["load_average_1m_after"] = round(__import__("os").getloadavg()[0], 2)
+        shutil.rmtree(scratch, ignore_errors=True)
+    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    report["machine"]["cpu_features"] = cpu_features()
     return report
 
 
+def _judge(fmt_entry: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    best_ceiling = max(fmt_entry["ceiling"], key=lambda m: m.throughput)
+    fmt_entry["ceiling_best"] = best_ceiling
+    for row in rows:
+        row["ratio"] = ratio(row["measurement"].throughput, best_ceiling.throughput)
+    fmt_entry["served"] = rows
+    best = max(rows, key=lambda r: r["measurement"].throughput)
+    fmt_entry["best_concurrency"] = best["measurement"].concurrency
+    fmt_entry["best_served"] = best["measurement"].throughput
+    fmt_entry["best_ratio"] = best["ratio"]
+    fmt_entry["meets_goal"] = best["ratio"] is not None and best["ratio"] >= GOAL
+
+
+def _int8_vs_fp32(fp32: dict[str, Any], int8: dict[str, Any]) -> dict[str, Any]:
+    """INT8/fp32 throughput: served per concurrency, served best vs best, and the ceilings."""
+    per_c = {
+        a["measurement"].concurrency: ratio(b["measurement"].throughput, a["measurement"].throughput)
+        for a, b in zip(fp32["served"], int8["served"], strict=True)
+    }
+    return {
+        "served_by_concurrency": per_c,
+        "served_best": ratio(int8["best_served"], fp32["best_served"]),
+        "ceiling_best": ratio(int8["ceiling_best"].throughput, fp32["ceiling_best"].throughput),
+        "goal": INT8_GOAL,
+    }
+
+
+def cpu_features() -> list[str]:
+    """The CPU's vector/matrix features that the INT8 and fp32 kernels may use (``/proc/cpuinfo``)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    have = set(flags.split(":", 1)[1].split())
+    return [f for f in wanted if f in have]
+
+
 def format_serving(report: dict[str, Any]) -> str:
-    """The side-by-side table: ceiling, then served per concurrency with ratio and stage profile."""
+    """The side-by-side table: per model and backbone format, ceiling then served per concurrency."""
     lines = []
-    head = (f"{'model':<13} {'path':<22} {'img/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}   "
+    head = (f"{'model':<13} {'format':<10} {'path':<22} {'img/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}   "
             f"{'batch pre/net':>13} {'busy pre/net':>13} {'pre ms/img':>10} {'net ms/img':>10}")  # fmt: skip
     lines += [head, "-" * len(head)]
     for name, entry in report["models"].items():
-        best: Measurement = entry.get("ceiling_best") or max(entry["ceiling"], key=lambda m: m.throughput)
-        for m in entry["ceiling"]:
-            mark = " *" if m is best else ""
-            lines.append(f"{name:<13} {f'in-process batch {m.concurrency}{mark}':<22} {fmt_rate(m.throughput):>7} "
-                         f"{fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} {'1.00' if m is best else '':>6}")  # fmt: skip
-        for row in entry.get("served", []):
-            m, prof = row["measurement"], row["profile"]
-            pre = prof.get(f"{name}_preprocess")
-            net = next((p for k, p in prof.items() if k.startswith(f"{name}_") and k != f"{name}_preprocess"), None)
-            stages = (
-                f"{pre.mean_batch:>6.1f}/{net.mean_batch:<6.1f} {pre.busy:>6.0%}/{net.busy:<6.0%} "
-                f"{pre.compute_ms_per_image:>10.1f} {net.compute_ms_per_image:>10.1f}"
-                if pre and net else ""
-            )  # fmt: skip
-            path = f"triton gRPC c={m.concurrency}"
+        for fmt, f in entry["formats"].items():
+            best: Measurement = f.get("ceiling_best") or max(f["ceiling"], key=lambda m: m.throughput)
+            for m in f["ceiling"]:
+                mark = " *" if m is best else ""
+                lines.append(f"{name:<13} {fmt:<10} {f'in-process batch {m.concurrency}{mark}':<22} "
+                             f"{fmt_rate(m.throughput):>7} {fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} "
+                             f"{'1.00' if m is best else '':>6}")  # fmt: skip
+            for row in f.get("served", []):
+                m, prof = row["measurement"], row["profile"]
+                pre = prof.get(f"{name}_preprocess")
+                net = prof.get(f"{name}_{fmt}")
+                stages = (
+                    f"{pre.mean_batch:>6.1f}/{net.mean_batch:<6.1f} {pre.busy:>6.0%}/{net.busy:<6.0%} "
+                    f"{pre.compute_ms_per_image:>10.1f} {net.compute_ms_per_image:>10.1f}"
+                    if pre and net else ""
+                )  # fmt: skip
+                lines.append(
+                    f"{name:<13} {fmt:<10} {f'triton gRPC c={m.concurrency}':<22} {fmt_rate(m.throughput):>7} "
+                    f"{fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} {fmt_ratio(row['ratio']):>6}   {stages}"
+                )
+            if "best_ratio" in f:
+                verdict = "meets" if f["meets_goal"] else "BELOW"
+                lines.append(
+                    f"{'':<13} {fmt:<10} best: c={f['best_concurrency']}, served/ceiling "
+                    f"{fmt_ratio(f['best_ratio'])} — {verdict} the {report['settings']['goal']:.2f} goal"
+                )
+        cmp = entry.get("int8_vs_fp32")
+        if cmp:
+            per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in cmp["served_by_concurrency"].items())
+            verdict = "meets" if (cmp["served_best"] or 0) >= cmp["goal"] else "below"
             lines.append(
-                f"{name:<13} {path:<22} {fmt_rate(m.throughput):>7} {fmt_ms(m.p50_ms):>7} "
-                f"{fmt_ms(m.p99_ms):>7} {fmt_ratio(row['ratio']):>6}   {stages}"
+                f"{'':<13} int8/fp32 served: best {fmt_ratio(cmp['served_best'])} ({verdict} {cmp['goal']:.1f}x); "
+                f"{per_c}; in-process ceiling {fmt_ratio(cmp['ceiling_best'])}"
             )
-        if "best_ratio" in entry:
-            verdict = "meets" if entry["meets_goal"] else "BELOW"
+        dec = entry.get("decoders")
+        if dec:
+            rates = dec["images_per_s"]
+            speedup = ratio(rates.get("simplejpeg", 0.0), rates.get("pillow", 0.0))
             lines.append(
-                f"{'':<13} best: c={entry['best_concurrency']}, served/ceiling {fmt_ratio(entry['best_ratio'])} "
-                f"— {verdict} the {report['settings']['goal']:.2f} goal"
+                f"{'':<13} preprocessing, {dec['jpeg_images']} JPEGs, one thread: "
+                + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items())
+                + f" (simplejpeg/pillow {fmt_ratio(speedup)}; catalog uses {dec['catalog']})"
             )
         lines.append("")
+    features = report["machine"].get("cpu_features")
+    if features:
+        lines.append(f"CPU features: {' '.join(features)}")
     return "\n".join(lines)
 
 

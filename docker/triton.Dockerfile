@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Triton for the visionserve ensembles: the stock NGC image plus what the python-backend
-# preprocessing models import (Pillow; numpy is already there). Same tag as the chart's
+# preprocessing models import (Pillow, and simplejpeg for JPEG decoding; numpy is already there). Same tag as the chart's
 # triton.image.tag; use it with triton.pythonPackages.install=false (no pip at pod start).
 #
 #   docker build -f docker/triton.Dockerfile -t REGISTRY/visionserve/tritonserver:26.07-py3-visionserve docker/
@@ -12,7 +12,8 @@ FROM nvcr.io/nvidia/tritonserver:26.07-py3
 # Ubuntu's Python is "externally managed" (PEP 668): install into it on purpose.
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 pip3 install --no-cache-dir --disable-pip-version-check \
         pillow==13.0.0 \
-    && python3 -c "import PIL.Image, numpy"
+        simplejpeg==1.9.0 \
+    && python3 -c "import PIL.Image, numpy, simplejpeg"
 
 # triton-server, the non-root user the NGC image creates (uid 1000); the chart runs as it too.
 USER 1000:1000

@@ -126,6 +126,15 @@ def rollback_main(argv: list[str]) -> int:
     return 0
 
 
+def _agreement(quantization: dict[str, dict]) -> str:
+    """``0.995 (200 images)`` per INT8 format, ``REFUSED`` when it was below the threshold."""
+    cells = []
+    for fmt, figures in quantization.items():
+        mark = "" if figures.get("accepted", True) else " REFUSED"
+        cells.append(f"{fmt} {figures['top1_agreement']:.3f} ({figures['images']} images){mark}")
+    return "; ".join(cells)
+
+
 def versions_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionserve versions", description="List model versions on disk.")
     _common(parser)
@@ -136,7 +145,8 @@ def versions_main(argv: list[str]) -> int:
 
     repo = args.repository or repository_path()
     table = Table(title=str(repo))
-    for col in ("model", "version", "served", "profile", "weights", "classes", "formats", "created"):
+    columns = ("model", "version", "served", "profile", "weights", "classes", "formats", "int8 agreement", "created")
+    for col in columns:
         table.add_column(col)
     for spec in load_catalog(args.catalog).models.values():
         served = served_version(repo, spec)
@@ -150,6 +160,7 @@ def versions_main(argv: list[str]) -> int:
                 info.weights,
                 str(info.num_classes),
                 ",".join(info.formats),
+                _agreement(info.quantization),
                 info.created,
             )
     make_console().print(table)

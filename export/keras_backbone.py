@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from export.backbone import Backbone, resolve_builder
-from export.demo import demo_head
+from export.demo import DEMO_RESIDUAL_GAMMA, demo_head
 from export.weights import DEMO_SEED, WeightsChoice
 from visionserve.catalog import PREPROCESSED, PROBABILITIES, Format
 from visionserve.errors import ExportError, WeightsError
@@ -72,11 +72,28 @@ class KerasBackbone(Backbone):
         keras.utils.set_random_seed(DEMO_SEED)
         n = num_classes or self.spec.num_classes
         self.model = builder(weights=None, classes=n)
+        self._damp_residual_branches()
         self._calibrate_batchnorm(calibration)
         head = self.model.layers[-1]
         features = keras.Model(self.model.inputs, head.input).predict(calibration, verbose=0)
         head.set_weights(list(demo_head(features, n, DEMO_SEED)))
         self.num_classes, self.weights = n, "demo"
+
+    def _damp_residual_branches(self) -> None:
+        """γ := DEMO_RESIDUAL_GAMMA on the batch norm ending each residual branch (export/demo.py).
+
+        Keras applications add the branch last (``Add()([shortcut, x])``), so the branch's
+        batch norm is the layer producing an ``Add``'s last input.
+        """
+        import keras
+
+        for layer in self.model._flatten_layers():
+            if not isinstance(layer, keras.layers.Add):
+                continue
+            inputs = layer.input if isinstance(layer.input, list | tuple) else [layer.input]
+            source = inputs[-1]._keras_history.operation
+            if isinstance(source, keras.layers.BatchNormalization):
+                source.gamma.assign(np.full(source.gamma.shape, DEMO_RESIDUAL_GAMMA, dtype="float32"))
 
     def _calibrate_batchnorm(self, calibration: np.ndarray) -> None:
         """Moving statistics := batch statistics of real images (one training-mode pass, momentum 0).

@@ -24,12 +24,13 @@ from export.publish import (
     staging_dir,
     switch_version,
 )
+from export.quantize import CALIBRATION_SEED, HOLDOUT_SEED, QuantizationRefused, export_int8, refusal
 from export.repository import VersionInfo, write_version_files
 from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
-from visionserve.catalog import ARTIFACTS, ModelSpec, Profile
+from visionserve.catalog import ARTIFACTS, INT8_FORMAT, ModelSpec, Profile
 from visionserve.errors import CatalogError, WeightsError
-from visionserve.samples import sample_images
+from visionserve.samples import image_set, sample_images
 
 __all__ = ["ExportResult", "export_model", "make_backbone"]
 
@@ -71,7 +72,7 @@ def _build(
     num_classes: int | None,
     log: Callable[[str], None],
 ) -> None:
-    calibration = _batch(spec, CALIBRATION_IMAGES, seed=101) if choice.kind in {"demo", "auto"} else None
+    calibration = _batch(spec, CALIBRATION_IMAGES, seed=CALIBRATION_SEED) if choice.kind in {"demo", "auto"} else None
     if choice.kind == "auto":
         try:
             backbone.build(WeightsChoice("imagenet"), num_classes, calibration)
@@ -82,6 +83,35 @@ def _build(
     elif choice.kind == "demo":
         warn_demo(spec.name, "WEIGHTS=demo was asked for")
     backbone.build(choice, num_classes, calibration)
+
+
+def _stage_int8(
+    spec: ModelSpec, staging: Path, version: int, step: Callable[[str], None]
+) -> tuple[Exported | None, dict]:
+    """Quantize the staged fp32 ONNX; the artifact, or None when its agreement is refused.
+
+    Raises:
+        QuantizationRefused: refused, and ``onnx_int8`` is the format the ensemble serves.
+    """
+    settings = spec.quantization
+    calibration = _batch(spec, settings.calibration_images, seed=CALIBRATION_SEED)
+    holdout = spec.pipeline().batch([s.data for s in image_set(settings.holdout_images, seed=HOLDOUT_SEED)])
+    version_dir = staging / spec.backbone_model(INT8_FORMAT) / str(version)
+    fp32 = staging / spec.backbone_model("onnx") / str(version) / ARTIFACTS["onnx"]
+    exported, agreement = export_int8(spec, fp32, version_dir, calibration, holdout)
+    metadata = agreement.as_metadata()
+    step(
+        f"{INT8_FORMAT}: {exported.size_bytes / 2**20:.1f} MiB, top-1 agreement with fp32 {agreement.agreement:.3f} "
+        f"on {agreement.images} held-out images (min {agreement.min_agreement:g}), max |Δp| "
+        f"{agreement.max_abs_diff:.2e} ({exported.seconds:.1f} s)"
+    )
+    if agreement.accepted:
+        return exported, metadata
+    shutil.rmtree(version_dir, ignore_errors=True)
+    if spec.serve_format == INT8_FORMAT:
+        raise QuantizationRefused(f"{refusal(spec, agreement)}; it is the served format, so nothing is published")
+    step(f"warning: {refusal(spec, agreement)}; this version is published without {INT8_FORMAT}")
+    return None, metadata
 
 
 def _stage_gpu_model(spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray) -> Exported:
@@ -157,8 +187,11 @@ def export_model(
     result = ExportResult(spec.name, version, backbone.weights)
     try:
         check = _batch(spec, CHECK_IMAGES, seed=202)
-        # SavedModel first: tf2onnx then converts it instead of writing a scratch copy
-        for fmt in sorted(spec.formats, key=lambda f: f != "savedmodel"):
+        # SavedModel first: tf2onnx then converts it instead of writing a scratch copy; INT8 is quantized
+        # from the ONNX after the loop
+        published = [f for f in spec.formats if f != INT8_FORMAT]
+        quantization: dict[str, dict] = {}
+        for fmt in sorted(published, key=lambda f: f != "savedmodel"):
             step(f"exporting {fmt} …")
             exported = backbone.export(fmt, staging / spec.backbone_model(fmt) / str(version), check)
             result.artifacts.append(exported)
@@ -166,6 +199,12 @@ def export_model(
                 f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
                 f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)"
             )
+        if INT8_FORMAT in spec.formats:
+            step(f"quantizing {INT8_FORMAT} (static QDQ, {spec.quantization.calibration_images} calibration images) …")
+            int8, quantization[INT8_FORMAT] = _stage_int8(spec, staging, version, step)
+            if int8 is not None:
+                result.artifacts.append(int8)
+                published.append(INT8_FORMAT)
         pre_dir = staging / spec.preprocess_model / str(version)
         pre_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
@@ -184,10 +223,11 @@ def export_model(
             version=version,
             weights=backbone.weights,
             num_classes=backbone.num_classes,
-            formats=list(spec.formats),
+            formats=[f for f in spec.formats if f in published],
             checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
             parity={e.fmt: e.max_abs_diff for e in result.artifacts},
             profile=profile,
+            quantization=quantization,
         )
         write_version_files(staging / spec.ensemble / str(version), info, label_list)
         commit_staged(staging, repo, spec, version)

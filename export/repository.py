@@ -48,6 +48,8 @@ class VersionInfo:
     checkpoint: str | None = None
     parity: dict[str, float] = field(default_factory=dict)
     profile: str = "cpu"
+    #: per INT8 format: its top-1 agreement with the fp32 ONNX (``export.quantize.Agreement``)
+    quantization: dict[str, dict] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -211,7 +213,8 @@ def write_composing_configs(repo: Path, spec: ModelSpec, versions: list[int]) ->
     written = [spec.preprocess_model]
     _write_config(repo, preprocess_config(spec, versions, newest))
     for fmt in newest.formats:
-        _write_config(repo, backbone_config(spec, fmt, versions, newest, _class_count(infos)))
+        having = [i for i in infos if fmt in i.formats]  # a version without this format has no directory for it
+        _write_config(repo, backbone_config(spec, fmt, [i.version for i in having], newest, _class_count(having)))
         written.append(spec.backbone_model(fmt))  # type: ignore[arg-type]
     gpu_infos = [i for i in infos if i.profile == "gpu"]  # only they have a <name>_gpu/V directory
     if gpu_infos:

@@ -18,7 +18,7 @@ Runner = Callable[[np.ndarray], np.ndarray]
 def load_runner(fmt: Format, artifact: Path, *, threads: int | None = None) -> Runner:
     """A function batch -> probabilities over the artifact, on the CPU, with ``threads`` threads."""
     threads = threads or os.cpu_count() or 1
-    if fmt == "onnx":
+    if fmt in {"onnx", "onnx_int8"}:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

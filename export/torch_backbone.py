@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from export.backbone import Backbone, resolve_builder
-from export.demo import demo_head
+from export.demo import DEMO_RESIDUAL_GAMMA, demo_head
 from export.weights import DEMO_SEED, WeightsChoice
 from visionserve.catalog import Format, ModelSpec
 from visionserve.errors import ExportError, WeightsError
@@ -91,10 +91,15 @@ class TorchBackbone(Backbone):
 
     @staticmethod
     def _calibrate_demo(model, calibration: np.ndarray, num_classes: int) -> None:  # noqa: ANN001
-        """Batch-norm statistics from real images, then a demo head over the pooled features."""
+        """Damped residual branches, batch-norm statistics from real images, then a demo head."""
         import torch
+        from torchvision.models.resnet import BasicBlock, Bottleneck
 
         batch = torch.from_numpy(calibration)
+        for m in model.modules():  # damped residual branches (export/demo.py)
+            last_bn = m.bn2 if isinstance(m, BasicBlock) else m.bn3 if isinstance(m, Bottleneck) else None
+            if last_bn is not None:
+                torch.nn.init.constant_(last_bn.weight, DEMO_RESIDUAL_GAMMA)
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()

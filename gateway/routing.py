@@ -9,8 +9,10 @@ Policy ("most accurate within the latency budget, else the fastest"):
    in. A median, not a mean: one caller's few costly images (huge or slow-to-decode uploads)
    must not move ``auto`` for everyone — an exponentially weighted mean jumped by a fifth of
    every outlier; the median moves only when most recent images got slower. Before
-   ``min_samples`` it is ``gflops × ms_per_gflop``, where ``ms_per_gflop`` is calibrated
-   from the models already measured (their median ms/GFLOP), else the configured prior.
+   ``min_samples`` it is ``served_gflops × ms_per_gflop`` (``gflops``, times the INT8
+   format's ``quantization.relative_cost`` when the model serves ``onnx_int8``), where
+   ``ms_per_gflop`` is calibrated from the models already measured (their median ms/GFLOP),
+   else the configured prior.
 3. With a budget (header ``X-Latency-Budget-Ms``, else ``GATEWAY_AUTO_BUDGET_MS``): the most
    accurate candidate whose expected latency fits the budget; if none fits, the fastest.
    Without a budget: the most accurate candidate. Ties go to the faster model.
@@ -91,7 +93,7 @@ class AutoRouter:
         ratios = []
         for name in self.eligible:
             measured = self._measured(name)
-            gflops = self._catalog.models[name].gflops
+            gflops = self._catalog.models[name].served_gflops
             if measured is not None and gflops:
                 ratios.append(measured / gflops)
         return statistics.median(ratios) if ratios else self._prior
@@ -101,7 +103,7 @@ class AutoRouter:
         measured = self._measured(model)
         if measured is not None:
             return LatencyEstimate(model, measured, True)
-        gflops = self._catalog.models[model].gflops or 0.0
+        gflops = self._catalog.models[model].served_gflops or 0.0
         return LatencyEstimate(model, gflops * self.ms_per_gflop(), False)
 
     def choose(self, ready: Iterable[str], budget_ms: float | None) -> Choice | None:

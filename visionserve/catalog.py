@@ -19,6 +19,7 @@ from visionserve.settings import catalog_path
 
 __all__ = [
     "IMAGE_INPUT",
+    "INT8_FORMAT",
     "PREPROCESSED",
     "PROBABILITIES",
     "Catalog",
@@ -27,10 +28,13 @@ __all__ = [
     "ModelSpec",
     "Profile",
     "Preprocessing",
+    "Quantization",
     "load_catalog",
 ]
 
-Format = Literal["onnx", "torchscript", "savedmodel"]
+Format = Literal["onnx", "onnx_int8", "torchscript", "savedmodel"]
+#: The INT8 format: static QDQ quantization of the ``onnx`` artifact (``export/quantize.py``).
+INT8_FORMAT = "onnx_int8"
 #: Deployment profiles: ``cpu`` (preprocess model -> backbone) or ``gpu`` (one GPU model).
 Profile = Literal["cpu", "gpu"]
 PROFILES: tuple[str, ...] = ("cpu", "gpu")
@@ -45,18 +49,21 @@ PROBABILITIES = "probabilities"
 #: Triton platform name per exported format.
 PLATFORMS: dict[str, str] = {
     "onnx": "onnxruntime_onnx",
+    "onnx_int8": "onnxruntime_onnx",
     "torchscript": "pytorch_libtorch",
     "savedmodel": "tensorflow_savedmodel",
 }
 #: Backend directory name that serves each platform (native or Python-based).
 BACKENDS: dict[str, str] = {
     "onnx": "onnxruntime",
+    "onnx_int8": "onnxruntime",
     "torchscript": "pytorch",
     "savedmodel": "tensorflow",
 }
 #: File (or directory) name of the artifact inside a version directory.
 ARTIFACTS: dict[str, str] = {
     "onnx": "model.onnx",
+    "onnx_int8": "model.onnx",
     "torchscript": "model.pt",
     "savedmodel": "model.savedmodel",
 }
@@ -91,6 +98,33 @@ class Instances(_Strict):
 
     preprocess: int = Field(default=1, ge=1)
     backbone: int = Field(default=1, ge=1)
+
+
+class Quantization(_Strict):
+    """How the ``onnx_int8`` format is made from the ``onnx`` one, and when it is refused.
+
+    ``models.yaml``'s ``quantization:`` holds the defaults; an entry's ``quantization:``
+    overrides single fields.
+
+    Args:
+        min_agreement: top-1 agreement with the fp32 ONNX on the held-out images below which
+            the INT8 artifact is refused.
+        holdout_images: held-out real-derived images the agreement is measured on (>= 200).
+        calibration_images: sample images the activation ranges are calibrated on.
+        calibration_method: onnxruntime's calibrator (``minmax``, ``percentile``, ``entropy``).
+        per_channel: per-output-channel weight scales (else one per tensor).
+        op_types: operator types quantized; the rest stays fp32 between Q/DQ pairs.
+        relative_cost: INT8 compute per image as a share of fp32's: what ``auto`` expects of
+            an ``onnx_int8`` model before it has measured it (from ``make bench-serving``).
+    """
+
+    min_agreement: float = Field(default=0.98, gt=0, le=1)
+    holdout_images: int = Field(default=200, ge=200)
+    calibration_images: int = Field(default=64, ge=8)
+    calibration_method: Literal["minmax", "percentile", "entropy"] = "minmax"
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ("Conv",)
+    relative_cost: float = Field(default=0.5, gt=0, le=1)
 
 
 class GpuProfile(_Strict):
@@ -146,15 +180,23 @@ class ModelSpec(_Strict):
     top1_accuracy: float | None = Field(default=None, ge=0, le=1)
     gflops: float | None = Field(default=None, gt=0)
     gpu: GpuProfile | None = Field(default=None, description="the GPU profile (models.yaml profiles.gpu)")
+    quantization: Quantization = Quantization()
+    jpeg_decoder: Literal["pillow", "simplejpeg"] = Field(
+        default="pillow", description="CPU JPEG decoder of the preprocessing (models.yaml defaults.jpeg_decoder)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if self.serve_format not in self.formats:
             raise ValueError(f"serve_format {self.serve_format!r} is not in formats {list(self.formats)}")
-        allowed = {"keras": {"onnx", "savedmodel"}, "torch": {"onnx", "torchscript"}}[self.framework]
+        allowed = {"keras": {"onnx", "onnx_int8", "savedmodel"}, "torch": {"onnx", "onnx_int8", "torchscript"}}[
+            self.framework
+        ]
         bad = [f for f in self.formats if f not in allowed]
         if bad:
             raise ValueError(f"framework {self.framework!r} cannot export {bad}; choose from {sorted(allowed)}")
+        if INT8_FORMAT in self.formats and "onnx" not in self.formats:
+            raise ValueError(f"{INT8_FORMAT} is quantized from the fp32 ONNX: add onnx to formats")
         expected_layout = "NHWC" if self.framework == "keras" else "NCHW"
         if self.layout != expected_layout:
             raise ValueError(f"layout of a {self.framework} model is {expected_layout}, not {self.layout}")
@@ -182,6 +224,17 @@ class ModelSpec(_Strict):
         return f"{self.name}_{fmt or self.serve_format}"
 
     @property
+    def served_gflops(self) -> float | None:
+        """``gflops`` scaled by what the served format costs (``quantization.relative_cost`` for INT8).
+
+        What ``model=auto`` expects of this model before it has measured it.
+        """
+        if self.gflops is None:
+            return None
+        factor = self.quantization.relative_cost if self.serve_format == INT8_FORMAT else 1.0
+        return self.gflops * factor
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """Shape of one preprocessed image (no batch axis), in the model's layout."""
         s = self.input_size
@@ -196,7 +249,7 @@ class ModelSpec(_Strict):
 
     def pipeline_params(self) -> dict[str, Any]:
         """Preprocessing constants + layout, as ``visionserve.imaging.Pipeline.from_params`` takes them."""
-        return {**self.preprocessing.model_dump(mode="json"), "layout": self.layout}
+        return {**self.preprocessing.model_dump(mode="json"), "layout": self.layout, "jpeg_decoder": self.jpeg_decoder}
 
     def pipeline(self, **overrides: Any) -> Pipeline:
         """The in-process preprocessing pipeline of this model."""
@@ -263,8 +316,9 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
         raise CatalogError(f"{source}: expected a mapping with a non-empty 'models:' section")
     defaults = raw.get("defaults") or {}
-    entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us") if k in defaults}
+    entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us", "jpeg_decoder") if k in defaults}
     gpu_defaults = (raw.get("profiles") or {}).get("gpu")
+    quant_defaults = raw.get("quantization") or {}
     models: dict[str, ModelSpec] = {}
     try:
         for name, entry in raw["models"].items():
@@ -273,6 +327,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             data = {**entry_defaults, **entry, "name": name}
             if gpu_defaults is not None or "gpu" in entry:
                 data["gpu"] = {**(gpu_defaults or {}), **(entry.get("gpu") or {})}
+            data["quantization"] = {**quant_defaults, **(entry.get("quantization") or {})}
             try:
                 models[name] = ModelSpec.model_validate(data)
             except ValidationError as err:

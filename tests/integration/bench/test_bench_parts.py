@@ -62,7 +62,8 @@ def test_bench_serving_measures_a_real_server(triton: TritonServer, exported_rep
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "bench-serving.json").read_text())
-    entry = report["models"][MODEL]
+    entry = report["models"][MODEL]["formats"]["onnx"]
+    assert set(report["models"][MODEL]["decoders"]["images_per_s"]) == {"pillow", "simplejpeg"}
     assert entry["ceiling"][0]["requests"] > 0
     assert [row["measurement"]["concurrency"] for row in entry["served"]] == [1, 2]
     for row in entry["served"]:

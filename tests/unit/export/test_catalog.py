@@ -31,6 +31,7 @@ def test_real_catalog_has_the_three_models() -> None:
         "resnet18",
         "resnet18_preprocess",
         "resnet18_onnx",
+        "resnet18_onnx_int8",
         "resnet18_torchscript",
         "resnet18_gpu",
     ]
@@ -98,3 +99,35 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     empty.write_text("defaults: {}\n")
     with pytest.raises(CatalogError, match="models"):
         load_catalog(empty)
+
+
+def test_int8_needs_the_fp32_onnx(tmp_path: Path, raw: dict) -> None:
+    raw["models"]["resnet18"]["formats"] = ["onnx_int8", "torchscript"]
+    raw["models"]["resnet18"]["serve_format"] = "torchscript"
+    with pytest.raises(CatalogError, match="onnx_int8 is quantized from the fp32 ONNX"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_quantization_defaults_and_overrides(tmp_path: Path, raw: dict) -> None:
+    raw["quantization"] = {"min_agreement": 0.99, "op_types": ["Conv", "MatMul"]}
+    raw["models"]["resnet50"]["quantization"] = {"min_agreement": 0.95}
+    catalog = load_catalog(_write(tmp_path, raw))
+    assert catalog.get("resnet18").quantization.min_agreement == 0.99
+    assert catalog.get("resnet50").quantization.min_agreement == 0.95
+    assert catalog.get("resnet50").quantization.op_types == ("Conv", "MatMul")
+
+
+def test_holdout_below_200_images_is_refused(tmp_path: Path, raw: dict) -> None:
+    raw["quantization"] = {"holdout_images": 50}
+    with pytest.raises(CatalogError, match="holdout_images"):
+        load_catalog(_write(tmp_path, raw))
+
+
+def test_served_gflops_charges_int8_its_relative_cost(tmp_path: Path, raw: dict) -> None:
+    raw["quantization"] = {"relative_cost": 0.4}
+    raw["models"]["resnet50"]["serve_format"] = "onnx_int8"
+    catalog = load_catalog(_write(tmp_path, raw))
+    r50, r18 = catalog.get("resnet50"), catalog.get("resnet18")
+    assert r50.served_gflops == pytest.approx(r50.gflops * 0.4)
+    assert r18.served_gflops == r18.gflops
+    assert r50.backbone_model() == "resnet50_onnx_int8"

@@ -83,3 +83,21 @@ def test_a_few_slow_images_do_not_move_the_estimate() -> None:
     for _ in range(31):  # once most recent images really are slower, the estimate follows
         router.observe(model, 40.0)
     assert router.estimate(model).expected_ms == 40.0
+
+
+def test_an_int8_served_model_is_expected_at_its_relative_cost(tmp_path) -> None:  # noqa: ANN001
+    import yaml
+
+    from visionserve.catalog import load_catalog
+    from visionserve.settings import catalog_path
+
+    raw = yaml.safe_load(catalog_path().read_text())
+    raw["models"]["resnet50"]["serve_format"] = "onnx_int8"
+    raw["quantization"]["relative_cost"] = 0.25
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    catalog = load_catalog(path)
+    router = AutoRouter(catalog, ms_per_gflop=10.0)
+    r50 = catalog.get("resnet50")
+    assert router.estimate("resnet50").expected_ms == pytest.approx(r50.gflops * 0.25 * 10.0)
+    assert router.estimate("resnet18").expected_ms == pytest.approx(catalog.get("resnet18").gflops * 10.0)
