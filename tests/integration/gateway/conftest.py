@@ -133,6 +133,12 @@ def running_gateway(directory: Path, triton_url: str, **kwargs: object) -> Itera
         gateway.stop()
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """asyncio only: the gateway's clients (redis.asyncio, grpc.aio) run on it, not on trio."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The main gateway: embedded defaults (SQLite, in-process cache and limits) on the session Triton."""
