@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drills.hostile import rle8_bmp
-from drills.load import LoadLoop, Sample, p99
+from drills.load import LoadLoop, Sample, jpeg_variants, p99
 from drills.report import DrillResult
 from drills.stack import DrillStack
 
@@ -139,18 +139,27 @@ def _interleaved(
 def rate_limit(stack: DrillStack, *, seconds: float = 6.0, rounds: int = 4) -> DrillResult:
     """One key at 10x its limit: its excess is 429; the other keys' p99 stays within 20 %.
 
-    The baseline is the same key at its limit (that much work it may ask for).
+    The baseline is the same key at its limit (that much work it may ask for). The abuser's
+    requests, in both windows, are prebuilt bytes on plain sockets and its images one JPEG
+    with a new comment each (``drills.load``: every one still unseen by the caches): what is
+    measured is what its 100 requests/s cost the gateway, not what they cost this process
+    to make (httpx and a fresh JPEG: ~2.5 ms of CPU each, a quarter of a core beside the
+    threads that time the other keys). The other keys' requests are unchanged.
     """
     stack.start_gateway(env=QUOTA_ENV)
+
+    def abuser(concurrency: int, rate_per_s: float) -> list[LoadLoop]:
+        return [LoadLoop(stack.gateway_url, abuser_key, stack.model, concurrency=concurrency,
+                         rate_per_s=rate_per_s, image=variants, raw=True)]  # fmt: skip
+
     try:
         keys = [stack.key() for _ in range(2)]
         abuser_key = stack.key()
+        variants = jpeg_variants()
         comparison, others, _polite, (flood,) = _interleaved(
             stack, keys, rounds=rounds, seconds=seconds,
-            baseline=lambda: [LoadLoop(stack.gateway_url, abuser_key, stack.model, concurrency=1,
-                                       rate_per_s=RATE_PER_S * 0.9)],
-            abuse=lambda: [LoadLoop(stack.gateway_url, abuser_key, stack.model, concurrency=4,
-                                    rate_per_s=RATE_PER_S * 10 / 4)],
+            baseline=lambda: abuser(1, RATE_PER_S * 0.9),
+            abuse=lambda: abuser(4, RATE_PER_S * 10 / 4),
             before_abuse_s=BURST / RATE_PER_S,  # let its bucket fill again: each window starts full
         )  # fmt: skip
     finally:
