@@ -20,10 +20,11 @@ import os
 import struct
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage, UpstreamUnavailable
 from gateway.uploads import UploadPolicy
+from gateway.video import Frame, Sampling, VideoInfo, VideoLimits
 from visionserve.errors import ImageError
 
 __all__ = ["DEFAULT_MEMORY_BYTES", "DecodePool"]
@@ -80,7 +81,8 @@ class DecodePool:
         self.kills = 0
         self._ready: asyncio.Queue[_Worker] | None = None
         self._live: set[_Worker] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # workers starting
+        self._reaping: set[asyncio.Task[None]] = set()  # killed workers being reaped
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -90,11 +92,15 @@ class DecodePool:
         await asyncio.gather(*list(self._tasks))
 
     async def close(self) -> None:
-        """Close every worker's stdin (it exits) and reap it; kill what does not exit."""
+        """Close every worker's stdin (it exits) and reap it; kill what does not exit.
+
+        Starting workers are cancelled; workers being killed are left to finish being reaped
+        (cancelling that wait once left a killed worker unreaped and ``close`` waiting forever).
+        """
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), *list(self._reaping), return_exceptions=True)
         await asyncio.gather(*(self._stop(w, kill=False) for w in list(self._live)), return_exceptions=True)
 
     def _queue(self) -> asyncio.Queue[_Worker]:
@@ -159,14 +165,17 @@ class DecodePool:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                log.error("decode worker %d did not exit after SIGKILL", proc.pid)
 
     def _discard(self, worker: _Worker) -> None:
         """Kill a worker whose state is unknown, reap it and start its replacement, all in the background."""
         self.kills += 1
         task = asyncio.ensure_future(self._stop(worker, kill=True))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
         if not self._closed:
             self._replace()
 
@@ -179,6 +188,27 @@ class DecodePool:
                 the check ran past ``timeout_s``.
             UpstreamUnavailable: no worker came free within ``queue_timeout_s`` (503).
         """
+        await self._job(data, fmt, fmt)
+
+    async def sample_video(
+        self, data: bytes, container: str, sampling: Sampling, limits: VideoLimits
+    ) -> tuple[VideoInfo, list[Frame]]:
+        """Decode a video's sampled frames in a worker (``gateway.video.sample_video``).
+
+        Raises:
+            ImageError: what sampling found (400/413/415), ``413 decode_timeout`` past ``timeout_s``.
+            UpstreamUnavailable: no worker came free within ``queue_timeout_s`` (503).
+        """
+        params = json.dumps({"container": container, "sampling": asdict(sampling), "limits": asdict(limits)}).encode()
+        reply, blob = await self._job(_HEAD.pack(len(params)) + params + data, "video", f"{container} video")
+        frames, offset = [], 0
+        for meta in reply["frames"]:  # type: ignore[union-attr]
+            size = int(meta["size"])
+            frames.append(Frame(float(meta["t_s"]), bool(meta["keyframe"]), blob[offset : offset + size]))
+            offset += size
+        return VideoInfo(**reply["info"]), frames  # type: ignore[arg-type]
+
+    async def _job(self, data: bytes, fmt: str, what: str) -> tuple[dict[str, object], bytes]:
         if self._closed:
             raise RuntimeError("the decode pool is closed")
         ready = self._queue()
@@ -199,19 +229,19 @@ class DecodePool:
             )
         started = time.perf_counter()
         try:
-            reply = await asyncio.wait_for(self._roundtrip(worker, data, fmt), self.timeout_s)
+            reply, blob = await asyncio.wait_for(self._roundtrip(worker, data, fmt), self.timeout_s)
         except TimeoutError:
             self._discard(worker)
-            log.warning("decode check of a %s upload (%d bytes) killed after %.1f s", fmt, len(data),
+            log.warning("decode check of a %s upload (%d bytes) killed after %.1f s", what, len(data),
                         time.perf_counter() - started)  # fmt: skip
             raise ImageTooLarge(
-                f"the {fmt} image did not decode within {self.timeout_s:g} s; it is too costly to accept",
+                f"the {what} did not decode within {self.timeout_s:g} s; it is too costly to accept",
                 code="decode_timeout",
             ) from None
         except (OSError, EOFError, RuntimeError) as exc:  # the process died on this upload
             self._discard(worker)
-            log.warning("decode worker died checking a %s upload (%d bytes): %s", fmt, len(data), exc)
-            raise InvalidImage(f"the {fmt} image crashed its decoder", code="corrupt_image") from None
+            log.warning("decode worker died checking a %s upload (%d bytes): %s", what, len(data), exc)
+            raise InvalidImage(f"the {what} crashed its decoder", code="corrupt_image") from None
         except BaseException:  # cancelled: the job's state is unknown
             self._discard(worker)
             raise
@@ -220,8 +250,9 @@ class DecodePool:
         if "error" in reply:
             cls = _ERRORS.get(str(reply["error"]), InvalidImage)
             raise cls(str(reply["message"]), code=str(reply["code"]))  # type: ignore[call-arg]
+        return reply, blob
 
-    async def _roundtrip(self, worker: _Worker, data: bytes, fmt: str) -> dict[str, object]:
+    async def _roundtrip(self, worker: _Worker, data: bytes, fmt: str) -> tuple[dict[str, object], bytes]:
         stdin, stdout = worker.proc.stdin, worker.proc.stdout
         assert stdin is not None and stdout is not None
         name = fmt.encode("ascii")
@@ -234,6 +265,10 @@ class DecodePool:
         try:
             (length,) = _HEAD.unpack(await stdout.readexactly(_HEAD.size))
             reply = json.loads(await stdout.readexactly(length))
+            blob = b""
+            if fmt == "video":  # the frames follow their description
+                (length,) = _HEAD.unpack(await stdout.readexactly(_HEAD.size))
+                blob = await stdout.readexactly(length)
         except asyncio.IncompleteReadError:
             raise RuntimeError(f"decode worker exited ({worker.proc.returncode})") from None
-        return reply  # type: ignore[no-any-return]
+        return reply, blob

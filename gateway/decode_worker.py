@@ -3,7 +3,10 @@
 Started as ``python -m gateway.decode_worker '<policy JSON>'``. Frames on stdin are
 ``<u32 total length><u8 format length><format><image bytes>``; each answer on the
 protocol channel is ``<u32 length><JSON>``: ``{"ok": true}`` or
-``{"error": class name, "code": …, "message": …}``. The process lowers its own priority
+``{"error": class name, "code": …, "message": …}``. A ``video`` job carries
+``<u32 length><JSON sampling and limits>`` before the video's bytes, and its answer is the
+JSON (``info`` and each frame's timestamp and size) followed by ``<u32 length><the frames'
+JPEG bytes, concatenated>`` (``gateway.video``). The process lowers its own priority
 (the gateway's event loop and Triton come first), caps its address space (a decode that
 slipped past the pixel limits fails with MemoryError instead of taking the host), and moves
 stdout to stderr so that nothing a library prints can corrupt a frame. It exits when stdin
@@ -52,6 +55,26 @@ def _answer(data: bytes, fmt: str, policy: UploadPolicy) -> dict[str, object]:
     return {"ok": True}
 
 
+def _video(body: bytes) -> tuple[dict[str, object], bytes]:
+    from gateway.video import Sampling, VideoLimits, sample_video
+
+    (length,) = _HEAD.unpack_from(body)
+    params = json.loads(body[_HEAD.size : _HEAD.size + length])
+    data = body[_HEAD.size + length :]
+    try:
+        info, frames = sample_video(
+            data, params["container"], Sampling(**params["sampling"]), VideoLimits(**params["limits"])
+        )
+    except ImageError as exc:
+        return {"error": type(exc).__name__, "code": getattr(exc, "code", "invalid_video"), "message": str(exc)}, b""
+    except MemoryError:
+        return {"error": "ImageTooLarge", "code": "video_too_large", "message": "the video needs too much memory"}, b""
+    except Exception as exc:  # a demuxer bug on crafted data is still the upload's fault
+        return {"error": "InvalidImage", "code": "corrupt_video", "message": f"the video does not decode: {exc}"}, b""
+    meta = [{"t_s": f.t_s, "keyframe": f.keyframe, "size": len(f.jpeg)} for f in frames]
+    return {"ok": True, "info": info.to_json(), "frames": meta}, b"".join(f.jpeg for f in frames)
+
+
 def serve(inp: BinaryIO, out: BinaryIO, policy: UploadPolicy) -> None:
     """Answer frames from ``inp`` on ``out`` until ``inp`` closes."""
     while True:
@@ -64,8 +87,14 @@ def serve(inp: BinaryIO, out: BinaryIO, policy: UploadPolicy) -> None:
         fmt_len = body[0]
         fmt, data = body[1 : 1 + fmt_len].decode("ascii"), body[1 + fmt_len :]
         del body
-        reply = json.dumps(_answer(data, fmt, policy)).encode()
-        out.write(_HEAD.pack(len(reply)) + reply)
+        if fmt == "video":
+            answer, blob = _video(data)
+            reply = json.dumps(answer).encode()
+            out.write(_HEAD.pack(len(reply)) + reply + _HEAD.pack(len(blob)))
+            out.write(blob)
+        else:
+            reply = json.dumps(_answer(data, fmt, policy)).encode()
+            out.write(_HEAD.pack(len(reply)) + reply)
         out.flush()
 
 
