@@ -12,10 +12,12 @@ thread, about 0.1 ms per request on the cache-hit path. BentoML still owns the p
 (workers), the lifecycle (``@bentoml.on_startup``/``on_shutdown``), ``/readyz``
 (``__is_ready__`` asks Triton), ``/livez`` and ``/metrics``.
 
-Everything else lives in sibling modules: ``auth`` (keys), ``limits`` (token buckets),
+Everything else lives in sibling modules: ``admission`` (key + rate limit, the one step in
+front of every route, run by the middleware), ``auth`` (keys), ``limits`` (token buckets),
 ``uploads`` (checks), ``cache``, ``history``, ``routing`` (``auto``), ``versions`` (served
 versions), ``classify`` (the flow), ``forms`` (request bodies), ``middleware`` (headers,
-body cap, request id), ``metrics``.
+body cap, request id, admission before routing), ``metrics``. ``docs/decisions.md`` says why
+``/v1`` is a mounted FastAPI app.
 """
 
 from __future__ import annotations
