@@ -43,7 +43,10 @@ def test_configs_are_valid_and_follow_the_contract(exported_repository: Path, sp
     assert list(pre.output[0].dims) == list(spec.input_shape)
     assert (repo / spec.preprocess_model / "1" / "model.py").is_file()
 
-    for fmt in spec.formats:
+    info = json.loads((repo / spec.ensemble / "1" / "version.json").read_text())
+    refused = {f for f, q in info.get("quantization", {}).items() if not q["accepted"]}
+    assert set(info["formats"]) == set(spec.formats) - refused  # a refused INT8 artifact is not published
+    for fmt in info["formats"]:
         cfg = _config(repo, spec.backbone_model(fmt))
         assert cfg.name == spec.backbone_model(fmt) and cfg.platform == PLATFORMS[fmt]
         assert (repo / cfg.name / "1" / cfg.default_model_filename).exists()
@@ -56,13 +59,19 @@ def test_configs_are_valid_and_follow_the_contract(exported_repository: Path, sp
 @pytest.mark.parametrize("spec", CATALOG.models.values(), ids=CATALOG.names)
 def test_formats_agree_and_predictions_are_not_degenerate(exported_repository: Path, spec) -> None:  # noqa: ANN001
     batch = spec.pipeline().batch([s.data for s in sample_images(24, seed=77)])
+    info = json.loads((exported_repository / spec.ensemble / "1" / "version.json").read_text())
     outputs = {
         fmt: load_runner(fmt, exported_repository / spec.backbone_model(fmt) / "1" / ARTIFACTS[fmt])(batch)
-        for fmt in spec.formats
+        for fmt in info["formats"]
     }
+    quantized = {fmt: outputs.pop(fmt) for fmt in list(outputs) if fmt in info.get("quantization", {})}
     first, *others = outputs.values()
-    for other in others:
+    for other in others:  # every float format computes the same function
         assert np.abs(first - other).max() < 1e-3
+    for fmt, out in quantized.items():  # INT8: the top-1 the export's gate measured on 200 images, here on 24
+        figures = info["quantization"][fmt]
+        assert figures["accepted"] and figures["top1_agreement"] >= figures["min_agreement"]
+        assert (out.argmax(axis=1) == first.argmax(axis=1)).mean() >= 0.9
     np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-4)  # softmax folded in
     top1 = first.argmax(axis=1)
     assert len(set(top1.tolist())) >= 8, "different images must give different top-1 classes"
