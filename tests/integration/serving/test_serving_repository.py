@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,12 @@ def _served_version(repository: Path, model: str) -> int:
     return max(int(p.name) for p in (repository / model).iterdir() if p.name.isdigit())
 
 
+def _published(repository: Path, spec: ModelSpec) -> set[str]:
+    """The formats the served version published (a refused INT8 artifact is not among them)."""
+    version = _served_version(repository, spec.ensemble)
+    return set(json.loads((repository / spec.ensemble / str(version) / "version.json").read_text())["formats"])
+
+
 @functools.cache
 def _reference(repository: Path, spec: ModelSpec, fmt: str) -> np.ndarray:
     """The artifact's output for ``_batch(spec)``, computed by the framework in this process (once)."""
@@ -48,7 +55,7 @@ def _reference(repository: Path, spec: ModelSpec, fmt: str) -> np.ndarray:
     model = spec.backbone_model(fmt)  # type: ignore[arg-type]
     artifact = repository / model / str(_served_version(repository, model)) / ARTIFACTS[fmt]
     in_name, out_name = spec.tensor_names(fmt)  # type: ignore[arg-type]
-    if fmt == "onnx":
+    if fmt in ("onnx", "onnx_int8"):
         import onnxruntime as ort
 
         return ort.InferenceSession(str(artifact)).run([out_name], {in_name: batch})[0]
@@ -105,7 +112,9 @@ def test_every_model_in_the_repository_is_ready(triton: TritonServer, exported_r
         client.close()
     expected = list_models(exported_repository)
     for spec in CATALOG.models.values():
-        assert set(spec.triton_models) - {spec.gpu_model} <= set(expected)  # a CPU-profile export
+        unpublished = {spec.backbone_model(f) for f in set(spec.formats) - _published(exported_repository, spec)}
+        assert set(spec.triton_models) - {spec.gpu_model} - unpublished <= set(expected)  # a CPU-profile export
+        assert not unpublished & set(expected)
     assert {name: index.get(name) for name in expected} == dict.fromkeys(expected, "READY")
 
 
@@ -115,6 +124,12 @@ def test_backbone_answers_what_its_artifact_gives_in_process(
     triton: TritonServer, exported_repository: Path, backbone: tuple[ModelSpec, str], protocol: str
 ) -> None:
     spec, fmt = backbone
+    if fmt not in _published(exported_repository, spec):  # refused by the export's INT8 gate
+        version = _served_version(exported_repository, spec.ensemble)
+        info = json.loads((exported_repository / spec.ensemble / str(version) / "version.json").read_text())
+        assert info["quantization"][fmt]["accepted"] is False
+        assert not (exported_repository / spec.backbone_model(fmt)).exists()  # type: ignore[arg-type]
+        return
     in_name, out_name = spec.tensor_names(fmt)  # type: ignore[arg-type]
     served = _infer_tensor(protocol, triton, spec.backbone_model(fmt), in_name, _batch(spec), out_name)  # type: ignore[arg-type]
     assert served.shape == (2, spec.num_classes) and served.dtype == np.float32
