@@ -17,6 +17,7 @@ import numpy as np
 
 from bench.driver import run_serial
 from bench.stats import Measurement
+from client import DEFAULT_TOP_K
 from export.repository import served_version
 from export.runners import Runner, load_runner
 from visionserve.catalog import ARTIFACTS, ModelSpec
@@ -59,7 +60,7 @@ def measure_ceiling(
     warmup_s: float,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     threads: int | None = None,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     runner: Runner | None = None,
 ) -> list[Measurement]:
     """Measure decode + preprocess + inference + top-k in this process, per batch size.

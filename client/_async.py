@@ -11,7 +11,7 @@ import numpy as np
 
 from client._base import ClientBase, version_text
 from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
 
@@ -79,13 +79,13 @@ class AsyncTritonClient(ClientBase):
 
     # -- classification -------------------------------------------------------------------
     async def classify(
-        self, image: bytes, model: str, *, top_k: int = 5, version: str | int = ""
+        self, image: bytes, model: str, *, top_k: int = DEFAULT_TOP_K, version: str | int = ""
     ) -> Classification:
         """The top-k classes of one encoded image; see ``TritonClient.classify``."""
         return (await self.classify_batch([image], model, top_k=top_k, version=version))[0]
 
     async def classify_batch(
-        self, images: Sequence[bytes], model: str, *, top_k: int = 5, version: str | int = ""
+        self, images: Sequence[bytes], model: str, *, top_k: int = DEFAULT_TOP_K, version: str | int = ""
     ) -> list[Classification]:
         """The top-k classes of several images in ONE request; see ``TritonClient.classify_batch``."""
         if not images:
@@ -93,9 +93,11 @@ class AsyncTritonClient(ClientBase):
         version = version_text(version)
         inputs, outputs = self._classify_request(images, top_k)
         result = await self._infer_retrying(
-            model, version, lambda: self._client().infer(
+            model,
+            version,
+            lambda: self._client().infer(
                 model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
-            )
+            ),
         )
         return self._classify_response(result, model, expected=len(images))
 
@@ -111,13 +113,15 @@ class AsyncTritonClient(ClientBase):
         version = version_text(version)
         request_inputs, request_outputs = self._infer_request(inputs, outputs)
         result = await self._infer_retrying(
-            model, version, lambda: self._client().infer(
+            model,
+            version,
+            lambda: self._client().infer(
                 model,
                 request_inputs,
                 model_version=version,
                 outputs=request_outputs,
                 **self._adapter.call_kwargs,
-            )
+            ),
         )
         return self._infer_response(result, model, outputs)
 

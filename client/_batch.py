@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client._async import AsyncTritonClient
+from client._config import DEFAULT_TOP_K
 from client._errors import ClientError, InvalidRequest
 from client._files import read_image
 from client._types import Classification
@@ -50,7 +51,7 @@ async def classify_files(
     paths: Sequence[Path],
     model: str,
     *,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     version: str = "",
     concurrency: int = DEFAULT_CONCURRENCY,
     on_done: Callable[[FileResult], None] | None = None,
@@ -83,9 +84,7 @@ async def classify_files(
                 data = await asyncio.to_thread(read_image, path)
                 result = FileResult(path, await client.classify(data, model, top_k=top_k, version=version))
             except ClientError as exc:
-                result = FileResult(
-                    path, error=str(exc), error_type=type(exc).__name__, error_detail=exc.detail
-                )
+                result = FileResult(path, error=str(exc), error_type=type(exc).__name__, error_detail=exc.detail)
         if on_done is not None:
             on_done(result)
         return result

@@ -30,6 +30,9 @@ DEFAULT_GRPC_URL = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
 DEFAULT_HTTP_URL = f"127.0.0.1:{DEFAULT_HTTP_PORT}"
 #: Per call. Generous because a cold model (first request, CPU, large batch) can take seconds.
 DEFAULT_TIMEOUT_S = 30.0
+#: Classes a classification returns when the caller does not say (the catalog's default; the
+#: client stands alone, so it names the number once here).
+DEFAULT_TOP_K = 5
 
 #: Schemes users type out of habit; tritonclient wants bare ``host:port[/path]``.
 _SCHEMES = ("http://", "grpc://")
@@ -54,6 +57,7 @@ def normalize_url(url: str) -> str:
     if "://" in url:
         raise ValueError(f"unsupported URL scheme in {url!r}: give host:port (plain-text HTTP or gRPC)")
     return url.rstrip("/")
+
 
 #: Attempts after the first when Triton answers "not at ready state" during a model reload.
 RELOAD_RETRIES = 3

@@ -47,9 +47,7 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, default="grpc", help="KServe v2 over gRPC or HTTP (default: grpc)"
     )
-    parser.add_argument(
-        "--url", help="Triton host:port (default: 127.0.0.1:8001 for grpc, 127.0.0.1:8000 for http)"
-    )
+    parser.add_argument("--url", help="Triton host:port (default: 127.0.0.1:8001 for grpc, 127.0.0.1:8000 for http)")
     parser.add_argument(
         "--timeout-s",
         type=float,
@@ -111,9 +109,7 @@ def _classify_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-version", default="", metavar="N", help="model version (default: the one the server serves)"
     )
-    parser.add_argument(
-        "--top-k", type=_positive_int, help="classes per image (default: models.yaml's top_k)"
-    )
+    parser.add_argument("--top-k", type=_positive_int, help="classes per image (default: models.yaml's top_k)")
     parser.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -134,9 +130,7 @@ def _catalog_defaults(model: str | None, top_k: int | None) -> tuple[str, int]:
     return model or catalog.names[0], top_k or catalog.top_k
 
 
-async def _run_classify(
-    args: argparse.Namespace, model: str, top_k: int, err: Console
-) -> tuple[list[FileResult], str]:
+async def _run_classify(args: argparse.Namespace, model: str, top_k: int, err: Console) -> tuple[list[FileResult], str]:
     paths = find_images(args.paths)
     version = version_text(args.model_version)
     async with AsyncTritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s) as client:
@@ -265,14 +259,10 @@ def health_main(argv: list[str]) -> int:
     required_ok = all(r for name, v, r in rows if name in args.model and not v)
     healthy = live and ready and required_ok
     if args.json:
-        _print_json(
-            health_document(url=url, protocol=protocol, live=live, ready=ready, models=rows, healthy=healthy)
-        )
+        _print_json(health_document(url=url, protocol=protocol, live=live, ready=ready, models=rows, healthy=healthy))
         return 0 if healthy else 1
     out = make_console(highlight=False)
-    out.print(
-        Text.assemble(f"Triton at {protocol}://{url}: live ", _YES_NO[live], ", ready ", _YES_NO[ready])
-    )
+    out.print(Text.assemble(f"Triton at {protocol}://{url}: live ", _YES_NO[live], ", ready ", _YES_NO[ready]))
     if not live:
         out.print(Text.assemble(("cannot reach it", "red"), ": is it running? Start it with `make serve`"))
     if rows:

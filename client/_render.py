@@ -77,9 +77,7 @@ def classification_document(
     return document
 
 
-def classification_table(
-    results: Sequence[FileResult], *, model: str, protocol: str, url: str, weights: str
-) -> Table:
+def classification_table(results: Sequence[FileResult], *, model: str, protocol: str, url: str, weights: str) -> Table:
     """One section per file: rank, class index, label and score of each prediction."""
     versions = sorted({r.classification.version for r in results if r.classification})
     served = f" v{', v'.join(versions)}" if versions else ""
@@ -87,9 +85,7 @@ def classification_table(
     caption = Text(f"{len(results) - failed} classified, {failed} failed")
     if weights == "demo":
         caption = Text.assemble(Text(f"⚠ {DEMO_NOTE}", style="bold yellow"), "\n", caption)
-    table = Table(
-        title=_plain(f"{model}{served} · {protocol}://{url}"), caption=caption, caption_justify="left"
-    )
+    table = Table(title=_plain(f"{model}{served} · {protocol}://{url}"), caption=caption, caption_justify="left")
     table.add_column("File", overflow="fold")
     table.add_column("Version", justify="right")
     table.add_column("#", justify="right")
@@ -135,9 +131,7 @@ def classification_table(
 
 
 # -- models ---------------------------------------------------------------------------------
-def models_document(
-    statuses: Sequence[ModelStatus], weights: Mapping[str, str], *, url: str
-) -> dict[str, Any]:
+def models_document(statuses: Sequence[ModelStatus], weights: Mapping[str, str], *, url: str) -> dict[str, Any]:
     """The ``models --json`` document."""
     return {
         "url": url,

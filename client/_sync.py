@@ -12,7 +12,7 @@ import numpy as np
 
 from client._base import ClientBase, version_text
 from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
 
@@ -98,7 +98,7 @@ class TritonClient(ClientBase):
 
     # -- classification -------------------------------------------------------------------
     def classify(
-        self, image: bytes, model: str, *, top_k: int = 5, version: str | int = ""
+        self, image: bytes, model: str, *, top_k: int = DEFAULT_TOP_K, version: str | int = ""
     ) -> Classification:
         """The top-k classes of one encoded image (JPEG, PNG… bytes as read from the file).
 
@@ -120,7 +120,7 @@ class TritonClient(ClientBase):
         return self.classify_batch([image], model, top_k=top_k, version=version)[0]
 
     def classify_batch(
-        self, images: Sequence[bytes], model: str, *, top_k: int = 5, version: str | int = ""
+        self, images: Sequence[bytes], model: str, *, top_k: int = DEFAULT_TOP_K, version: str | int = ""
     ) -> list[Classification]:
         """The top-k classes of several images, in ONE batched request (same order as ``images``).
 
@@ -136,9 +136,11 @@ class TritonClient(ClientBase):
         version = version_text(version)
         inputs, outputs = self._classify_request(images, top_k)
         result = self._infer_retrying(
-            model, version, lambda: self._client().infer(
+            model,
+            version,
+            lambda: self._client().infer(
                 model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
-            )
+            ),
         )
         return self._classify_response(result, model, expected=len(images))
 
@@ -168,13 +170,15 @@ class TritonClient(ClientBase):
         version = version_text(version)
         request_inputs, request_outputs = self._infer_request(inputs, outputs)
         result = self._infer_retrying(
-            model, version, lambda: self._client().infer(
+            model,
+            version,
+            lambda: self._client().infer(
                 model,
                 request_inputs,
                 model_version=version,
                 outputs=request_outputs,
                 **self._adapter.call_kwargs,
-            )
+            ),
         )
         return self._infer_response(result, model, outputs)
 

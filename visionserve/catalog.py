@@ -272,8 +272,8 @@ class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     models: dict[str, ModelSpec]
-    top_k: int = 5
-    keep_versions: int = 3
+    top_k: int = Field(ge=1)
+    keep_versions: int = Field(ge=1)
     source: Path | None = None
 
     def get(self, name: str) -> ModelSpec:
@@ -338,8 +338,8 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
                 raise CatalogError("\n".join(msgs)) from None
         return Catalog(
             models=models,
-            top_k=int(defaults.get("top_k", 5)),
-            keep_versions=int(defaults.get("keep_versions", 3)),
+            top_k=defaults.get("top_k"),
+            keep_versions=defaults.get("keep_versions"),
             source=source,
         )
     except ValidationError as err:

@@ -135,7 +135,7 @@ def running_gateway(directory: Path, triton_url: str, **kwargs: object) -> Itera
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """asyncio only: the gateway's clients (redis.asyncio, grpc.aio) run on it, not on trio."""
+    """Asyncio only: the gateway's clients (redis.asyncio, grpc.aio) run on it, not on trio."""
     return "asyncio"
 
 

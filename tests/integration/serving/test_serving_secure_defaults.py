@@ -89,7 +89,7 @@ def _serve(tiny: tuple[Path, Path], tmp_path: Path, *extra: str) -> Iterator[tup
 
 
 def _listening(root_pid: int) -> dict[int, str]:
-    """port -> address of every TCP socket the process tree under ``root_pid`` listens on."""
+    """Map port -> address of every TCP socket the process tree under ``root_pid`` listens on."""
     found: dict[int, str] = {}
     root = psutil.Process(root_pid)
     for process in [root, *root.children(recursive=True)]:
