@@ -22,7 +22,15 @@ from rich.text import Text
 from client._async import AsyncTritonClient
 from client._base import version_text
 from client._batch import DEFAULT_CONCURRENCY, FileResult, classify_files
-from client._config import DEFAULT_TIMEOUT_S, PROTOCOLS, Protocol, default_url, normalize_url
+from client._config import (
+    DEFAULT_GRPC_URL,
+    DEFAULT_HTTP_URL,
+    DEFAULT_TIMEOUT_S,
+    PROTOCOLS,
+    Protocol,
+    default_url,
+    normalize_url,
+)
 from client._errors import ClientError, InvalidRequest, ModelNotFound
 from client._files import find_images
 from client._render import (
@@ -47,7 +55,9 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, default="grpc", help="KServe v2 over gRPC or HTTP (default: grpc)"
     )
-    parser.add_argument("--url", help="Triton host:port (default: 127.0.0.1:8001 for grpc, 127.0.0.1:8000 for http)")
+    parser.add_argument(
+        "--url", help=f"Triton host:port (default: {DEFAULT_GRPC_URL} for grpc, {DEFAULT_HTTP_URL} for http)"
+    )
     parser.add_argument(
         "--timeout-s",
         type=float,

@@ -18,7 +18,7 @@ from pathlib import Path
 from gateway.auth import ROLES, KeyStore
 from gateway.db import make_engine, migrate
 from gateway.settings import GatewaySettings, load_pepper
-from visionserve.settings import DEFAULT_GATEWAY_PORT
+from visionserve.settings import DEFAULT_GATEWAY_PORT, DEFAULT_GRPC_PORT
 
 __all__ = ["keys_main", "serve_main"]
 
@@ -34,7 +34,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=None, help=f"port (default {DEFAULT_GATEWAY_PORT})")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
-    p.add_argument("--triton-url", default=None, help="Triton gRPC host:port (default 127.0.0.1:8001)")
+    p.add_argument("--triton-url", default=None, help=f"Triton gRPC host:port (default 127.0.0.1:{DEFAULT_GRPC_PORT})")
     p.add_argument("--redis-url", default=None, help="redis://… for a shared cache and rate limits")
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite under .state/)")
     p.add_argument("--state-dir", default=None, help="directory of the default database and pepper")

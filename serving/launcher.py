@@ -33,7 +33,7 @@ from serving.model_config import ensemble_steps, item_bytes, list_models, read_m
 from serving.processes import http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
-from visionserve.settings import PROJECT_ROOT
+from visionserve.settings import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, PROJECT_ROOT
 
 __all__ = [
     "DEFAULT_CACHE_SIZE_BYTES",
@@ -231,9 +231,9 @@ class TritonServer:
         self,
         repository: Path,
         *,
-        http_port: int = 8000,
-        grpc_port: int = 8001,
-        metrics_port: int = 8002,
+        http_port: int = DEFAULT_HTTP_PORT,
+        grpc_port: int = DEFAULT_GRPC_PORT,
+        metrics_port: int = DEFAULT_METRICS_PORT,
         models: list[str] | None = None,
         listen_address: str = LOOPBACK,
         repository_api_key: str | None = None,
