@@ -18,7 +18,7 @@ in ``client._main`` (``visionserve classify | models | health``).
 
 from client._async import AsyncTritonClient
 from client._checks import LabelBook, check_gateway_answer, check_predictions, check_triton_answer
-from client._codec import parse_classifications, parse_prediction
+from client._codec import parse_classifications, parse_prediction, weights_of
 from client._config import (
     DEFAULT_GRPC_URL,
     DEFAULT_HTTP_URL,
@@ -84,4 +84,5 @@ __all__ = [
     "parse_classifications",
     "parse_prediction",
     "read_image",
+    "weights_of",
 ]

@@ -138,6 +138,12 @@ def model_statuses(rows: Iterable[Mapping[str, Any]]) -> list[ModelStatus]:
 
 
 def weights_of(config: Mapping[str, Any]) -> str:
-    """The ``weights`` parameter of a model config (``"demo"``, ``"imagenet"``…), ``""`` if unset."""
-    parameter = (config.get("parameters") or {}).get(WEIGHTS_PARAMETER) or {}
-    return str(parameter.get("string_value", ""))
+    """The ``weights`` parameter of a model config (``"demo"``, ``"imagenet"``…), ``""`` if unset.
+
+    Takes the config as HTTP returns it and as gRPC's ``as_json`` does (wrapped in ``config``);
+    the one parser of the parameter (the gateway's version tracker uses it too).
+    """
+    body = config.get("config", config)
+    parameter = (body.get("parameters") or {}).get(WEIGHTS_PARAMETER) or {}
+    value = parameter.get("string_value", "") if isinstance(parameter, Mapping) else parameter
+    return str(value or "")

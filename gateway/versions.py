@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from client import ClientError, ServerUnavailable
+from client import ClientError, ServerUnavailable, weights_of
 from visionserve.catalog import Catalog
 
-__all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "pinned_versions", "weights_flag"]
+__all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "pinned_versions"]
 
 log = logging.getLogger("visionserve.gateway.versions")
 
@@ -67,16 +67,6 @@ class ModelState:
     served: int | None
     weights: str | None
     reason: str = ""
-
-
-def weights_flag(config: dict[str, Any]) -> str | None:
-    """The ``weights`` parameter of a Triton model config (``"demo"`` for demo weights)."""
-    body = config.get("config", config)
-    params = body.get("parameters") or {}
-    value = params.get("weights")
-    if isinstance(value, dict):
-        value = value.get("string_value")
-    return str(value) if value else None
 
 
 def pinned_versions(config: dict[str, Any]) -> tuple[int, ...]:
@@ -209,7 +199,7 @@ class VersionTracker:
         pinned = pinned_versions(config)
         ready = await asyncio.gather(*(self._client.is_ready(name, v) for v in pinned))
         versions = tuple(v for v, ok in zip(pinned, ready, strict=True) if ok)
-        return versions, weights_flag(config), "" if versions else "loading"
+        return versions, weights_of(config) or None, "" if versions else "loading"
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from client import ModelNotFound, ServerUnavailable
-from gateway.versions import VersionTracker, pinned_versions, weights_flag
+from client import ModelNotFound, ServerUnavailable, weights_of
+from gateway.versions import VersionTracker, pinned_versions
 from visionserve.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -118,9 +118,9 @@ async def test_background_polling_sees_a_new_version_within_the_interval() -> No
 
 
 def test_weights_flag_reads_both_config_shapes() -> None:
-    assert weights_flag({"parameters": {"weights": {"string_value": "demo"}}}) == "demo"
-    assert weights_flag({"config": {"parameters": {"weights": {"string_value": "imagenet"}}}}) == "imagenet"
-    assert weights_flag({"parameters": {}}) is None
+    assert weights_of({"parameters": {"weights": {"string_value": "demo"}}}) == "demo"
+    assert weights_of({"config": {"parameters": {"weights": {"string_value": "imagenet"}}}}) == "imagenet"
+    assert weights_of({"parameters": {}}) == ""
 
 
 @pytest.mark.anyio
