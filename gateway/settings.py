@@ -19,7 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.proxies import parse_networks
-from visionserve.imaging import DEFAULT_MAX_ASPECT_RATIO
+from visionserve.imaging import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from visionserve.settings import DEFAULT_GATEWAY_PORT, DEFAULT_GRPC_PORT
 
 __all__ = ["DEFAULT_MAX_BYTES", "GatewaySettings", "get_settings", "load_pepper"]
@@ -129,7 +129,7 @@ class GatewaySettings(BaseSettings):
     redis_retry_s: float = Field(1.0, ge=0)
 
     max_bytes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
-    max_pixels: int = Field(36_000_000, ge=1)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     max_aspect_ratio: float = Field(DEFAULT_MAX_ASPECT_RATIO, ge=1)
     max_jpeg_scans: int = Field(32, ge=1)
     max_rle_pixels: int = Field(4_000_000, ge=1)

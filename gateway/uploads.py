@@ -145,7 +145,7 @@ class UploadPolicy:
     """
 
     max_bytes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
-    max_pixels: int = 36_000_000
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
     max_aspect_ratio: float = imaging.DEFAULT_MAX_ASPECT_RATIO
     max_jpeg_scans: int = 32
     max_rle_pixels: int = 4_000_000
