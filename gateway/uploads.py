@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Formats accepted (magic-byte names); Pillow may report a multi-picture JPEG as "MPO".
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+ALLOWED_FORMATS = imaging.UPLOAD_FORMATS
 _ACCEPTED = "send a JPEG, PNG, WebP, BMP or GIF image"
 #: Reduced-scale decode for verification: libjpeg still reads every byte of the stream.
 _VERIFY_DRAFT = (64, 64)

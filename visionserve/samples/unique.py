@@ -16,10 +16,12 @@ from __future__ import annotations
 import struct
 import zlib
 
+from visionserve.imaging import UPLOAD_FORMATS
+
 __all__ = ["MAX_TOKEN_BYTES", "UNIQUE_FORMATS", "make_unique"]
 
-#: Formats ``make_unique`` handles (PIL format names, as the sample sets use them).
-UNIQUE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+#: Formats ``make_unique`` handles: every format a client may upload.
+UNIQUE_FORMATS = UPLOAD_FORMATS
 #: Longest token (a JPEG segment length and a GIF sub-block hold at most this much).
 MAX_TOKEN_BYTES = 250
 

@@ -71,3 +71,10 @@ def test_configured_pepper_wins(tmp_path: Path) -> None:
     s = GatewaySettings(state_dir=tmp_path, api_key_pepper="from-a-secret")
     assert load_pepper(s) == b"from-a-secret"
     assert not (tmp_path / "api_key_pepper").exists()
+
+
+def test_every_upload_format_has_a_byte_limit_and_nothing_else_does() -> None:
+    from gateway.settings import DEFAULT_MAX_BYTES
+    from visionserve.imaging import UPLOAD_FORMATS
+
+    assert set(DEFAULT_MAX_BYTES) == set(UPLOAD_FORMATS)
