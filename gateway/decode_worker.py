@@ -9,8 +9,7 @@ JSON (``info`` and each frame's timestamp and size) followed by ``<u32 length><t
 JPEG bytes, concatenated>`` (``gateway.video``). The process runs at idle priority
 (``SCHED_IDLE``; nice 19 where that is refused): it decodes with the CPU that the event loop,
 the other keys' requests and Triton leave, so one key's costly uploads wait for spare cores
-instead of taking them (at nice 10 the event-loop drill saw the other keys' p99 rise 1.45x on
-2 cores). It caps its address space (a decode that
+instead of taking them (nice 10 only weighted the scheduler 1:10). It caps its address space (a decode that
 slipped past the pixel limits fails with MemoryError instead of taking the host), and moves
 stdout to stderr so that nothing a library prints can corrupt a frame. It exits when stdin
 closes: a gateway worker that dies leaves no decode process behind.
