@@ -74,7 +74,6 @@ def test_configured_pepper_wins(tmp_path: Path) -> None:
 
 
 def test_every_upload_format_has_a_byte_limit_and_nothing_else_does() -> None:
-    from gateway.settings import DEFAULT_MAX_BYTES
     from visionserve.imaging import UPLOAD_FORMATS
 
     assert set(DEFAULT_MAX_BYTES) == set(UPLOAD_FORMATS)

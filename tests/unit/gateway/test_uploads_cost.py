@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import struct
 import time
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
@@ -17,20 +15,19 @@ from PIL import Image
 from gateway.decode_pool import DecodePool
 from gateway.errors import ImageTooLarge, InvalidImage
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_upload, inspect, sniff
-from tests.fixtures.corpus import _animated, _gif_many_blocks, _progressive_many_scans, costly_valid, photo, rle_bmp
+from tests.fixtures.corpus import (
+    _animated,
+    _encode,
+    _gif_many_blocks,
+    _png_chunk,
+    _progressive_many_scans,
+    costly_valid,
+    photo,
+    rle_bmp,
+)
 from visionserve import imaging
 
 POLICY = UploadPolicy()
-
-
-def _encode(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kwargs)
-    return buf.getvalue()
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def test_jpeg_scans_are_counted_from_the_bytes_and_limited() -> None:
