@@ -81,6 +81,11 @@ class ClassificationRecord(Base):
     status: Mapped[str] = mapped_column(String(16))
     http_status: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Frames classified and seconds of video, for a video request; None for an image.
+    frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Why this version answered during a release (``stable``, ``weight``, ``pin``, ``shadow``).
+    route: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
         Index("ix_classifications_user_created", "user", "created_at", "id"),
