@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 
 from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage, UpstreamUnavailable
 from gateway.uploads import UploadPolicy
-from gateway.video import Frame, Sampling, VideoInfo, VideoLimits
-from visionserve.errors import ImageError
+from visionserve.errors import ImageError, InvalidVideo, UnsupportedVideo, VideoTooLarge
+from visionserve.video import Frame, Sampling, VideoInfo, VideoLimits
 
 __all__ = ["DEFAULT_MEMORY_BYTES", "DecodePool"]
 
@@ -35,6 +35,9 @@ _ERRORS: dict[str, type[ImageError]] = {
     "InvalidImage": InvalidImage,
     "ImageTooLarge": ImageTooLarge,
     "UnsupportedImage": UnsupportedImage,
+    "InvalidVideo": InvalidVideo,
+    "VideoTooLarge": VideoTooLarge,
+    "UnsupportedVideo": UnsupportedVideo,
 }
 #: Address-space cap of one decode process: a 36-MP image decodes in well under 1 GiB.
 DEFAULT_MEMORY_BYTES = 2 * 2**30
@@ -191,16 +194,21 @@ class DecodePool:
         await self._job(data, fmt, fmt)
 
     async def sample_video(
-        self, data: bytes, container: str, sampling: Sampling, limits: VideoLimits
+        self, data: bytes, container: str, sampling: Sampling, limits: VideoLimits, *, timeout_s: float | None = None
     ) -> tuple[VideoInfo, list[Frame]]:
-        """Decode a video's sampled frames in a worker (``gateway.video.sample_video``).
+        """Decode a video's sampled frames in a worker (``visionserve.video.sample_video``).
+
+        ``timeout_s`` replaces the pool's for this job: a clip within the limits takes longer
+        to decode than any image check.
 
         Raises:
             ImageError: what sampling found (400/413/415), ``413 decode_timeout`` past ``timeout_s``.
             UpstreamUnavailable: no worker came free within ``queue_timeout_s`` (503).
         """
         params = json.dumps({"container": container, "sampling": asdict(sampling), "limits": asdict(limits)}).encode()
-        reply, blob = await self._job(_HEAD.pack(len(params)) + params + data, "video", f"{container} video")
+        reply, blob = await self._job(
+            _HEAD.pack(len(params)) + params + data, "video", f"{container} video", timeout_s=timeout_s
+        )
         frames, offset = [], 0
         for meta in reply["frames"]:  # type: ignore[union-attr]
             size = int(meta["size"])
@@ -208,7 +216,10 @@ class DecodePool:
             offset += size
         return VideoInfo(**reply["info"]), frames  # type: ignore[arg-type]
 
-    async def _job(self, data: bytes, fmt: str, what: str) -> tuple[dict[str, object], bytes]:
+    async def _job(
+        self, data: bytes, fmt: str, what: str, *, timeout_s: float | None = None
+    ) -> tuple[dict[str, object], bytes]:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self._closed:
             raise RuntimeError("the decode pool is closed")
         ready = self._queue()
@@ -229,13 +240,13 @@ class DecodePool:
             )
         started = time.perf_counter()
         try:
-            reply, blob = await asyncio.wait_for(self._roundtrip(worker, data, fmt), self.timeout_s)
+            reply, blob = await asyncio.wait_for(self._roundtrip(worker, data, fmt), timeout_s)
         except TimeoutError:
             self._discard(worker)
             log.warning("decode check of a %s upload (%d bytes) killed after %.1f s", what, len(data),
                         time.perf_counter() - started)  # fmt: skip
             raise ImageTooLarge(
-                f"the {what} did not decode within {self.timeout_s:g} s; it is too costly to accept",
+                f"the {what} did not decode within {timeout_s:g} s; it is too costly to accept",
                 code="decode_timeout",
             ) from None
         except (OSError, EOFError, RuntimeError) as exc:  # the process died on this upload

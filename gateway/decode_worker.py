@@ -6,7 +6,7 @@ protocol channel is ``<u32 length><JSON>``: ``{"ok": true}`` or
 ``{"error": class name, "code": …, "message": …}``. A ``video`` job carries
 ``<u32 length><JSON sampling and limits>`` before the video's bytes, and its answer is the
 JSON (``info`` and each frame's timestamp and size) followed by ``<u32 length><the frames'
-JPEG bytes, concatenated>`` (``gateway.video``). The process runs at idle priority
+JPEG bytes, concatenated>`` (``visionserve.video``). The process runs at idle priority
 (``SCHED_IDLE``; nice 19 where that is refused): it decodes with the CPU that the event loop,
 the other keys' requests and Triton leave, so one key's costly uploads wait for spare cores
 instead of taking them (nice 10 only weighted the scheduler 1:10). It caps its address space (a decode that
@@ -68,7 +68,7 @@ def _answer(data: bytes, fmt: str, policy: UploadPolicy) -> dict[str, object]:
 
 
 def _video(body: bytes) -> tuple[dict[str, object], bytes]:
-    from gateway.video import Sampling, VideoLimits, sample_video
+    from visionserve.video import Sampling, VideoLimits, sample_video
 
     (length,) = _HEAD.unpack_from(body)
     params = json.loads(body[_HEAD.size : _HEAD.size + length])
@@ -80,9 +80,9 @@ def _video(body: bytes) -> tuple[dict[str, object], bytes]:
     except ImageError as exc:
         return {"error": type(exc).__name__, "code": getattr(exc, "code", "invalid_video"), "message": str(exc)}, b""
     except MemoryError:
-        return {"error": "ImageTooLarge", "code": "video_too_large", "message": "the video needs too much memory"}, b""
+        return {"error": "VideoTooLarge", "code": "video_too_large", "message": "the video needs too much memory"}, b""
     except Exception as exc:  # a demuxer bug on crafted data is still the upload's fault
-        return {"error": "InvalidImage", "code": "corrupt_video", "message": f"the video does not decode: {exc}"}, b""
+        return {"error": "InvalidVideo", "code": "corrupt_video", "message": f"the video does not decode: {exc}"}, b""
     meta = [{"t_s": f.t_s, "keyframe": f.keyframe, "size": len(f.jpeg)} for f in frames]
     return {"ok": True, "info": info.to_json(), "frames": meta}, b"".join(f.jpeg for f in frames)
 

@@ -10,6 +10,10 @@ Error tree::
     ├── RepositoryError         the model repository is empty, corrupt, or lacks a version
     ├── ServerError             tritonserver cannot start or is unreachable
     └── ImageError              bytes that are not a decodable, acceptable image
+        └── VideoError          a video that cannot be accepted (``code`` says why)
+            ├── InvalidVideo    400  no video stream, no duration, corrupt, truncated before a frame
+            ├── VideoTooLarge   413  duration, resolution, frames or frames sampled over the limits
+            └── UnsupportedVideo 415 not MP4, MOV, WebM or AVI by its magic bytes
 
 Each carries an ``error_code`` so the gateway maps it to an HTTP status without a table of
 its own.
@@ -21,9 +25,13 @@ __all__ = [
     "CatalogError",
     "ExportError",
     "ImageError",
+    "InvalidVideo",
     "ParityError",
     "RepositoryError",
     "ServerError",
+    "UnsupportedVideo",
+    "VideoError",
+    "VideoTooLarge",
     "VisionServeError",
     "WeightsError",
 ]
@@ -80,3 +88,32 @@ class ImageError(VisionServeError):
 
     error_code = 400
     code = "invalid_image"
+
+
+class VideoError(ImageError):
+    """The bytes are not an acceptable video; an instance may name its cause in ``code``."""
+
+    code = "invalid_video"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class InvalidVideo(VideoError):
+    """Not decodable: no video stream, no declared duration or size, corrupt or truncated."""
+
+
+class VideoTooLarge(VideoError):
+    """What decoding or classifying it would cost is over the limits."""
+
+    error_code = 413
+    code = "video_too_large"
+
+
+class UnsupportedVideo(VideoError):
+    """Not a container the video route reads (by magic bytes)."""
+
+    error_code = 415
+    code = "unsupported_video"

@@ -1,12 +1,14 @@
-"""Short videos → sampled frames for ``POST /v1/classify/video``, bounded before decoding.
+"""Short videos → sampled frames, bounded before decoding (the gateway's video route and the client).
 
 What a video costs the server is frames decoded, not bytes: a 2 MB clip can hold an hour of
 4K. So the container is sniffed by its magic bytes, then its headers (no decoding) must declare
 a duration, a resolution and a frame count within ``VideoLimits``, and the number of frames the
 request would sample is computed and bounded, all before the first frame is decoded. Decoding
 then re-checks as it goes (headers can lie): more frames than declared, a later timestamp or a
-larger picture stops it with the same 413. This module runs inside a decode process
-(``gateway.decode_worker``), never on the event loop; the pool kills it when it overruns.
+larger picture stops it with the same 413. In the gateway this runs inside a decode process
+(``gateway.decode_worker``), never on the event loop; the pool kills it when it overruns. The
+client library (``client.TritonClient.classify_video``) samples with the same code, so the CLI
+and the gateway classify the same frames. It lives in the core for both: imports flow one way.
 
 Frames travel to Triton as JPEG (quality ``FRAME_JPEG_QUALITY``) through the image ensembles,
 not as a tensor input: one contract for every model (the ensemble's ``image`` input and its
@@ -25,10 +27,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from visionserve.errors import InvalidVideo, UnsupportedVideo, VideoTooLarge
 
 __all__ = [
     "CONTAINERS",
+    "DEFAULT_VIDEO_LIMITS",
     "FRAME_JPEG_QUALITY",
     "Frame",
     "Sampling",
@@ -59,6 +62,11 @@ class VideoLimits:
     max_pixels: int
     max_frames: int
     max_sampled_frames: int
+
+
+#: The limits the gateway starts with (``GATEWAY_VIDEO_*``) and the client samples under: a
+#: minute of up to 1080p at up to 60 fps, and at most 64 frames classified per request.
+DEFAULT_VIDEO_LIMITS = VideoLimits(max_duration_s=60.0, max_pixels=1920 * 1088, max_frames=3600, max_sampled_frames=64)
 
 
 @dataclass(frozen=True)
@@ -108,24 +116,24 @@ def sniff_container(data: bytes) -> str:
     if data[:4] == _EBML:
         if b"webm" in data[:64]:
             return "webm"
-        raise UnsupportedImage("a Matroska file that is not WebM; send MP4, WebM, AVI or MOV", code="unsupported_video")
+        raise UnsupportedVideo("a Matroska file that is not WebM; send MP4, WebM, AVI or MOV")
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return "avi"
-    raise UnsupportedImage("not a video this endpoint reads: send MP4, WebM, AVI or MOV", code="unsupported_video")
+    raise UnsupportedVideo("not a video this endpoint reads: send MP4, WebM, AVI or MOV")
 
 
-def _too_costly(message: str) -> ImageTooLarge:
-    return ImageTooLarge(message, code="video_too_large")
+def _too_costly(message: str) -> VideoTooLarge:
+    return VideoTooLarge(message)
 
 
 def _inspect(container: Any, kind: str, limits: VideoLimits) -> tuple[Any, VideoInfo]:
     if not container.streams.video:
-        raise InvalidImage(f"the {kind} file has no video stream", code="invalid_video")
+        raise InvalidVideo(f"the {kind} file has no video stream")
     stream = container.streams.video[0]
     ctx = stream.codec_context
     width, height = int(ctx.width or 0), int(ctx.height or 0)
     if width <= 0 or height <= 0:
-        raise InvalidImage(f"the {kind} file's video stream declares no picture size", code="invalid_video")
+        raise InvalidVideo(f"the {kind} file's video stream declares no picture size")
     if width * height > limits.max_pixels:
         raise _too_costly(f"frames of {width}x{height} exceed {limits.max_pixels:,} pixels")
     if stream.duration is not None and stream.time_base is not None:
@@ -133,9 +141,9 @@ def _inspect(container: Any, kind: str, limits: VideoLimits) -> tuple[Any, Video
     elif container.duration is not None:
         duration = container.duration / 1_000_000  # AV_TIME_BASE
     else:
-        raise InvalidImage(f"the {kind} file declares no duration; it cannot be bounded", code="invalid_video")
+        raise InvalidVideo(f"the {kind} file declares no duration; it cannot be bounded")
     if not math.isfinite(duration) or duration < 0:
-        raise InvalidImage(f"the {kind} file declares a duration of {duration}", code="invalid_video")
+        raise InvalidVideo(f"the {kind} file declares a duration of {duration}")
     if duration > limits.max_duration_s:
         raise _too_costly(f"the video lasts {duration:.1f} s; at most {limits.max_duration_s:g} s")
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -157,20 +165,21 @@ def sample_video(data: bytes, kind: str, sampling: Sampling, limits: VideoLimits
     """Decode just enough of a video to take the sampled frames, within ``limits``.
 
     Raises:
-        ImageError: 400 ``invalid_video`` / ``corrupt_video``, 413 ``video_too_large`` or
-            ``too_many_frames``, 415 ``unsupported_video``.
+        VideoError: 400 ``invalid_video`` / ``corrupt_video`` (``InvalidVideo``), 413
+            ``video_too_large`` or ``too_many_frames`` (``VideoTooLarge``), 415
+            ``unsupported_video`` (``UnsupportedVideo``).
     """
     import av  # in the decode process only: the gateway's workers never decode video
 
     try:
         container = av.open(io.BytesIO(data), format=CONTAINERS[kind], metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise InvalidImage(f"the {kind} file does not open: {exc}", code="corrupt_video") from None
+        raise InvalidVideo(f"the {kind} file does not open: {exc}", code="corrupt_video") from None
     with container:
         stream, info = _inspect(container, kind, limits)
         planned = sampling.planned(info.duration_s)
         if planned is not None and planned > limits.max_sampled_frames:
-            raise ImageTooLarge(
+            raise VideoTooLarge(
                 f"sampling every {sampling.every_seconds:g} s takes {planned} frames; at most "
                 f"{limits.max_sampled_frames} per request (raise every_seconds)",
                 code="too_many_frames",
@@ -198,15 +207,15 @@ def sample_video(data: bytes, kind: str, sampling: Sampling, limits: VideoLimits
                 if not take:
                     continue
                 if len(frames) >= limits.max_sampled_frames:
-                    raise ImageTooLarge(
+                    raise VideoTooLarge(
                         f"the video has more than {limits.max_sampled_frames} key frames to classify",
                         code="too_many_frames",
                     )
                 frames.append(Frame(round(t, 3), bool(frame.key_frame), _encode(frame)))
         except av.FFmpegError as exc:
             if not frames:
-                raise InvalidImage(f"the {kind} file does not decode: {exc}", code="corrupt_video") from None
+                raise InvalidVideo(f"the {kind} file does not decode: {exc}", code="corrupt_video") from None
             # a truncated tail: what decoded before it is answered
     if not frames:
-        raise InvalidImage(f"no frame of the {kind} file decoded", code="corrupt_video")
+        raise InvalidVideo(f"no frame of the {kind} file decoded", code="corrupt_video")
     return info, frames
