@@ -8,6 +8,8 @@ gateway, the load tests and the benchmarks share::
     with TritonClient(protocol="grpc") as triton:
         result = triton.classify(open("cat.jpg", "rb").read(), "resnet18", top_k=5)
         print(result.version, [(p.label, round(p.score, 3)) for p in result.predictions])
+        clip = triton.classify_video(open("clip.mp4", "rb").read(), "resnet18")  # 1 frame/s
+        print(clip.aggregate[0].label, [(s.start_s, s.label) for s in clip.segments])
 
 Load generators that carry requests on their own connections build them here too
 (``classification_request``, ``classify_form``) and check every answer with the same rules
@@ -46,6 +48,7 @@ from client._files import IMAGE_EXTENSIONS, find_images, read_image
 from client._requests import CLASSIFY_PATH, classification_request, classify_form
 from client._sync import TritonClient
 from client._types import Classification, ModelStatus, Prediction
+from client._video import FrameClassification, Segment, VideoClassification
 
 __all__ = [
     "CLASSIFY_PATH",
@@ -58,6 +61,7 @@ __all__ = [
     "PROTOCOLS",
     "AsyncTritonClient",
     "Classification",
+    "FrameClassification",
     "ClientError",
     "ImageFileError",
     "InferenceError",
@@ -70,8 +74,10 @@ __all__ = [
     "ModelStatus",
     "Prediction",
     "Protocol",
+    "Segment",
     "ServerUnavailable",
     "TritonClient",
+    "VideoClassification",
     "WrongAnswer",
     "check_gateway_answer",
     "check_predictions",

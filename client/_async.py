@@ -14,6 +14,8 @@ from client._codec import model_statuses, weights_of
 from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
+from client._video import VideoClassification, chunked, frame_plan, summarize
+from visionserve.video import DEFAULT_VIDEO_LIMITS, Frame, Sampling, VideoLimits, sample_video, sniff_container
 
 __all__ = ["AsyncTritonClient"]
 
@@ -100,6 +102,51 @@ class AsyncTritonClient(ClientBase):
             ),
         )
         return self._classify_response(result, model, expected=len(images))
+
+    async def classify_video(
+        self,
+        video: bytes,
+        model: str,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        sampling: Sampling | None = None,
+        limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
+        version: str | int = "",
+    ) -> VideoClassification:
+        """Classify a short video; see ``TritonClient.classify_video`` (decoding runs in a thread)."""
+        kind = sniff_container(video)
+        info, frames = await asyncio.to_thread(sample_video, video, kind, sampling or Sampling(), limits)
+        batch, classes = frame_plan(await self.model_config(model))
+        return await self.classify_frames(
+            frames, model, top_k=top_k, batch_size=batch, num_classes=classes, duration_s=info.duration_s,
+            version=version,
+        )  # fmt: skip
+
+    async def classify_frames(
+        self,
+        frames: Sequence[Frame],
+        model: str,
+        *,
+        top_k: int,
+        batch_size: int,
+        num_classes: int,
+        duration_s: float,
+        version: str | int = "",
+    ) -> VideoClassification:
+        """Classify sampled frames; see ``TritonClient.classify_frames``. Chunks after the first run concurrently."""
+        if top_k < 1:
+            raise InvalidRequest(f"top_k must be >= 1, got {top_k}")
+        parts = chunked(frames, batch_size)
+        pinned = version_text(version)
+        answers: list[Classification] = []
+        if parts:
+            answers = await self.classify_batch([f.jpeg for f in parts[0]], model, top_k=num_classes, version=pinned)
+            pinned = pinned or answers[0].version  # the rest: the version the first chunk got
+            rest = await asyncio.gather(
+                *(self.classify_batch([f.jpeg for f in p], model, top_k=num_classes, version=pinned) for p in parts[1:])
+            )
+            answers += [a for chunk in rest for a in chunk]
+        return summarize(model, [(f.t_s, f.keyframe) for f in frames], answers, top_k=top_k, duration_s=duration_s)
 
     async def infer(
         self,

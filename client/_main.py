@@ -1,4 +1,4 @@
-"""The client's subcommands: ``visionserve classify``, ``visionserve models``, ``visionserve health``.
+"""The client's subcommands: ``visionserve classify``, ``classify-video``, ``models``, ``health``.
 
 Each is a ``fn(argv) -> exit code`` wired in ``visionserve.cli``. ClientErrors that stop a
 whole command (server down, unknown model) propagate to the dispatcher, which prints one
@@ -31,7 +31,7 @@ from client._config import (
     default_url,
     normalize_url,
 )
-from client._errors import ClientError, InvalidRequest, ModelNotFound
+from client._errors import ClientError, ImageFileError, InvalidRequest, ModelNotFound
 from client._files import find_images
 from client._render import (
     classification_document,
@@ -40,11 +40,13 @@ from client._render import (
     health_table,
     models_document,
     models_table,
+    video_document,
+    video_table,
 )
 from client._sync import TritonClient
 from visionserve.console import console as make_console
 
-__all__ = ["classify_main", "health_main", "models_main"]
+__all__ = ["classify_main", "classify_video_main", "health_main", "models_main"]
 
 #: Below this many files a progress bar is noise.
 PROGRESS_MIN_FILES = 2
@@ -191,6 +193,64 @@ def classify_main(argv: list[str]) -> int:
     else:
         make_console().print(classification_table(results, **context))
     return 0 if all(r.ok for r in results) else 1
+
+
+# -- classify-video -------------------------------------------------------------------------
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def classify_video_main(argv: list[str]) -> int:
+    """``visionserve classify-video FILE [--every-seconds S | --keyframes-only] [--model] [--top-k] [--json]``.
+
+    Frames are sampled here (``visionserve.video``, the gateway's limits) and classified
+    through Triton in batches (``TritonClient.classify_video``).
+
+    Returns:
+        0 when the video was classified.
+
+    Raises:
+        ClientError: the server is unreachable or the model is not served.
+        VideoError: the file is not a video this reads, is over the limits, or is corrupt.
+    """
+    from visionserve.video import Sampling
+
+    parser = argparse.ArgumentParser(
+        prog="visionserve classify-video",
+        description="Classify a short video (MP4, MOV, WebM, AVI) frame by sampled frame through Triton.",
+    )
+    parser.add_argument("path", type=Path, metavar="FILE", help="the video file")
+    _connection_args(parser)
+    parser.add_argument("--model", help="the model to ask (default: the first entry of models.yaml)")
+    parser.add_argument("--top-k", type=_positive_int, help="classes per frame (default: models.yaml's top_k)")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument(
+        "--every-seconds", type=_positive_float, metavar="S", help="one frame every S seconds (default: 1)"
+    )
+    sampling.add_argument("--keyframes-only", action="store_true", help="classify the key frames instead")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    args = parser.parse_args(argv)
+    model, top_k = _catalog_defaults(args.model, args.top_k)
+    try:
+        video = args.path.read_bytes()
+    except OSError as exc:
+        raise ImageFileError(f"cannot read {args.path}: {exc.strerror or exc}") from None
+    chosen = Sampling(None, True) if args.keyframes_only else Sampling(args.every_seconds or Sampling().every_seconds)
+    with TritonClient(_url(args), protocol=args.protocol, timeout_s=args.timeout_s) as client:
+        weights = client.weights(model)
+        result = client.classify_video(video, model, top_k=top_k, sampling=chosen)
+    context = {"path": str(args.path), "protocol": args.protocol, "url": _url(args), "weights": weights}
+    if args.json:
+        _print_json(video_document(result, **context))
+    else:
+        make_console().print(video_table(result, **context))
+    return 0
 
 
 # -- models ---------------------------------------------------------------------------------

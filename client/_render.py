@@ -15,6 +15,7 @@ from rich.text import Text
 
 from client._batch import FileResult
 from client._types import ModelStatus
+from client._video import VideoClassification
 
 __all__ = [
     "DEMO_NOTE",
@@ -24,6 +25,8 @@ __all__ = [
     "health_table",
     "models_document",
     "models_table",
+    "video_document",
+    "video_table",
 ]
 
 #: Shown with every result of a model whose config says ``weights: demo``.
@@ -185,4 +188,54 @@ def health_table(models: Sequence[tuple[str, str, bool]], *, title: str) -> Tabl
         table.add_column(name)
     for name, version, ready in models:
         table.add_row(_plain(name), _plain(version or "(any)"), _yes_no(ready))
+    return table
+
+
+# -- classify-video -------------------------------------------------------------------------
+def video_document(result: VideoClassification, *, path: str, protocol: str, url: str, weights: str) -> dict[str, Any]:
+    """The ``classify-video --json`` document: the library's ``VideoClassification`` fields."""
+    document: dict[str, Any] = {
+        "file": path,
+        "protocol": protocol,
+        "url": url,
+        "weights": weights,
+        "demo_weights": weights == "demo",
+        **asdict(result),
+    }
+    if weights == "demo":
+        document["note"] = DEMO_NOTE
+    return document
+
+
+def _score(p: Any) -> str:
+    return f"{p.score:.4f}"
+
+
+def video_table(result: VideoClassification, *, path: str, protocol: str, url: str, weights: str) -> Table:
+    """The aggregate first (mean over frames), then each sampled frame's top-k, then the segments."""
+    caption = Text(
+        f"{len(result.frames)} frames of {result.duration_s:g} s; segments: "
+        + "; ".join(f"{g.start_s:g}-{g.end_s:g} s {g.label}" for g in result.segments)
+    )
+    if weights == "demo":
+        caption = Text.assemble(Text(f"⚠ {DEMO_NOTE}", style="bold yellow"), "\n", caption)
+    title = _plain(f"{path} · {result.model} v{result.version} · {protocol}://{url}")
+    table = Table(title=title, caption=caption, caption_justify="left")
+    table.add_column("Frame", justify="right")
+    table.add_column("#", justify="right")
+    table.add_column("Class", justify="right")
+    table.add_column("Label", overflow="fold")
+    table.add_column("Score", justify="right")
+    sections = [(Text("mean", style="bold"), result.aggregate)]
+    sections += [(_plain(f"{f.t_s:g} s" + (" key" if f.keyframe else "")), f.predictions) for f in result.frames]
+    for head, predictions in sections:
+        for rank, p in enumerate(predictions, 1):
+            table.add_row(
+                head if rank == 1 else "",
+                str(rank),
+                str(p.index),
+                _plain(p.label, style="bold" if rank == 1 else ""),
+                _score(p),
+                end_section=rank == len(predictions),
+            )
     return table

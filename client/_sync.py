@@ -15,6 +15,8 @@ from client._codec import model_statuses, weights_of
 from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
+from client._video import VideoClassification, chunked, frame_plan, summarize
+from visionserve.video import DEFAULT_VIDEO_LIMITS, Frame, Sampling, VideoLimits, sample_video, sniff_container
 
 __all__ = ["TritonClient"]
 
@@ -143,6 +145,65 @@ class TritonClient(ClientBase):
             ),
         )
         return self._classify_response(result, model, expected=len(images))
+
+    def classify_video(
+        self,
+        video: bytes,
+        model: str,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        sampling: Sampling | None = None,
+        limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
+        version: str | int = "",
+    ) -> VideoClassification:
+        """Classify a short video (MP4, MOV, WebM, AVI) as the frames ``sampling`` takes from it.
+
+        Frames are decoded here (PyAV, within ``limits``) and sent as JPEGs through the image
+        ensemble, as many per request as the model's ``max_batch_size``; see ``client._video``.
+
+        Args:
+            video: the file's bytes.
+            model: the ensemble to ask.
+            top_k: classes per frame and in the aggregate.
+            sampling: one frame every ``every_seconds`` (default 1 s) or key frames only.
+            limits: what the video may cost to decode.
+            version: the model version; ``""`` lets the server choose.
+
+        Raises:
+            VideoError: not a video this reads, over ``limits``, or corrupt (``visionserve.errors``).
+            Same as ``classify`` otherwise.
+        """
+        info, frames = sample_video(video, sniff_container(video), sampling or Sampling(), limits)
+        batch, classes = frame_plan(self.model_config(model))
+        return self.classify_frames(
+            frames, model, top_k=top_k, batch_size=batch, num_classes=classes, duration_s=info.duration_s,
+            version=version,
+        )  # fmt: skip
+
+    def classify_frames(
+        self,
+        frames: Sequence[Frame],
+        model: str,
+        *,
+        top_k: int,
+        batch_size: int,
+        num_classes: int,
+        duration_s: float,
+        version: str | int = "",
+    ) -> VideoClassification:
+        """Classify already sampled frames: ``batch_size`` per request, every class of each.
+
+        Raises:
+            InvalidRequest: ``top_k`` < 1. Same as ``classify`` otherwise.
+        """
+        if top_k < 1:
+            raise InvalidRequest(f"top_k must be >= 1, got {top_k}")
+        pinned = version_text(version)
+        answers: list[Classification] = []
+        for part in chunked(frames, batch_size):
+            answers += self.classify_batch([f.jpeg for f in part], model, top_k=num_classes, version=pinned)
+            pinned = pinned or answers[0].version  # the rest: the version the first chunk got
+        return summarize(model, [(f.t_s, f.keyframe) for f in frames], answers, top_k=top_k, duration_s=duration_s)
 
     def infer(
         self,

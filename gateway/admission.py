@@ -17,7 +17,8 @@ The order of the checks:
    that fails because the database is down still takes the token);
 3. no valid key: a token from the address's bucket (429 when empty), then 401;
 4. a valid key: a token from the key's bucket (429 when empty). A batch takes one more per
-   further image (``charge``) once its part headers are read.
+   further image (``charge``) once its part headers are read; a video one more per further
+   sampled frame, once the frames are known and before Triton is asked (``gateway.classify_video``).
 """
 
 from __future__ import annotations
@@ -130,32 +131,46 @@ class Admission:
         state["identity"] = identity
         return identity
 
-    async def charge(self, scope: dict[str, Any], caller: Identity, extra: int) -> None:
-        """Take ``extra`` more tokens from the caller's bucket (a batch costs one per image)."""
+    async def charge(self, scope: dict[str, Any], caller: Identity, extra: int, *, unit: str = "images") -> None:
+        """Take ``extra`` more tokens from the caller's bucket (one per image of a batch, per frame of a video).
+
+        ``unit`` names what the tokens pay for in the 429's message ("images", "sampled frames").
+        """
         if extra > 0:
             state = scope.setdefault("state", {})
-            await self._take(state, f"key:{caller.key_id}", self.key_quota, extra, "key", batch=extra + 1)
+            await self._take(state, f"key:{caller.key_id}", self.key_quota, extra, "key", batch=extra + 1, unit=unit)
 
     @property
     def _anonymous(self) -> tuple[float, int]:
         return self.anonymous_quota.rate_per_s, self.anonymous_quota.burst
 
     async def _take(
-        self, state: dict[str, Any], bucket: str, quota: Quota, cost: int, kind: str, *, batch: int = 0
+        self,
+        state: dict[str, Any],
+        bucket: str,
+        quota: Quota,
+        cost: int,
+        kind: str,
+        *,
+        batch: int = 0,
+        unit: str = "images",
     ) -> None:
         decision = await self.limiter.take(bucket, quota.rate_per_s, quota.burst, cost)
-        self._report(state, decision, kind, batch=batch)
+        self._report(state, decision, kind, batch=batch, unit=unit)
 
-    def _report(self, state: dict[str, Any], decision: LimitDecision, kind: str, *, batch: int = 0) -> None:
+    def _report(
+        self, state: dict[str, Any], decision: LimitDecision, kind: str, *, batch: int = 0, unit: str = "images"
+    ) -> None:
         """Put the decision's headers on the response; refuse (429) when it was no."""
         state["ratelimit_headers"] = decision.headers()
         if not decision.allowed:
-            self._refuse(decision, kind, batch)
+            self._refuse(decision, kind, batch, unit)
 
-    def _refuse(self, decision: LimitDecision, kind: str, batch: int) -> NoReturn:
+    def _refuse(self, decision: LimitDecision, kind: str, batch: int, unit: str = "images") -> NoReturn:
         self.metrics.rate_limited.labels(kind).inc()
         if batch:
-            message = f"a batch of {batch} images needs {batch} tokens; too few are left"
+            what = "a batch" if unit == "images" else "a request"
+            message = f"{what} of {batch} {unit} needs {batch} tokens; too few are left"
         elif kind == "key":
             quota = self.key_quota
             message = f"rate limit of {quota.burst} requests (refill {quota.rate_per_s:g}/s) exceeded"

@@ -363,7 +363,15 @@ class Classifier:
         return Answer(answer.model, answer.version, answer.weights, kept, answer.cached)
 
     def _record(
-        self, req: ClassifyRequest, model: str, digest: str, answer: Answer | None, error: VisionServeError | None
+        self,
+        req: ClassifyRequest,
+        model: str,
+        digest: str,
+        answer: Answer | None,
+        error: VisionServeError | None,
+        *,
+        frames: int | None = None,
+        duration_s: float | None = None,
     ) -> None:
         if error is None:
             status, http_status = "ok", 200
@@ -387,5 +395,7 @@ class Classifier:
                 status=status,
                 http_status=http_status,
                 error=f"{getattr(error, 'code', 'internal')}: {error}" if error else None,
+                frames=frames,
+                duration_s=duration_s,
             )
         )

@@ -25,6 +25,8 @@ from starlette.requests import Request
 
 from gateway.errors import BadRequest, ImageTooLarge, PayloadTooLarge, UnsupportedImage, UpstreamUnavailable
 from gateway.schemas import ClassifyJSON, ClassifyOptions
+from gateway.video_schemas import VideoOptions
+from visionserve.errors import VideoTooLarge
 
 __all__ = [
     "MAX_PART_HEADER_BYTES",
@@ -36,10 +38,12 @@ __all__ = [
     "read_batch",
     "read_body",
     "read_single",
+    "read_video",
 ]
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 _OPTION_FIELDS = ("model", "top_k", "min_score")
+_VIDEO_FIELDS = ("model", "top_k", "every_seconds", "keyframes_only")
 _MAX_FIELD_BYTES = 1024
 #: The most header bytes one multipart part may carry (Content-Disposition with a long UTF-8
 #: filename and a Content-Type fit in well under 1 KiB), and the most header lines.
@@ -281,23 +285,28 @@ def parse_multipart(
 
 
 async def _form_parts(
-    request: Request, max_files: int, charge: Callable[[int], Awaitable[None]] | None = None
+    request: Request,
+    max_files: int,
+    charge: Callable[[int], Awaitable[None]] | None = None,
+    *,
+    file_field: str = "image",
+    option_fields: tuple[str, ...] = _OPTION_FIELDS,
 ) -> tuple[dict[str, str], list[Upload]]:
     body = await read_body(request)
-    scanned = _scan_multipart(body, request.headers.get("content-type", ""), max_parts=max_files + len(_OPTION_FIELDS))
+    scanned = _scan_multipart(body, request.headers.get("content-type", ""), max_parts=max_files + len(option_fields))
     if charge is not None:  # rate-limit tokens for the images before any of them is copied or checked
-        await charge(sum(1 for name, *_ in scanned if name == "image"))
+        await charge(sum(1 for name, *_ in scanned if name == file_field))
     view = memoryview(body)
     options: dict[str, str] = {}
     uploads: list[Upload] = []
     for name, filename, start, end in scanned:
-        if name == "image":
+        if name == file_field:
             if filename is None:
-                raise BadRequest("send `image` as a file part (with a filename), not as a text field")
+                raise BadRequest(f"send `{file_field}` as a file part (with a filename), not as a text field")
             if len(uploads) >= max_files:
                 raise BadRequest(f"too many files (at most {max_files})", code="too_many_images")
             uploads.append(Upload(bytes(view[start:end]), filename))
-        elif name in _OPTION_FIELDS:
+        elif name in option_fields:
             data = view[start:end]
             if filename is not None or name in options:
                 raise BadRequest(f"`{name}` must be given once, as a text field")
@@ -308,7 +317,7 @@ async def _form_parts(
             except UnicodeDecodeError:
                 raise BadRequest(f"`{name}` is not UTF-8 text") from None
         else:
-            raise BadRequest(f"unknown form field {name!r}; expected image, model, top_k, min_score")
+            raise BadRequest(f"unknown form field {name!r}; expected {', '.join((file_field, *option_fields))}")
     return options, uploads
 
 
@@ -392,3 +401,28 @@ async def read_batch(
     if len(uploads) > max_images:
         raise BadRequest(f"at most {max_images} images per batch; got {len(uploads)}", code="too_many_images")
     return _options(dict(raw)), uploads
+
+
+async def read_video(request: Request, max_video_bytes: int) -> tuple[VideoOptions, Upload]:
+    """The video and options of ``POST /v1/classify/video`` (multipart: ``video`` + options).
+
+    Raises:
+        BadRequest: malformed body, no video or more than one, bad or conflicting options.
+        VideoTooLarge: the video is over ``max_video_bytes`` (413).
+        UnsupportedImage: not multipart/form-data (415).
+    """
+    media = _media_type(request)
+    if media != "multipart/form-data":
+        raise UnsupportedImage(
+            f"content type {media or 'none'!r} is not accepted; send multipart/form-data with the file in `video`",
+            code="unsupported_content_type",
+        )
+    raw, uploads = await _form_parts(request, max_files=1, file_field="video", option_fields=_VIDEO_FIELDS)
+    if len(uploads) != 1:
+        raise BadRequest("send exactly one file in the multipart field `video`")
+    if len(uploads[0].data) > max_video_bytes:
+        raise VideoTooLarge(f"the video is {len(uploads[0].data):,} bytes; at most {max_video_bytes:,} are accepted")
+    try:
+        return VideoOptions.model_validate(raw), uploads[0]
+    except ValidationError as err:
+        raise BadRequest(_validation_message(err)) from None

@@ -69,6 +69,8 @@ CSV_COLUMNS = (
     "status",
     "http_status",
     "error",
+    "frames",
+    "duration_s",
 )
 _PAGE_ROWS = 1000
 
@@ -97,6 +99,8 @@ class HistoryRow:
     status: str
     http_status: int
     error: str | None = None
+    frames: int | None = None  # a video: frames classified
+    duration_s: float | None = None  # a video: its duration
 
     def as_dict(self) -> dict[str, Any]:
         """The row's columns, its predictions as the JSON objects stored."""
@@ -331,6 +335,8 @@ def _csv_record(row: HistoryRow) -> list[Any]:
         row.status,
         row.http_status,
         row.error or "",
+        row.frames if row.frames is not None else "",
+        row.duration_s if row.duration_s is not None else "",
     ]
     return [_safe_cell(v) for v in values]
 

@@ -32,7 +32,7 @@ TAGS = (
 DESCRIPTION = (
     "Image classification on NVIDIA Triton. Every `/v1` call takes an API key as "
     "`Authorization: Bearer <key>` (`visionserve keys create`) and is rate-limited per key; errors "
-    "answer `{\"error\": {\"code\", \"message\"}}`. The console at `/ui` uses this API from a browser."
+    'answer `{"error": {"code", "message"}}`. The console at `/ui` uses this API from a browser.'
 )
 
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
@@ -112,6 +112,26 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
         "cached": False,
         "latency_ms": 41.7,
+    },
+    "VideoResponse": {
+        "request_id": "9a1f0c7e8a9b2d4c6e8f0a1b2c3d4e5f",
+        "model": "resnet18",
+        "version": 2,
+        "weights": "imagenet",
+        "duration_s": 3.0,
+        "sampling": {"every_seconds": 1.0, "keyframes_only": False},
+        "frames": [
+            {"t_s": 0.0, "keyframe": True, "predictions": [{"label": "tabby", "index": 281, "score": 0.71}]},
+            {"t_s": 1.0, "keyframe": False, "predictions": [{"label": "tabby", "index": 281, "score": 0.64}]},
+            {"t_s": 2.0, "keyframe": False, "predictions": [{"label": "Egyptian cat", "index": 285, "score": 0.58}]},
+        ],
+        "aggregate": [{"label": "tabby", "index": 281, "score": 0.52}],
+        "segments": [
+            {"start_s": 0.0, "end_s": 2.0, "label": "tabby", "index": 281, "frames": 2},
+            {"start_s": 2.0, "end_s": 3.0, "label": "Egyptian cat", "index": 285, "frames": 1},
+        ],
+        "cached": False,
+        "latency_ms": 212.4,
     },
     "ErrorResponse": {"error": {"code": "unsupported_media_type", "message": "not an image: PDF document"}},
 }

@@ -182,6 +182,8 @@ class HistoryRecord(BaseModel):
     status: Literal["ok", "rejected", "error"]
     http_status: int
     error: str | None
+    frames: int | None = Field(None, description="a video: frames classified (null for an image)")
+    duration_s: float | None = Field(None, description="a video: its duration in seconds (null for an image)")
 
     @field_validator("created_at")
     @classmethod

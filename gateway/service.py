@@ -49,6 +49,7 @@ from gateway.admission import Admission, Quota
 from gateway.auth import Identity, KeyStore
 from gateway.cache import LocalCache, RedisCache, ResultCache
 from gateway.classify import Classifier, ClassifyRequest
+from gateway.classify_video import VideoClassifier
 from gateway.console import ConsoleMiddleware
 from gateway.db import make_engine, migrate
 from gateway.decode_pool import DecodePool
@@ -89,6 +90,7 @@ from gateway.schemas import (
 from gateway.settings import get_settings, load_pepper
 from gateway.uploads import UploadPolicy
 from gateway.versions import VersionTracker
+from gateway.video_schemas import VideoForm, VideoResponse
 from visionserve.catalog import load_catalog
 from visionserve.errors import VisionServeError
 
@@ -330,6 +332,9 @@ class Gateway:
             decode_pool=self.decode_pool,
             default_budget_ms=settings.auto_budget_ms,
         )
+        self.videos = VideoClassifier(
+            self.classifier, self.triton, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
+        )
 
     def _redis_link(self) -> RedisLink | None:
         """The shared Redis (cache and rate limits) when ``REDIS_URL`` is set; None keeps both in the process."""
@@ -473,6 +478,44 @@ class Gateway:
         finally:
             self._observe("classify_batch", model, status, False, started)
 
+    async def classify_video(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
+        state = request.scope["state"]
+        started = state.get("started_s", time.perf_counter())
+        model, status, cached = "unknown", 500, False
+        try:
+            options, upload = await forms.read_video(request, self.settings.video_max_bytes)
+            model = options.model
+            req = ClassifyRequest(caller, state["request_id"], options.model, options.top_k, 0.0, budget_ms, started)
+            sampling = options.sampling
+            answer = await self.videos.classify(
+                req, upload.data, sampling,
+                charge=lambda frames: self.admission.charge(request.scope, caller, frames - 1, unit="sampled frames"),
+            )  # fmt: skip
+            result = answer.result
+            model, status, cached = result.model, 200, answer.cached
+            return _json(
+                VideoResponse(
+                    request_id=req.request_id,
+                    model=result.model,
+                    version=answer.version,
+                    weights=answer.weights,
+                    duration_s=result.duration_s,
+                    sampling=sampling,  # type: ignore[arg-type]  # read by attribute
+                    frames=result.frames,  # type: ignore[arg-type]  # read by attribute
+                    aggregate=result.aggregate,  # type: ignore[arg-type]
+                    segments=result.segments,  # type: ignore[arg-type]
+                    cached=answer.cached,
+                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                )
+            )
+        except VisionServeError as exc:
+            status = exc.error_code
+            if status in (400, 413, 415):
+                self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
+            raise
+        finally:
+            self._observe("classify_video", model, status, cached, started)
+
     def models(self) -> ModelsResponse:
         infos = []
         for spec in self.catalog.models.values():
@@ -614,6 +657,22 @@ async def classify_batch(svc: Svc, request: Request, caller: Caller, budget_ms: 
     """Up to `GATEWAY_BATCH_MAX_IMAGES` images (field `image` repeated); one result or error per image."""
     async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
         return await svc.classify_batch(request, caller, budget_ms)
+
+
+@api.post(
+    "/classify/video",
+    response_model=VideoResponse,
+    responses=error_responses(400, 404, 415, 422, 502),
+    openapi_extra=request_body(("multipart/form-data", VideoForm)),
+    summary="Classify a short video, frame by sampled frame",
+)
+async def classify_video(svc: Svc, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
+    """Top-k of each sampled frame (`every_seconds`, default 1, or `keyframes_only`), their mean and segments.
+
+    One rate-limit token per sampled frame; limits: `GATEWAY_VIDEO_*` (docs/gateway.md).
+    """
+    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
+        return await svc.classify_video(request, caller, budget_ms)
 
 
 @api.get("/models", response_model=ModelsResponse, responses=error_responses(), summary="Served models")

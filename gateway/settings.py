@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.proxies import parse_networks
 from visionserve.imaging import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from visionserve.settings import DEFAULT_GATEWAY_PORT, DEFAULT_GRPC_PORT
+from visionserve.video import DEFAULT_VIDEO_LIMITS, VideoLimits
 
 __all__ = ["DEFAULT_MAX_BYTES", "GatewaySettings", "get_settings", "load_pepper"]
 
@@ -85,6 +86,14 @@ class GatewaySettings(BaseSettings):
         max_batch_request_bytes: body cap of ``/v1/classify/batch``.
         batch_max_images: most images in one batch request.
         max_top_k: largest ``top_k`` a caller may ask for.
+        video_max_bytes: largest video file ``/v1/classify/video`` accepts (within
+            ``max_request_bytes``, which caps the whole body).
+        video_max_duration_s: longest video, as declared by its container and as decoded.
+        video_max_pixels: largest frame (width x height) of a video.
+        video_max_frames: most frames in a video's stream (declared, or duration x rate).
+        video_max_sampled_frames: most frames one video request classifies; each costs a
+            rate-limit token, so the key bucket's ``rate_burst`` caps it too.
+        video_decode_timeout_s: the most sampling one video may take in a decode process.
         hsts_max_age_s: ``Strict-Transport-Security`` max-age; 0 leaves the header out.
         version_poll_interval_s: how often each worker asks Triton which versions are ready.
         auth_cache_ttl_s: how long a key lookup is reused; a revoked key stops working
@@ -142,6 +151,12 @@ class GatewaySettings(BaseSettings):
     max_batch_request_bytes: int = Field(96 * MIB, ge=1024)
     batch_max_images: int = Field(16, ge=1)
     max_top_k: int = Field(100, ge=1)
+    video_max_bytes: int = Field(32 * MIB, ge=1024)
+    video_max_duration_s: float = Field(DEFAULT_VIDEO_LIMITS.max_duration_s, gt=0)
+    video_max_pixels: int = Field(DEFAULT_VIDEO_LIMITS.max_pixels, ge=1)
+    video_max_frames: int = Field(DEFAULT_VIDEO_LIMITS.max_frames, ge=1)
+    video_max_sampled_frames: int = Field(DEFAULT_VIDEO_LIMITS.max_sampled_frames, ge=1)
+    video_decode_timeout_s: float = Field(30.0, gt=0)
 
     hsts_max_age_s: int = Field(31_536_000, ge=0)
     version_poll_interval_s: float = Field(0.25, gt=0, le=0.5)
@@ -191,6 +206,16 @@ class GatewaySettings(BaseSettings):
         # Workers may start in another directory: pin relative paths to where we were started.
         object.__setattr__(self, "state_dir", self.state_dir.expanduser().resolve())
         return self
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        """What one video request may cost (``rate_burst`` bounds the frames as well)."""
+        return VideoLimits(
+            max_duration_s=self.video_max_duration_s,
+            max_pixels=self.video_max_pixels,
+            max_frames=self.video_max_frames,
+            max_sampled_frames=min(self.video_max_sampled_frames, self.rate_burst),
+        )
 
     @property
     def sqlalchemy_url(self) -> str:

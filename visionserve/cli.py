@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "versions": ("export.cli", "versions_main", "list the versions of each model in the repository"),
     "serve": ("serving.cli", "main", "run the bundled tritonserver on the model repository"),
     "classify": ("client._main", "classify_main", "classify image files through Triton"),
+    "classify-video": ("client._main", "classify_video_main", "classify a short video's sampled frames through Triton"),
     "models": ("client._main", "models_main", "list served models, versions and readiness"),
     "health": ("client._main", "health_main", "check that Triton is live and ready"),
     "gateway": ("gateway.cli", "serve_main", "run the BentoML gateway"),

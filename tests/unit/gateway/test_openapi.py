@@ -28,6 +28,7 @@ def test_every_v1_operation_declares_its_errors_with_the_error_schema() -> None:
     expected = {
         ("/v1/classify", "post"): {400, 404, 415, 422, 502},
         ("/v1/classify/batch", "post"): {400, 404, 415, 422},
+        ("/v1/classify/video", "post"): {400, 404, 415, 422, 502},
         ("/v1/models", "get"): set(),
         ("/v1/history", "get"): {400, 403, 422},
         ("/v1/history/export", "get"): {403, 422},
@@ -96,3 +97,13 @@ def test_history_and_models_have_typed_parameters_and_schemas() -> None:
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert doc["paths"]["/v1/models"]["get"]["security"] == [{"HTTPBearer": []}]
     assert "X-Latency-Budget-Ms" in {p["name"] for p in doc["paths"]["/v1/classify"]["post"]["parameters"]}
+
+
+def test_the_video_route_is_documented_with_its_form_and_example() -> None:
+    doc = spec()
+    operation = doc["paths"]["/v1/classify/video"]["post"]
+    assert operation["tags"] == ["classification"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"video", "model", "top_k", "every_seconds", "keyframes_only"} <= set(form["properties"])
+    example = doc["components"]["schemas"]["VideoResponse"]["example"]
+    assert example["segments"] and example["frames"] and example["aggregate"]
