@@ -45,13 +45,14 @@ from client._errors import (
     WrongAnswer,
 )
 from client._files import IMAGE_EXTENSIONS, find_images, read_image
-from client._requests import CLASSIFY_PATH, classification_request, classify_form
+from client._requests import CLASSIFY_PATH, CLASSIFY_VIDEO_PATH, classification_request, classify_form
 from client._sync import TritonClient
 from client._types import Classification, ModelStatus, Prediction
 from client._video import FrameClassification, Segment, VideoClassification
 
 __all__ = [
     "CLASSIFY_PATH",
+    "CLASSIFY_VIDEO_PATH",
     "DEFAULT_GRPC_URL",
     "DEFAULT_HTTP_URL",
     "DEFAULT_PROTOCOL",

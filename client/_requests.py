@@ -14,10 +14,11 @@ from typing import Any
 from client._adapters import adapter_for
 from client._config import DEFAULT_TIMEOUT_S, Protocol
 
-__all__ = ["CLASSIFY_PATH", "classification_request", "classify_form"]
+__all__ = ["CLASSIFY_PATH", "CLASSIFY_VIDEO_PATH", "classification_request", "classify_form"]
 
-#: The gateway's classification endpoint.
+#: The gateway's classification endpoints.
 CLASSIFY_PATH = "/v1/classify"
+CLASSIFY_VIDEO_PATH = "/v1/classify/video"
 
 
 def classification_request(
@@ -42,25 +43,29 @@ def classify_form(
     filename: str = "image",
     content_type: str = "application/octet-stream",
     boundary: str | None = None,
+    field: str = "image",
+    options: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """The multipart body of one ``POST /v1/classify`` (fields ``model``, ``top_k``, ``image``).
 
     Args:
-        image: the encoded image.
+        image: the encoded image (or video).
         model: the model asked for.
         top_k: predictions asked for.
         filename: the upload's file name.
         content_type: the image part's declared media type (the gateway goes by the bytes).
         boundary: the multipart boundary (a random one when None).
+        field: the file part's name: ``video`` for ``POST /v1/classify/video``.
+        options: more text fields (``{"every_seconds": "1"}``).
 
     Returns:
         (body, the request's ``Content-Type`` header value).
     """
     boundary = boundary or uuid.uuid4().hex
+    fields = {"model": model, "top_k": str(top_k), **(options or {})}
     head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n{top_k}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+        "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items())
+        + f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode()
     return b"".join((head, image, f"\r\n--{boundary}--\r\n".encode())), f"multipart/form-data; boundary={boundary}"

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from gateway.errors import BadRequest, ImageTooLarge, PayloadTooLarge, UnsupportedImage, UpstreamUnavailable
 from gateway.schemas import ClassifyJSON, ClassifyOptions
 from gateway.video_schemas import VideoOptions
-from visionserve.errors import VideoTooLarge
+from visionserve.errors import InvalidVideo, VideoTooLarge
 
 __all__ = [
     "MAX_PART_HEADER_BYTES",
@@ -408,6 +408,7 @@ async def read_video(request: Request, max_video_bytes: int) -> tuple[VideoOptio
 
     Raises:
         BadRequest: malformed body, no video or more than one, bad or conflicting options.
+        InvalidVideo: an empty file (400 ``empty_video``).
         VideoTooLarge: the video is over ``max_video_bytes`` (413).
         UnsupportedImage: not multipart/form-data (415).
     """
@@ -420,6 +421,8 @@ async def read_video(request: Request, max_video_bytes: int) -> tuple[VideoOptio
     raw, uploads = await _form_parts(request, max_files=1, file_field="video", option_fields=_VIDEO_FIELDS)
     if len(uploads) != 1:
         raise BadRequest("send exactly one file in the multipart field `video`")
+    if not uploads[0].data:
+        raise InvalidVideo("the `video` file is empty", code="empty_video")
     if len(uploads[0].data) > max_video_bytes:
         raise VideoTooLarge(f"the video is {len(uploads[0].data):,} bytes; at most {max_video_bytes:,} are accepted")
     try:

@@ -7,7 +7,9 @@ every cache). Requests are named ``<model> fresh`` / ``<model> repeat``, so the 
 hit and miss latency per model. Every answer is checked — status, the model that answered,
 a positive version, the top-k (count, indices, probabilities, order, labels) — and a fresh
 image answered ``cached: true`` is a failure: a cache that returns results for bytes it never
-saw is wrong, however fast.
+saw is wrong, however fast. With ``--video-share`` that share of requests uploads one of a few
+generated 3 s clips to ``POST /v1/classify/video`` instead (``<model> video``; one frame a
+second, each frame a rate-limit token), and every frame's top-k and the mean are checked.
 
     locust -f loadtest/gateway_user.py -H http://127.0.0.1:3000 --api-key "$KEY"
 """
@@ -15,10 +17,12 @@ saw is wrong, however fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from locust import task
 
-from client import CLASSIFY_PATH, classify_form
+from client import CLASSIFY_PATH, CLASSIFY_VIDEO_PATH, classify_form
 from loadtest.http_user import WorkloadHttpUser, status_failure
 from visionserve.samples import Pick, mime_type
 from visionserve.settings import DEFAULT_GATEWAY_PORT
@@ -49,11 +53,24 @@ class GatewayUser(WorkloadHttpUser):
     @task
     def classify(self) -> None:
         model = self.workload.choose_model(self.rng)
+        if self.rng.random() < self.workload.settings.video_share:
+            container, video = self.rng.choice(self.workload.videos)
+            body, content_type = classify_form(video, model=model, top_k=self.workload.top_k,
+                                               filename=f"clip.{container}", field="video",
+                                               options={"every_seconds": "1"})  # fmt: skip
+            self._post(CLASSIFY_VIDEO_PATH, body, content_type, f"{model} video",
+                       lambda answer: self.workload.check_video_answer(answer, model=model))  # fmt: skip
+            return
         pick = self.picker.pick()
         body, content_type = self._body(model, pick)
-        name = f"{model} {'repeat' if pick.repeated else 'fresh'}"
+        fresh = not pick.repeated
+        self._post(CLASSIFY_PATH, body, content_type, f"{model} {'fresh' if fresh else 'repeat'}",
+                   lambda answer: self.workload.check_gateway_answer(answer, model=model, fresh=fresh))  # fmt: skip
+
+    def _post(self, path: str, body: bytes, content_type: str, name: str, check: Callable[[Any], None]) -> None:
+        """One request, failed in the report on a non-200 or an answer ``check`` refuses."""
         with self.client.post(
-            CLASSIFY_PATH,
+            path,
             data=body,
             headers={**self.headers, "Content-Type": content_type},
             name=name,
@@ -64,6 +81,6 @@ class GatewayUser(WorkloadHttpUser):
                 response.failure(status_failure(response) + hint)
                 return
             try:
-                self.workload.check_gateway_answer(json.loads(response.content), model=model, fresh=not pick.repeated)
+                check(json.loads(response.content))
             except Exception as exc:  # any malformed answer is a failed request, not an uncounted task error
                 response.failure(f"wrong answer: {exc}")

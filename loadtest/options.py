@@ -40,6 +40,9 @@ def _add_options(parser: Any) -> None:
         help="share of requests repeating a hot image (cache hits once seen); the rest are "
              "never-seen bytes (cache misses)")  # fmt: skip
     add("--top-k", type=int, default=0, help="predictions per image (default: the catalog's)")
+    add("--video-share", type=float, default=0.0,
+        help="gateway user: share of requests that upload a generated 3 s video to /v1/classify/video "
+             "(one frame a second, a token per frame; default 0)")  # fmt: skip
     add("--image-count", type=int, default=DEFAULT_IMAGE_COUNT, help="images in the generated set")
     add("--image-seed", type=int, default=DEFAULT_IMAGE_SEED, help="which generated image set")
     add(
@@ -66,6 +69,7 @@ def settings_from(options: Any) -> LoadSettings:
         labels_dir=str(getattr(options, "labels_dir", "") or ""),
         think_time_s=float(getattr(options, "think_time_s", 0.0) or 0.0),
         timeout_s=float(getattr(options, "request_timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S),
+        video_share=float(getattr(options, "video_share", 0.0) or 0.0),
     )
 
 

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client import LabelBook, Prediction, check_gateway_answer, check_predictions, check_triton_answer
+from client import (
+    LabelBook,
+    Prediction,
+    WrongAnswer,
+    check_gateway_answer,
+    check_predictions,
+    check_triton_answer,
+)
 from loadtest.mix import ModelMix, parse_mix
 from visionserve.catalog import Catalog, load_catalog
 from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, ImagePicker, SampleImage, image_set
+from visionserve.samples.videos import video_set
 
 __all__ = ["DEFAULT_TIMEOUT_S", "LoadSettings", "Workload", "read_repository_labels"]
 
@@ -53,6 +61,8 @@ class LoadSettings:
             empty = learn them from the answers.
         think_time_s: pause between a user's requests (0 = closed loop, as fast as answered).
         timeout_s: limit of one request.
+        video_share: share of gateway requests that upload a short generated video to
+            ``POST /v1/classify/video`` (one frame a second; each frame costs a rate-limit token).
     """
 
     api_key: str = ""
@@ -64,6 +74,7 @@ class LoadSettings:
     labels_dir: str = ""
     think_time_s: float = 0.0
     timeout_s: float = DEFAULT_TIMEOUT_S
+    video_share: float = 0.0
 
 
 class Workload:
@@ -87,12 +98,15 @@ class Workload:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if not 0.0 <= settings.repeat_share <= 1.0:
             raise ValueError(f"repeat share must be within [0, 1], got {settings.repeat_share}")
+        if not 0.0 <= settings.video_share <= 1.0:
+            raise ValueError(f"video share must be within [0, 1], got {settings.video_share}")
         if settings.timeout_s <= 0:
             raise ValueError(f"timeout must be > 0 s, got {settings.timeout_s}")
         repository = Path(settings.labels_dir) if settings.labels_dir else None
         known = {m: labels for m in self.mix.names if (labels := read_repository_labels(repository, m))}
         self.labels = LabelBook(known)
         self._images: tuple[SampleImage, ...] | None = None
+        self._videos: list[tuple[str, bytes]] | None = None
 
     @property
     def images(self) -> tuple[SampleImage, ...]:
@@ -100,6 +114,13 @@ class Workload:
         if self._images is None:
             self._images = image_set(self.settings.image_count, seed=self.settings.image_seed)
         return self._images
+
+    @property
+    def videos(self) -> list[tuple[str, bytes]]:
+        """The clips video requests send, as (container, bytes): generated on first use, in memory."""
+        if self._videos is None:
+            self._videos = video_set(seed=self.settings.image_seed)
+        return self._videos
 
     def picker(self, seed: int | None = None) -> ImagePicker:
         """A picker for one simulated user."""
@@ -122,3 +143,13 @@ class Workload:
     def check_gateway_answer(self, body: Any, *, model: str, fresh: bool) -> None:
         """Raise ``WrongAnswer`` unless ``body`` is a valid gateway answer; a ``fresh`` image must not be cached."""
         check_gateway_answer(body, model=model, cached=False if fresh else None, **self._expected(model))
+
+    def check_video_answer(self, body: Any, *, model: str) -> None:
+        """Raise ``WrongAnswer`` unless ``body`` is a valid video answer: every frame's top-k and the mean."""
+        if not isinstance(body, dict) or body.get("model") != model or not body.get("frames"):
+            raise WrongAnswer(f"not a video answer of {model}: {str(body)[:200]}")
+        for frame in body["frames"]:
+            self.check(model, [(p["label"], p["index"], p["score"]) for p in frame["predictions"]])
+        self.check(model, [(p["label"], p["index"], p["score"]) for p in body["aggregate"]])
+        if sum(s["frames"] for s in body["segments"]) != len(body["frames"]):
+            raise WrongAnswer("the segments do not cover the frames")

@@ -48,14 +48,16 @@ def _loadtest(
     return proc, json.loads(summary_path.read_text())
 
 
-def _assert_clean_run(proc: subprocess.CompletedProcess[str], summary: dict) -> None:
+def _assert_clean_run(
+    proc: subprocess.CompletedProcess[str], summary: dict, kinds: frozenset[str] = frozenset({"fresh", "repeat"})
+) -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     rows = {r["name"]: r for r in summary["rows"]}
     total = rows.pop("Aggregated")
     assert total["requests"] >= 10 and total["failures"] == 0, summary
     assert summary["passed"] and not summary["failures"]
     assert {name.split()[0] for name in rows} == set(load_catalog().names)
-    assert {name.split()[1] for name in rows} == {"fresh", "repeat"}
+    assert {name.split()[1] for name in rows} == kinds
     assert "PASSED" in proc.stdout
 
 
@@ -84,8 +86,9 @@ def test_gateway_user_on_a_local_stack_started_and_stopped_by_the_command(
     fresh_repository: Path, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
-    proc, summary = _loadtest(["--target", "gateway", "--repository", str(fresh_repository), *LOAD], reports)
-    _assert_clean_run(proc, summary)
+    args = ["--target", "gateway", "--repository", str(fresh_repository), *LOAD, "--video-share", "0.2"]
+    proc, summary = _loadtest(args, reports)
+    _assert_clean_run(proc, summary, kinds=frozenset({"fresh", "repeat", "video"}))  # videos mixed in, all checked
     assert "starting the local stack" in proc.stdout
     time.sleep(1)
     assert _processes_using(fresh_repository) == []  # up, the gateway, tritonserver and its stubs are gone

@@ -10,8 +10,8 @@ from PIL import Image
 
 from gateway.decode_pool import DecodePool
 from gateway.uploads import UploadPolicy
-from tests.fixtures.videos import FORMATS, make_video
 from visionserve.errors import ImageError, InvalidVideo, UnsupportedVideo, VideoTooLarge
+from visionserve.samples.videos import FORMATS, make_video
 from visionserve.video import Sampling, VideoLimits, sample_video, sniff_container
 
 LIMITS = VideoLimits(max_duration_s=60, max_pixels=1920 * 1080, max_frames=3000, max_sampled_frames=64)

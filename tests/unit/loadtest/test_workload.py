@@ -75,6 +75,25 @@ def test_workload_defaults_and_validation() -> None:
     workload = _workload()
     assert workload.top_k == CATALOG.top_k
     assert list(workload.mix.names) == CATALOG.names
-    for bad in ({"repeat_share": 2.0}, {"top_k": -1}, {"timeout_s": 0.0}):
+    for bad in ({"repeat_share": 2.0}, {"top_k": -1}, {"timeout_s": 0.0}, {"video_share": -0.1}):
         with pytest.raises(ValueError):
             _workload(**bad)
+
+
+def test_video_answers_are_checked_frame_by_frame() -> None:
+    model = CATALOG.names[0]
+    workload = _workload(top_k=3)
+    preds = [{"label": label, "index": i, "score": s} for label, i, s in GOOD]
+    frames = [
+        {"t_s": 0.0, "keyframe": True, "predictions": preds},
+        {"t_s": 1.0, "keyframe": False, "predictions": preds},
+    ]
+    segments = [{"start_s": 0.0, "end_s": 2.0, "label": GOOD[0][0], "index": GOOD[0][1], "frames": 2}]
+    body = {"model": model, "version": 1, "frames": frames, "aggregate": preds, "segments": segments}
+    workload.check_video_answer(body, model=model)
+    with pytest.raises(WrongAnswer):
+        workload.check_video_answer({**body, "segments": segments[:0]}, model=model)
+    with pytest.raises(WrongAnswer):
+        workload.check_video_answer({**body, "frames": [{**frames[0], "predictions": preds[:1]}]}, model=model)
+    clips = _workload(video_share=0.5).videos
+    assert len(clips) >= 2 and len({data for _, data in clips}) == len(clips)
