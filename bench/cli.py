@@ -1,4 +1,4 @@
-"""``visionserve bench all | serving | gateway``: the benchmark entry point.
+"""``visionserve bench all | serving | gateway | video``: the benchmark entry point.
 
 ``all`` is ``make bench`` (every path side by side, one report), ``serving`` is ``make
 bench-serving`` (served ensembles vs. the in-process ceiling), ``gateway`` is ``make
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "all": ("bench.suite", "every path side by side for each model: ceiling, Triton, gateway miss/hit, naive"),
     "serving": ("bench.serving", "served ensembles over gRPC vs. the in-process ceiling, concurrency 1-8"),
     "gateway": ("bench.gateway", "gateway (cache miss / hit) vs. Triton direct"),
+    "video": ("bench.video", "frames/s through POST /v1/classify/video vs. the same frames to Triton direct"),
     "gpu": ("bench.gpu", "GPU profile on a GPU machine: raw and in-process ceilings, served, naive, parity"),
 }
 
