@@ -152,7 +152,7 @@ class NvImageCodecJpeg:
             backends=backends,
             options=":fancy_upsampling=1",  # chroma upsampled as libjpeg (Pillow) does
         )
-        self._params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.RGB)
+        self._params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.SRGB)
 
     def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]:
         stream = torch.cuda.current_stream(self.device).cuda_stream
@@ -335,16 +335,75 @@ class PillowResize:
 
     @staticmethod
     def _pass(batch: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
-        index, weight = table
-        shape = [1, 1, 1, 1]
-        shape[dim] = index.shape[0]
-        acc = None
-        for tap in range(index.shape[1]):
-            term = batch.index_select(dim, index[:, tap]).to(torch.int32) * weight[:, tap].view(shape)
-            acc = term if acc is None else acc.add_(term)
-        assert acc is not None
-        acc.add_(1 << (_PRECISION_BITS - 1))
-        return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+        if batch.is_cuda and _resample_kernel is not None:
+            return _resample_with_kernel(batch, table, dim)
+        return _resample_with_torch(batch, table, dim)
+
+
+def _resample_with_torch(batch: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
+    """One resampling pass as torch operations: a gather and an int32 multiply-add per tap.
+
+    Runs on any device; on a GPU it launches four kernels per tap and materialises each
+    tap's int32 product, which is why CUDA devices use ``_resample_kernel`` instead.
+    """
+    index, weight = table
+    shape = [1, 1, 1, 1]
+    shape[dim] = index.shape[0]
+    acc = None
+    for tap in range(index.shape[1]):
+        term = batch.index_select(dim, index[:, tap]).to(torch.int32) * weight[:, tap].view(shape)
+        acc = term if acc is None else acc.add_(term)
+    assert acc is not None
+    acc.add_(1 << (_PRECISION_BITS - 1))
+    return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+
+
+def _resample_with_kernel(batch: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
+    """One resampling pass as a single Triton kernel: each output byte gathers its taps once."""
+    index, weight = table
+    src = batch.contiguous()
+    shape = list(src.shape)
+    size, new, taps = shape[dim], index.shape[0], index.shape[1]
+    inner = int(np.prod(shape[dim + 1 :], dtype=np.int64))
+    shape[dim] = new
+    out = torch.empty(shape, dtype=torch.uint8, device=src.device)
+    total = out.numel()
+    if total:
+        block = 1024
+        _resample_kernel[(triton.cdiv(total, block),)](
+            src, out, index, weight, total, new, inner, size, taps, _PRECISION_BITS, BLOCK=block
+        )
+    return out
+
+
+try:  # Triton (the kernel language) ships with CUDA builds of torch; CPU builds and CI lack it
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the torch build
+    _resample_kernel = None
+else:
+
+    @triton.jit
+    def _resample_kernel(src, dst, index, weight, total, new, inner, size, taps, precision, BLOCK: tl.constexpr):
+        """``dst[o, j, i] = clip8(sum_t src[o, index[j, t], i] * weight[j, t])`` over flat output offsets.
+
+        The same fixed-point arithmetic as ``_resample_with_torch`` (and Pillow's
+        ``ImagingResampleHorizontal/Vertical_8bpc``): int32 products, half added, shifted.
+        """
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < total
+        i = offs % inner
+        j = (offs // inner) % new
+        base = (offs // (inner * new)) * size * inner + i
+        acc = tl.zeros([BLOCK], dtype=tl.int32)
+        for t in range(taps):
+            k = tl.load(index + j * taps + t, mask=mask, other=0)
+            w = tl.load(weight + j * taps + t, mask=mask, other=0)
+            x = tl.load(src + base + k * inner, mask=mask, other=0)
+            acc += x.to(tl.int32) * w
+        acc = (acc + (1 << (precision - 1))) >> precision
+        acc = tl.minimum(tl.maximum(acc, 0), 255)
+        tl.store(dst + offs, acc.to(tl.uint8), mask=mask)
 
 
 def pillow_coefficients(size: int, new: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,9 @@ parity-tested against the frameworks — on identical decoded pixels.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -70,6 +73,38 @@ def test_resize_is_pillows_bit_for_bit(name: str, width: int, height: int) -> No
     got = PillowResize(pipeline, CPU).crop(batch, width, height)[0].permute(1, 2, 0).numpy()
     assert got.dtype == np.uint8 and got.shape == expected.shape
     assert np.array_equal(got, expected)
+
+
+_KERNEL_CHECK = """
+import sys
+import numpy as np, torch
+from PIL import Image
+from visionserve import gpu_pipeline
+from visionserve.catalog import load_catalog
+
+gpu_pipeline.PillowResize._pass = staticmethod(gpu_pipeline._resample_with_kernel)  # as on a CUDA device
+catalog = load_catalog()
+sizes = [("resnet18", 97, 61), ("resnet18", 257, 999), ("mobilenet_v2", 640, 480), ("mobilenet_v2", 40, 300)]
+for name, width, height in sizes:
+    pipeline = catalog.get(name).pipeline(use_draft=False)
+    pixels = np.random.default_rng(width * height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = np.asarray(pipeline.geometry(Image.fromarray(pixels)))
+    batch = torch.from_numpy(pixels).permute(2, 0, 1)[None].contiguous()
+    got = gpu_pipeline.PillowResize(pipeline, torch.device("cpu")).crop(batch, width, height)
+    got = got[0].permute(1, 2, 0).numpy()
+    if not np.array_equal(got, expected):
+        sys.exit(f"{name} {width}x{height}: max difference {np.abs(got.astype(int) - expected).max()}")
+    print("exact", name, width, height)
+"""
+
+
+def test_the_gpu_resize_kernel_is_pillows_bit_for_bit() -> None:
+    """The Triton kernel CUDA devices run, executed by Triton's interpreter on the CPU."""
+    pytest.importorskip("triton", reason="Triton ships with torch's CUDA builds (the pinned torch)")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}  # read when the kernel is defined: a fresh process
+    done = subprocess.run([sys.executable, "-c", _KERNEL_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:] or done.stdout
+    assert done.stdout.count("exact") == 4
 
 
 def test_baseline_jpegs_take_the_device_route_and_the_rest_fall_back() -> None:
