@@ -13,6 +13,9 @@ WEIGHTS ?= auto
 PROFILE ?= cpu
 LABELS  ?=
 VERSION ?=
+CANARY  ?=
+WEIGHT  ?= 10
+SHADOW  ?=
 TARGET  ?= gateway
 USERS   ?= 8
 SPAWN   ?= 4
@@ -20,7 +23,7 @@ DURATION ?= 30s
 HOST    ?=
 ARGS    ?=
 
-.PHONY: help setup venv export rollback versions serve gateway up classify loadtest loadtest-ui \
+.PHONY: help setup venv export rollback versions release-start release-status release-promote release-abort serve gateway up classify loadtest loadtest-ui \
         bench bench-serving bench-gateway drills helm-lint test test-services lint clean
 
 help: ## list the targets
@@ -37,12 +40,28 @@ venv: $(PY) ## create .venv and install visionserve with its test tools
 setup: venv ## create .venv, install everything, export all models (works offline)
 	$(VS) export --weights $(WEIGHTS)
 
-export: ## export models and publish a new version: [MODEL=name] [WEIGHTS=auto|imagenet|demo|path] [LABELS=path] [PROFILE=cpu|gpu]
-	$(VS) export $(if $(MODEL),--model $(MODEL)) --weights $(WEIGHTS) --profile $(PROFILE) $(if $(LABELS),--labels $(LABELS))
+export: ## export models and publish a new version: [MODEL=name] [WEIGHTS=auto|imagenet|demo|path] [LABELS=path] [PROFILE=cpu|gpu] [CANARY=percent]
+	$(VS) export $(if $(MODEL),--model $(MODEL)) --weights $(WEIGHTS) --profile $(PROFILE) $(if $(LABELS),--labels $(LABELS)) $(if $(CANARY),--canary $(CANARY))
 
 rollback: ## serve an earlier version again: MODEL=name VERSION=n
 	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make rollback MODEL=name VERSION=n"; exit 2; }
 	$(VS) rollback --model $(MODEL) --version $(VERSION)
+
+release-start: ## serve a version as the canary: MODEL=name VERSION=n [WEIGHT=percent] [SHADOW=fraction]
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make release-start MODEL=name VERSION=n [WEIGHT=10] [SHADOW=1]"; exit 2; }
+	$(VS) release start $(MODEL) --version $(VERSION) --weight $(WEIGHT) $(if $(SHADOW),--shadow $(SHADOW))
+
+release-status: ## the canary's live figures and verdict: MODEL=name [ARGS="--auto --watch 600"]
+	@test -n "$(MODEL)" || { echo "usage: make release-status MODEL=name"; exit 2; }
+	$(VS) release status $(MODEL) $(ARGS)
+
+release-promote: ## make the canary stable: MODEL=name
+	@test -n "$(MODEL)" || { echo "usage: make release-promote MODEL=name"; exit 2; }
+	$(VS) release promote $(MODEL)
+
+release-abort: ## send every request to stable again and drop the canary: MODEL=name
+	@test -n "$(MODEL)" || { echo "usage: make release-abort MODEL=name"; exit 2; }
+	$(VS) release abort $(MODEL)
 
 versions: ## list model versions in the repository
 	$(VS) versions

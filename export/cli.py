@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from export.publish import TritonControl, require_version, switch_version
+from export.release import require_no_release
 from export.repository import committed_versions, read_version, served_version
 from export.weights import parse_weights
 from visionserve.catalog import PROFILES, load_catalog
@@ -48,8 +49,17 @@ def export_main(argv: list[str]) -> int:
         help="cpu: Pillow preprocessing -> backbone; gpu: one model decoding and running fp16 on the GPU",
     )
     parser.add_argument("--keep", type=int, default=None, help="versions kept on disk (default: catalog keep_versions)")
+    parser.add_argument(
+        "--canary",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="publish as a canary on PERCENT %% of API keys beside the stable version (`visionserve release`)",
+    )
     _common(parser)
     args = parser.parse_args(argv)
+    if args.canary is not None and not 0 <= args.canary <= 100:
+        parser.error("--canary is a percentage of API keys, 0 to 100")
 
     from export.pipeline import export_model  # heavy imports only when exporting
 
@@ -73,6 +83,7 @@ def export_main(argv: list[str]) -> int:
                     labels=args.labels,
                     control=control,
                     keep_versions=args.keep or catalog.keep_versions,
+                    canary_weight=None if args.canary is None else args.canary / 100.0,
                 )
             )
     finally:
@@ -116,6 +127,7 @@ def rollback_main(argv: list[str]) -> int:
     spec = load_catalog(args.catalog).get(args.model)
     repo = args.repository or repository_path()
     require_version(repo, spec, args.version)
+    require_no_release(repo, spec)
     control = _control(args.server_url)
     try:
         switch_version(repo, spec, args.version, control)

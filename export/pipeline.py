@@ -25,6 +25,7 @@ from export.publish import (
     switch_version,
 )
 from export.quantize import CALIBRATION_SEED, HOLDOUT_SEED, QuantizationRefused, export_int8, refusal
+from export.release import require_no_release, start_release
 from export.repository import VersionInfo, write_version_files
 from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
@@ -160,13 +161,18 @@ def export_model(
     labels: str | None = None,
     control: TritonControl | None = None,
     keep_versions: int = 3,
+    canary_weight: float | None = None,
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export every format of ``spec``, check each, publish version N+1 and switch to it.
 
-    Nothing reaches the repository unless every artifact passed its parity check.
+    Nothing reaches the repository unless every artifact passed its parity check. With
+    ``canary_weight`` the new version starts a release instead (``export.release``): it serves
+    that share of API keys beside the stable version until promoted or aborted.
     """
     start = time.perf_counter()
+    if canary_weight is None:
+        require_no_release(repo, spec)  # before minutes of export, not after
 
     def step(msg: str) -> None:
         log(f"[{spec.name} {time.perf_counter() - start:6.1f}s] {msg}")
@@ -234,8 +240,12 @@ def export_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    step(f"published version {version}" + (" — switching the running server" if control else ""))
-    switch_version(repo, spec, version, control, log=step)
+    if canary_weight is not None:
+        step(f"published version {version} — starting a release with it as the canary ({canary_weight:.0%})")
+        start_release(repo, spec, version, weight=canary_weight, shadow=0.0, control=control, log=step)
+    else:
+        step(f"published version {version}" + (" — switching the running server" if control else ""))
+        switch_version(repo, spec, version, control, log=step)
     prune(repo, spec, keep_versions, log=step)
     result.seconds = time.perf_counter() - start
     step(f"done: {spec.ensemble} v{version} ({backbone.weights} weights)")

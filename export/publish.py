@@ -43,6 +43,7 @@ from export.repository import (
 from serving.launcher import read_repository_key, repository_key_headers
 from visionserve.catalog import ModelSpec
 from visionserve.errors import RepositoryError, ServerError
+from visionserve.release import read_labels, write_labels
 
 __all__ = [
     "TritonControl",
@@ -52,6 +53,7 @@ __all__ = [
     "remove_orphans",
     "staging_dir",
     "switch_version",
+    "wait_ready",
 ]
 
 Log = Callable[[str], None]
@@ -109,6 +111,16 @@ class TritonControl:
             self._client.load_model(name, headers=self._headers, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise ServerError(f"Triton at {self.url} failed to load {name}: {exc.message()}{self._hint(exc)}") from None
+
+    def unload(self, name: str) -> None:
+        """Unload ``name`` only (its composing models stay: other ensembles run them)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            self._client.unload_model(name, headers=self._headers, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            message = f"Triton at {self.url} failed to unload {name}: {exc.message()}{self._hint(exc)}"
+            raise ServerError(message) from None
 
     def _hint(self, exc: Exception) -> str:
         if "restricted" not in str(exc):
@@ -188,7 +200,7 @@ def commit_staged(staging: Path, repo: Path, spec: ModelSpec, version: int) -> N
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _wait_ready(control: TritonControl, name: str, version: int, timeout_s: float = 120.0) -> None:
+def wait_ready(control: TritonControl, name: str, version: int, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if control.ready(name, version):
@@ -224,7 +236,7 @@ def switch_version(repo: Path, spec: ModelSpec, version: int, control: TritonCon
             write_ensemble_config(repo, spec, version)
             if control is not None:
                 control.load(spec.ensemble)
-                _wait_ready(control, spec.ensemble, version)
+                wait_ready(control, spec.ensemble, version)
         except ServerError as exc:
             _keep_serving(repo, spec, current, control, loaded, log)
             reason = str(exc).splitlines()[0][:400]
@@ -241,7 +253,10 @@ def switch_version(repo: Path, spec: ModelSpec, version: int, control: TritonCon
     if control is not None:
         if not switching or not control.ready(spec.ensemble, version):  # issue 4828: a composing reload unloads it
             control.load(spec.ensemble)
-        _wait_ready(control, spec.ensemble, version)
+        wait_ready(control, spec.ensemble, version)
+    labels = read_labels(repo, spec.ensemble)
+    if labels is not None and labels.stable != version:  # the labels follow a plain switch (release labels)
+        write_labels(repo, spec.ensemble, labels.ended(version))
 
 
 def _keep_serving(
@@ -262,19 +277,21 @@ def _keep_serving(
                 log(f"  warning: reloading {name} on v{current} failed: {str(exc).splitlines()[0][:300]}")
     if not control.ready(spec.ensemble, current):  # issue 4828: a composing reload can unload the ensemble
         control.load(spec.ensemble)
-    _wait_ready(control, spec.ensemble, current)
+    wait_ready(control, spec.ensemble, current)
 
 
 def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int]:
     """Keep the newest ``keep`` versions and the served one; delete the rest. Returns removed."""
     versions = committed_versions(repo, spec)
     served = served_version(repo, spec)
-    keep_set = set(versions[-keep:]) | ({served} if served else set())
+    labels = read_labels(repo, spec.ensemble)
+    canary = {labels.canary} if labels is not None and labels.canary is not None else set()
+    keep_set = set(versions[-keep:]) | ({served} if served else set()) | canary
     removed = [v for v in versions if v not in keep_set]
     for v in removed:
         remove_version(repo, spec, v)
     if removed:
-        log(f"  pruned {spec.name} versions {removed} (policy: keep the newest {keep} and the served one)")
+        log(f"  pruned {spec.name} versions {removed} (policy: keep the newest {keep}, the served one and a canary)")
     return removed
 
 

@@ -20,10 +20,18 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from client import Classification, ClientError, InferenceError, ModelNotFound, Prediction, ServerUnavailable
+from client import (
+    Classification,
+    ClientError,
+    InferenceError,
+    ModelNotFound,
+    ModelReloading,
+    Prediction,
+    ServerUnavailable,
+)
 from gateway.auth import Identity
 from gateway.cache import CachedAnswer, ResultCache, cache_key
 from gateway.db import utcnow
@@ -31,11 +39,13 @@ from gateway.decode_pool import DecodePool
 from gateway.errors import BadRequest, NotFound, UpstreamError, UpstreamUnavailable
 from gateway.history import HistoryRow, HistoryWriter
 from gateway.metrics import GatewayMetrics
+from gateway.release_routing import Pin, Route, choose_route
 from gateway.routing import AutoRouter
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_image, sniff
 from gateway.versions import VersionTracker
 from visionserve.catalog import Catalog
 from visionserve.errors import VisionServeError
+from visionserve.release import ReleaseLabels
 
 __all__ = [
     "INLINE_HASH_BYTES",
@@ -62,6 +72,14 @@ async def image_digest(data: bytes) -> str:
     return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
 
 
+class ShadowSink(Protocol):
+    """Where stable answers go to be shadowed (``gateway.shadow.ShadowQueue`` is one)."""
+
+    def offer(
+        self, req: ClassifyRequest, model: str, release: ReleaseLabels, answered: list[tuple[bytes, str, Answer]]
+    ) -> None: ...
+
+
 class TritonClassifier(Protocol):
     """What the flow asks of Triton (``client.AsyncTritonClient`` is one)."""
 
@@ -82,6 +100,7 @@ class ClassifyRequest:
         min_score: drop predictions below this.
         budget_ms: latency budget for ``auto``.
         started_s: ``time.perf_counter()`` when the request arrived.
+        pin: the client's ``label=`` / ``version=`` choice during a release.
     """
 
     caller: Identity
@@ -91,6 +110,7 @@ class ClassifyRequest:
     min_score: float
     budget_ms: float | None
     started_s: float
+    pin: Pin | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,10 @@ class Answer:
     weights: str | None
     predictions: tuple[Prediction, ...]
     cached: bool
+    #: why this version answered during a release (``stable``, ``weight``, ``pin``), else None
+    route: str | None = None
+    #: the Triton round trip (ms) that produced it; None for a cache hit
+    upstream_ms: float | None = None
 
 
 @dataclass
@@ -153,6 +177,7 @@ class Classifier:
         decode_pool: the processes that run costly checks (default: a pool of two, started
             on first use; the caller closes a pool it passes in, ``close`` closes the default).
         default_budget_ms: the budget of ``auto`` when a request gives none (None: no budget).
+        shadow: where stable answers are offered for shadowing to a canary (``gateway.shadow``).
     """
 
     def __init__(
@@ -170,6 +195,7 @@ class Classifier:
         retry_after_s: int,
         decode_pool: DecodePool | None = None,
         default_budget_ms: float | None = None,
+        shadow: ShadowSink | None = None,
     ) -> None:
         self.catalog = catalog
         self.triton = triton
@@ -182,6 +208,9 @@ class Classifier:
         self.max_top_k = max_top_k
         self.default_budget_ms = default_budget_ms
         self.retry_after_s = retry_after_s
+        self.shadow = shadow
+        #: Triton calls of the request path in flight in this worker
+        self.inflight = 0
         self._policy_tag = policy.fingerprint
         self._own_pool = decode_pool is None
         self.decode_pool = decode_pool or DecodePool(policy, retry_after_s=retry_after_s)
@@ -216,6 +245,12 @@ class Classifier:
             )
         return name
 
+    def route(self, model: str, req: ClassifyRequest) -> Route:
+        """Which pipeline answers ``req`` for ``model`` (``gateway.release_routing``)."""
+        spec = self.catalog.models[model]
+        state = self.tracker.state(spec.ensemble)
+        return choose_route(spec, state, self.tracker.served_version(model), req.caller.key_id, req.pin)
+
     def check_top_k(self, model: str, top_k: int) -> None:
         limit = min(self.max_top_k, self.catalog.models[model].num_classes)
         if top_k > limit:
@@ -230,18 +265,20 @@ class Classifier:
         """
         model = self.resolve_model(req.model, req.budget_ms)
         self.check_top_k(model, req.top_k)
+        route = self.route(model, req)
         digest = await image_digest(data)
         try:
             fmt = sniff(data, self.policy)
-            answer = await self._lookup(model, digest, req.top_k)
+            answer = await self._lookup(model, route, digest, req.top_k)
             if answer is None:
                 await self._check(data, fmt)
-                answer = (await self._infer(model, [data], [digest], req.top_k))[0]
+                answer = (await self._infer(model, route, [data], [digest], req.top_k))[0]
         except VisionServeError as exc:
-            self._record(req, model, digest, None, exc)
+            self._record(req, model, digest, None, exc, route.reason, route.version if route.reason else None)
             raise
+        self._offer_shadow(req, model, route, [(data, digest, answer)])
         answer = self._filtered(answer, req.min_score)
-        self._record(req, model, digest, answer, None)
+        self._record(req, model, digest, answer, None, answer.route)
         return answer
 
     # -- a batch ------------------------------------------------------------------------
@@ -259,13 +296,14 @@ class Classifier:
         """
         model = self.resolve_model(req.model, req.budget_ms)
         self.check_top_k(model, req.top_k)
+        route = self.route(model, req)
         outcomes = [ItemOutcome(i, name, data=data) for i, (data, name) in enumerate(items)]
         formats: dict[int, str] = {}
         for item in outcomes:
             item.sha256 = await image_digest(item.data)
             try:
                 formats[item.index] = sniff(item.data, self.policy)
-                item.answer = await self._lookup(model, item.sha256, req.top_k)
+                item.answer = await self._lookup(model, route, item.sha256, req.top_k)
             except VisionServeError as exc:
                 item.error = exc
         misses = [o for o in outcomes if o.answer is None and o.error is None]
@@ -273,24 +311,27 @@ class Classifier:
             errors = await asyncio.gather(*(self._check_quietly(o.data, formats[o.index]) for o in misses))
             for item, error in zip(misses, errors, strict=True):
                 item.error = error
-            await self._infer_misses(model, [o for o in misses if o.error is None], req.top_k)
+            await self._infer_misses(model, route, [o for o in misses if o.error is None], req.top_k)
+        answered = [(o.data, o.sha256, o.answer) for o in outcomes if o.answer is not None]
+        self._offer_shadow(req, model, route, answered)
         for item in outcomes:
             answer = self._filtered(item.answer, req.min_score) if item.answer else None
             item.answer = answer
-            self._record(req, model, item.sha256, answer, item.error)
+            asked = route.version if route.reason else None
+            self._record(req, model, item.sha256, answer, item.error, answer.route if answer else route.reason, asked)
         failed_upstream = [o for o in outcomes if isinstance(o.error, UpstreamUnavailable)]
         if failed_upstream and all(o.answer is None for o in outcomes):
             raise failed_upstream[0].error  # type: ignore[misc]
         return model, outcomes
 
-    async def _infer_misses(self, model: str, misses: list[ItemOutcome], top_k: int) -> None:
+    async def _infer_misses(self, model: str, route: Route, misses: list[ItemOutcome], top_k: int) -> None:
         if not misses:
             return
         unique: dict[str, bytes] = {}
         for item in misses:  # the same image twice in a batch is sent once
             unique.setdefault(item.sha256, item.data)
         try:
-            answers = await self._infer(model, list(unique.values()), list(unique), top_k)
+            answers = await self._infer(model, route, list(unique.values()), list(unique), top_k)
         except VisionServeError as exc:
             for item in misses:
                 item.error = exc
@@ -300,8 +341,8 @@ class Classifier:
             item.answer = by_digest[item.sha256]
 
     # -- steps --------------------------------------------------------------------------
-    async def _lookup(self, model: str, digest: str, top_k: int) -> Answer | None:
-        version = self.tracker.served_version(model)
+    async def _lookup(self, model: str, route: Route, digest: str, top_k: int) -> Answer | None:
+        version = route.version  # a canary's answers are keyed on its version, stable's on stable's
         if version is None:
             self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
@@ -310,7 +351,7 @@ class Classifier:
             self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
         self.metrics.child(self.metrics.cache, model, "hit").inc()
-        return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True)
+        return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True, route.reason)
 
     async def _check(self, data: bytes, fmt: str) -> None:
         """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process."""
@@ -330,37 +371,67 @@ class Classifier:
             return exc
         return None
 
-    async def _infer(self, model: str, images: list[bytes], digests: list[str], top_k: int) -> list[Answer]:
+    async def _infer(
+        self, model: str, route: Route, images: list[bytes], digests: list[str], top_k: int
+    ) -> list[Answer]:
         started = time.perf_counter()
+        self.inflight += 1  # the shadow queue waits for this to fall to 0 (gateway.shadow)
         try:
-            results = await self.triton.classify_batch(images, model, top_k=top_k)
+            results = await self.triton.classify_batch(images, route.ensemble, top_k=top_k)
+        except (ModelNotFound, ModelReloading) as exc:
+            if not route.canary:
+                raise self._failed(model, exc) from exc
+            # the canary went away between two polls (promote, abort): stable answers instead
+            log.info("canary %s unavailable (%s): stable answers", route.ensemble, exc)
+            stable = Route(model, self.tracker.served_version(model), "stable" if route.release else None)
+            return await self._infer(model, stable, images, digests, top_k)
         except (ClientError, OSError) as exc:
-            error, kind = _triton_error(exc, model, self.retry_after_s)
-            self.metrics.child(self.metrics.triton_errors, model, kind).inc()
-            log.warning("Triton call for %s failed: %s", model, exc)
-            raise error from exc
+            raise self._failed(model, exc) from exc
+        finally:
+            self.inflight -= 1
         elapsed_s = time.perf_counter() - started
         self.metrics.child(self.metrics.triton_seconds, model).observe(elapsed_s)
-        if len(images) == 1:  # a batch's round trip says little about one request's latency
+        if route.release is not None and route.version is not None:
+            self.metrics.child(self.metrics.release_triton_seconds, model, str(route.version)).observe(elapsed_s)
+        if len(images) == 1 and not route.canary:  # a batch's round trip says little about one request's
             self.router.observe(model, elapsed_s * 1000.0)
         answers = []
         for digest, result in zip(digests, results, strict=True):
             version = int(result.version)
-            self.tracker.note_answer(model, version)
+            if not route.canary:  # a canary's version is not the served one
+                self.tracker.note_answer(model, version)
             preds = tuple(result.predictions)
             await self.cache.set(
                 cache_key(digest, model, version, top_k, self._policy_tag),
                 CachedAnswer(model, version, preds),
             )
-            answers.append(Answer(model, version, self.tracker.weights(model, version), preds, False))
+            weights = self.tracker.weights(model, version)
+            answers.append(Answer(model, version, weights, preds, False, route.reason, elapsed_s * 1000.0))
         return answers
+
+    def _failed(self, model: str, exc: Exception) -> VisionServeError:
+        error, kind = _triton_error(exc, model, self.retry_after_s)
+        self.metrics.child(self.metrics.triton_errors, model, kind).inc()
+        log.warning("Triton call for %s failed: %s", model, exc)
+        return error
+
+    def _offer_shadow(
+        self, req: ClassifyRequest, model: str, route: Route, answered: list[tuple[bytes, str, Answer]]
+    ) -> None:
+        """Hand stable answers to the shadow queue when the release shadows (never waits)."""
+        release = route.release
+        if self.shadow is None or release is None or route.canary or route.reason != "stable" or not answered:
+            return
+        if release.shadow <= 0.0:
+            return
+        self.shadow.offer(req, model, release, answered)
 
     @staticmethod
     def _filtered(answer: Answer, min_score: float) -> Answer:
         if min_score <= 0:
             return answer
         kept = tuple(p for p in answer.predictions if p.score >= min_score)
-        return Answer(answer.model, answer.version, answer.weights, kept, answer.cached)
+        return replace(answer, predictions=kept)
 
     def _record(
         self,
@@ -369,15 +440,21 @@ class Classifier:
         digest: str,
         answer: Answer | None,
         error: VisionServeError | None,
+        route: str | None = None,
+        asked: int | None = None,
         *,
         frames: int | None = None,
         duration_s: float | None = None,
     ) -> None:
+        """Queue the history row; a failure during a release keeps the version it was routed to (``asked``)."""
         if error is None:
             status, http_status = "ok", 200
         else:
             http_status = int(getattr(error, "error_code", 500))
             status = "error" if http_status >= 500 else "rejected"
+        if route is not None:
+            version = str(answer.version) if answer else str(asked)
+            self.metrics.child(self.metrics.release_answers, model, version, route, status).inc()
         self.history.add(
             HistoryRow(
                 id=uuid.uuid4().hex,  # from the OS CSPRNG: unguessable, though access is checked per user anyway
@@ -386,7 +463,7 @@ class Classifier:
                 user=req.caller.user,
                 key_id=req.caller.key_id,
                 model=model,
-                version=answer.version if answer else None,
+                version=answer.version if answer else asked,
                 image_sha256=digest,
                 top_k=req.top_k,
                 predictions=list(answer.predictions) if answer else [],
@@ -397,5 +474,7 @@ class Classifier:
                 error=f"{getattr(error, 'code', 'internal')}: {error}" if error else None,
                 frames=frames,
                 duration_s=duration_s,
+                route=route,
+                upstream_ms=answer.upstream_ms if answer else None,
             )
         )

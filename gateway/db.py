@@ -86,10 +86,13 @@ class ClassificationRecord(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Why this version answered during a release (``stable``, ``weight``, ``pin``, ``shadow``).
     route: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: The Triton round trip (ms) that produced the answer; None for a cache hit (migration 0003).
+    upstream_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_classifications_user_created", "user", "created_at", "id"),
         Index("ix_classifications_created", "created_at", "id"),
+        Index("ix_classifications_model_created", "model", "created_at"),
     )
 
 

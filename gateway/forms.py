@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
-_OPTION_FIELDS = ("model", "top_k", "min_score")
+_OPTION_FIELDS = ("model", "top_k", "min_score", "version", "label")
 _VIDEO_FIELDS = ("model", "top_k", "every_seconds", "keyframes_only")
 _MAX_FIELD_BYTES = 1024
 #: The most header bytes one multipart part may carry (Content-Disposition with a long UTF-8
@@ -364,7 +364,7 @@ async def read_single(request: Request, max_image_bytes: int | None = None) -> t
         except ValidationError as err:
             raise BadRequest(_validation_message(err)) from None
         del body
-        options = ClassifyOptions(model=parsed.model, top_k=parsed.top_k, min_score=parsed.min_score)
+        options = ClassifyOptions.model_validate(parsed.model_dump(exclude={"image_base64"}))
         return options, Upload(decode_base64_image(parsed.image_base64, limit))
     raise UnsupportedImage(
         f"content type {media!r} is not accepted; send multipart/form-data (field `image`) or "

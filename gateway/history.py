@@ -101,6 +101,10 @@ class HistoryRow:
     error: str | None = None
     frames: int | None = None  # a video: frames classified
     duration_s: float | None = None  # a video: its duration
+    #: why this version answered during a release: ``stable``, ``weight``, ``pin`` or ``shadow``
+    route: str | None = None
+    #: the Triton round trip (ms) of the call that answered; None for a cache hit or a failure
+    upstream_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row's columns, its predictions as the JSON objects stored."""

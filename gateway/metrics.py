@@ -54,6 +54,13 @@ class GatewayMetrics:
         uploads_rejected: uploads refused by the checks, by error code.
         history_rows: history rows by outcome (``written``, ``failed``, ``dropped``).
         served_version: the version each ensemble serves, as this worker last saw it.
+        release_answers: answers during a release, by model, version, route (``stable``,
+            ``weight``, ``pin``, ``shadow``) and status: each version's error rate.
+        release_triton_seconds: Triton round trips during a release, by model and version.
+        shadow_pairs: shadow comparisons by model and result (``agree``, ``disagree``,
+            ``error``): the top-1 agreement is agree / (agree + disagree).
+        shadow_confidence_delta: |canary top-1 confidence − stable's| per shadow pair.
+        shadow_dropped: shadow requests dropped because the queue was full, by model.
     """
 
     def __init__(self, registry: Any = None) -> None:
@@ -82,6 +89,30 @@ class GatewayMetrics:
             f"{_NS}_uploads_rejected", "Uploads refused by the checks.", ["code"], registry=reg
         )
         self.history_rows = Counter(f"{_NS}_history_rows", "History rows by outcome.", ["result"], registry=reg)
+        self.release_answers = Counter(
+            f"{_NS}_release_answers",
+            "Answers during a release by version and route.",
+            ["model", "version", "route", "status"],
+            registry=reg,
+        )
+        self.release_triton_seconds = Histogram(
+            f"{_NS}_release_triton_seconds",
+            "Triton round trips during a release, per version (s).",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.shadow_pairs = Counter(f"{_NS}_shadow_pairs", "Shadow comparisons.", ["model", "result"], registry=reg)
+        self.shadow_confidence_delta = Histogram(
+            f"{_NS}_shadow_confidence_delta",
+            "|canary top-1 confidence - stable top-1 confidence| per shadow pair.",
+            ["model"],
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=reg,
+        )
+        self.shadow_dropped = Counter(
+            f"{_NS}_shadow_dropped", "Shadow requests dropped (queue full).", ["model"], registry=reg
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.served_version = Gauge(
             f"{_NS}_served_version",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.versions import NOT_READY_REASONS
 from visionserve.catalog import load_catalog
@@ -66,6 +66,18 @@ class ClassifyOptions(BaseModel):
     )
     top_k: int = Field(DEFAULT_TOP_K, ge=1, description="how many classes to return")
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predictions scoring below this")
+    version: int | None = Field(
+        None, ge=1, description="during a release: answer with this version (the stable or the canary one)"
+    )
+    label: Literal["stable", "canary"] | None = Field(
+        None, description="during a release: answer with the `stable` or the `canary` version"
+    )
+
+    @model_validator(mode="after")
+    def _one_pin(self) -> ClassifyOptions:
+        if self.version is not None and self.label is not None:
+            raise ValueError("give `version` or `label`, not both")
+        return self
 
 
 class ClassifyJSON(ClassifyOptions):
@@ -98,6 +110,10 @@ class ClassifyResponse(BaseModel):
     weights: str | None = Field(description="`demo` for demonstration weights, else what the export recorded")
     predictions: list[Prediction] = Field(description="best first")
     cached: bool = Field(description="true when answered from the gateway's cache")
+    route: Literal["stable", "weight", "pin"] | None = Field(
+        None,
+        description="during a release, why this version answered: `stable`, `weight` (the canary's share) or `pin`",
+    )
     latency_ms: float = Field(description="time spent in the gateway, Triton included")
 
 
@@ -120,6 +136,7 @@ class BatchItem(BaseModel):
     status: Literal["ok", "error"]
     version: int | None = None
     cached: bool = False
+    route: Literal["stable", "weight", "pin"] | None = None
     predictions: list[Prediction] = Field(default_factory=list)
     error: ErrorDetail | None = None
 

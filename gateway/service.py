@@ -70,6 +70,7 @@ from gateway.middleware import API_PREFIX, GatewayMiddleware
 from gateway.openapi import document
 from gateway.readiness import CachedProbe
 from gateway.redis_link import RedisLink, connect
+from gateway.release_routing import Pin
 from gateway.routing import AutoRouter
 from gateway.schemas import (
     MODEL_NAME_MAX_CHARS,
@@ -88,6 +89,7 @@ from gateway.schemas import (
     request_body,
 )
 from gateway.settings import get_settings, load_pepper
+from gateway.shadow import ShadowQueue
 from gateway.uploads import UploadPolicy
 from gateway.versions import VersionTracker
 from gateway.video_schemas import VideoForm, VideoResponse
@@ -335,6 +337,11 @@ class Gateway:
         self.videos = VideoClassifier(
             self.classifier, self.triton, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
         )
+        self.shadow = ShadowQueue(
+            self.catalog, self.triton, self.history, self.metrics, self.classifier,
+            max_jobs=settings.shadow_queue_max,
+        )  # fmt: skip
+        self.classifier.shadow = self.shadow
 
     def _redis_link(self) -> RedisLink | None:
         """The shared Redis (cache and rate limits) when ``REDIS_URL`` is set; None keeps both in the process."""
@@ -356,6 +363,7 @@ class Gateway:
         await self.tracker.refresh()  # know the served versions before the first request
         self.tracker.start()
         self.history.start()
+        self.shadow.start()
         log.info(
             "gateway up: Triton %s (%s), cache %s",
             self.settings.triton_url,
@@ -367,6 +375,7 @@ class Gateway:
     async def close(self) -> None:
         """Stop polling, write the last history rows, close Triton and Redis (after any ``open``, even a failed one)."""
         await self.tracker.close()
+        await self.shadow.close()
         await self.decode_pool.close()
         await self.history.close()
         await self.triton.close()
@@ -404,8 +413,9 @@ class Gateway:
             options, upload = await forms.read_single(request, max(self.settings.max_bytes.values()))
             model = options.model
             req = ClassifyRequest(
-                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
-            )
+                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
+                Pin(options.label, options.version),
+            )  # fmt: skip
             answer = await self.classifier.classify_one(req, upload.data)
             model, status, cached = answer.model, 200, answer.cached
             return _json(
@@ -416,6 +426,7 @@ class Gateway:
                     weights=answer.weights,
                     predictions=answer.predictions,  # type: ignore[arg-type]  # read by attribute
                     cached=answer.cached,
+                    route=answer.route,
                     latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
                 )
             )
@@ -440,8 +451,9 @@ class Gateway:
             )
             model = options.model
             req = ClassifyRequest(
-                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started
-            )
+                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
+                Pin(options.label, options.version),
+            )  # fmt: skip
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
             items = []
             for o in outcomes:
@@ -459,6 +471,7 @@ class Gateway:
                             status="ok",
                             version=o.answer.version,
                             cached=o.answer.cached,
+                            route=o.answer.route,
                             predictions=o.answer.predictions,  # type: ignore[arg-type]
                         )
                     )

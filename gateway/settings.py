@@ -104,6 +104,8 @@ class GatewaySettings(BaseSettings):
         history_flush_interval_s: how long history rows wait to be written in one batch.
         history_batch_rows: most rows per write.
         history_queue_max: rows kept in memory while the database is unreachable.
+        shadow_queue_max: shadow jobs (requests to mirror to a canary) waiting per worker;
+            beyond it they are dropped and counted (``gateway.shadow``).
         retry_after_s: ``Retry-After`` sent with a 503.
         auto_budget_ms: latency budget of ``model=auto`` when the caller sends none
             (unset: the most accurate ready model).
@@ -166,6 +168,7 @@ class GatewaySettings(BaseSettings):
     history_flush_interval_s: float = Field(0.5, gt=0)
     history_batch_rows: int = Field(500, ge=1)
     history_queue_max: int = Field(100_000, ge=1)
+    shadow_queue_max: int = Field(256, ge=1)
     retry_after_s: int = Field(2, ge=1)
     auto_budget_ms: float | None = Field(None, gt=0)
     ms_per_gflop: float = Field(10.0, gt=0)

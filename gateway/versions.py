@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from client import ClientError, ServerUnavailable, weights_of
+from gateway.release_state import CanaryState, poll_release
 from visionserve.catalog import Catalog
+from visionserve.release import ReleaseLabels
 
 __all__ = ["NOT_READY_REASONS", "ModelState", "VersionTracker", "pinned_versions"]
 
@@ -67,6 +69,8 @@ class ModelState:
     served: int | None
     weights: str | None
     reason: str = ""
+    #: the release running (its canary ensemble is ready), else None: ``gateway.release_state``
+    release: ReleaseLabels | None = None
 
 
 def pinned_versions(config: dict[str, Any]) -> tuple[int, ...]:
@@ -102,6 +106,7 @@ class VersionTracker:
     ) -> None:
         self._client = client
         self._names = [spec.ensemble for spec in catalog.models.values()]
+        self._canaries = {spec.ensemble: spec.canary_ensemble for spec in catalog.models.values()}
         self._interval_s = interval_s
         self._on_change = on_change
         self._states: dict[str, ModelState] = {
@@ -171,35 +176,42 @@ class VersionTracker:
                 if not state.ready:
                     self._states[name] = ModelState(name, False, (), None, None, "triton_unreachable")
             return False
-        for name, (versions, weights, reason) in zip(self._names, polled, strict=True):
+        for name, (versions, weights, reason, release) in zip(self._names, polled, strict=True):
             served = versions[-1] if versions else None
             if served is not None:
                 self._weights[(name, served)] = weights
-            self._set(name, ModelState(name, bool(versions), versions, served, self.weights(name, served), reason))
+            labels = None
+            if release is not None:
+                labels, canary_weights = release
+                self._weights[(name, labels.canary)] = canary_weights  # type: ignore[index]
+            state = ModelState(name, bool(versions), versions, served, self.weights(name, served), reason, labels)
+            self._set(name, state)
         self.reachable = True
         self.last_poll_s = time.monotonic()
         return True
 
-    async def _poll(self, name: str) -> tuple[tuple[int, ...], str | None, str]:
-        """(ready pinned versions, weights flag, not-ready reason) of one ensemble.
+    async def _poll(self, name: str) -> tuple[tuple[int, ...], str | None, str, CanaryState | None]:
+        """(ready pinned versions, weights flag, not-ready reason, release) of one ensemble.
 
         Raises:
             ServerUnavailable: Triton did not answer (the whole poll counts as unreachable).
         """
+        release_poll = asyncio.ensure_future(poll_release(self._client, self._canaries[name]))
         try:
             config = await self._client.model_config(name)
         except ServerUnavailable:
+            release_poll.cancel()
             raise
         except ClientError as exc:  # not loaded (or not loadable): Triton's text goes to the log only
             if self._raw_reasons.get(name) != str(exc):
                 log.warning("%s not ready: %s", name, exc)
             self._raw_reasons[name] = str(exc)
-            return (), None, "not_loaded"
+            return (), None, "not_loaded", await release_poll
         self._raw_reasons.pop(name, None)
         pinned = pinned_versions(config)
         ready = await asyncio.gather(*(self._client.is_ready(name, v) for v in pinned))
         versions = tuple(v for v, ok in zip(pinned, ready, strict=True) if ok)
-        return versions, weights_of(config) or None, "" if versions else "loading"
+        return versions, weights_of(config) or None, "" if versions else "loading", await release_poll
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

@@ -33,6 +33,7 @@ from serving.model_config import ensemble_steps, item_bytes, list_models, read_m
 from serving.processes import http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
+from visionserve.release import read_labels
 from visionserve.settings import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, PROJECT_ROOT
 
 __all__ = [
@@ -156,6 +157,9 @@ def repository_key_headers(key: str | None, protocol: str = "grpc") -> dict[str,
 def default_models(catalog: Catalog, repository: Path, names: str | list[str] | None = None) -> list[str]:
     """What ``make serve`` loads: each catalog ensemble and the models its served version runs.
 
+    While a release runs (``release.json`` names a canary) the canary ensemble and its steps
+    are loaded too, so a restarted server serves both labels.
+
     A CPU-profile version runs its preprocess model and default backbone, a GPU-profile version
     its GPU model: the ensemble's config.pbtxt in ``repository`` says which. An entry that was
     never exported (or whose config has no steps) contributes the CPU names, so a start fails
@@ -177,6 +181,9 @@ def default_models(catalog: Catalog, repository: Path, names: str | list[str] | 
             steps = []
         steps = steps or [spec.preprocess_model, spec.backbone_model()]  # not exported, or not an ensemble
         models += [spec.ensemble, *steps]
+        labels = read_labels(repository, spec.ensemble)
+        if labels is not None and labels.active:  # a release is running: its canary pipeline too
+            models += [spec.canary_ensemble, *ensemble_steps(repository, spec.canary_ensemble)]
     return list(dict.fromkeys(models))
 
 

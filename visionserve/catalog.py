@@ -29,6 +29,7 @@ __all__ = [
     "Profile",
     "Preprocessing",
     "Quantization",
+    "ReleasePolicy",
     "load_catalog",
 ]
 
@@ -127,6 +128,29 @@ class Quantization(_Strict):
     relative_cost: float = Field(default=0.5, gt=0, le=1)
 
 
+class ReleasePolicy(_Strict):
+    """When a canary's live figures say promote or roll back (``visionserve release status``).
+
+    ``models.yaml``'s ``release:`` holds the defaults; an entry's ``release:`` overrides single
+    fields, and ``release status`` flags override both.
+
+    Args:
+        min_agreement: top-1 agreement with stable the canary must show (its one-sided Wilson
+            lower bound must reach it to promote; the upper bound below it rolls back).
+        max_error_increase: how much the canary's error rate may exceed stable's (absolute),
+            judged by Newcombe's score interval of the difference.
+        max_p99_ratio: canary p99 over stable p99 of Triton round trips (cache misses).
+        min_latency_samples: round trips per version before the p99 ratio is judged.
+        confidence: one-sided confidence of every bound.
+    """
+
+    min_agreement: float = Field(default=0.95, gt=0, lt=1)
+    max_error_increase: float = Field(default=0.005, ge=0, lt=1)
+    max_p99_ratio: float = Field(default=1.2, gt=1)
+    min_latency_samples: int = Field(default=200, ge=20)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
 class GpuProfile(_Strict):
     """How ``make export PROFILE=gpu`` serves a model.
 
@@ -181,6 +205,7 @@ class ModelSpec(_Strict):
     gflops: float | None = Field(default=None, gt=0)
     gpu: GpuProfile | None = Field(default=None, description="the GPU profile (models.yaml profiles.gpu)")
     quantization: Quantization = Quantization()
+    release: ReleasePolicy = ReleasePolicy()
     jpeg_decoder: Literal["pillow", "simplejpeg"] = Field(
         default="pillow", description="CPU JPEG decoder of the preprocessing (models.yaml defaults.jpeg_decoder)"
     )
@@ -210,6 +235,15 @@ class ModelSpec(_Strict):
     def ensemble(self) -> str:
         """The ensemble users call: image bytes in, probabilities out."""
         return self.name
+
+    @property
+    def canary_ensemble(self) -> str:
+        """The ensemble that serves the ``canary`` label during a release (steps pinned to it).
+
+        Triton keeps one config per model, so one ensemble cannot pin different steps per
+        version: the canary pipeline is a second ensemble over the same composing models.
+        """
+        return f"{self.name}_canary"
 
     @property
     def preprocess_model(self) -> str:
@@ -319,6 +353,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us", "jpeg_decoder") if k in defaults}
     gpu_defaults = (raw.get("profiles") or {}).get("gpu")
     quant_defaults = raw.get("quantization") or {}
+    release_defaults = raw.get("release") or {}
     models: dict[str, ModelSpec] = {}
     try:
         for name, entry in raw["models"].items():
@@ -328,6 +363,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             if gpu_defaults is not None or "gpu" in entry:
                 data["gpu"] = {**(gpu_defaults or {}), **(entry.get("gpu") or {})}
             data["quantization"] = {**quant_defaults, **(entry.get("quantization") or {})}
+            data["release"] = {**release_defaults, **(entry.get("release") or {})}
             try:
                 models[name] = ModelSpec.model_validate(data)
             except ValidationError as err:

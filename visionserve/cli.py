@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("export.cli", "export_main", "export models and publish a new repository version"),
     "rollback": ("export.cli", "rollback_main", "serve an earlier version of a model again"),
     "versions": ("export.cli", "versions_main", "list the versions of each model in the repository"),
+    "release": ("gateway.release_cli", "main", "canary releases: start, status (verdict), promote, abort"),
     "serve": ("serving.cli", "main", "run the bundled tritonserver on the model repository"),
     "classify": ("client._main", "classify_main", "classify image files through Triton"),
     "classify-video": ("client._main", "classify_video_main", "classify a short video's sampled frames through Triton"),
