@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "serving": ("bench.serving", "served ensembles over gRPC vs. the in-process ceiling, concurrency 1-8"),
     "gateway": ("bench.gateway", "gateway (cache miss / hit) vs. Triton direct"),
     "video": ("bench.video", "frames/s through POST /v1/classify/video vs. the same frames to Triton direct"),
+    "release": ("bench.release", "what shadow mode costs the stable path: p50/p99 with shadow off vs on, alternating"),
     "gpu": ("bench.gpu", "GPU profile on a GPU machine: raw and in-process ceilings, served, naive, parity"),
 }
 

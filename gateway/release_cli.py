@@ -89,7 +89,7 @@ def report(figures: ReleaseFigures, verdict: Verdict) -> dict:
     s, c = figures.stable, figures.canary
     mean_delta, p95_delta = figures.confidence_change()
     weight = figures.labels.weight
-    needed = verdict.needed
+    needed = verdict.needed if verdict.decision == "hold" else 0
     more = needed if figures.labels.shadow >= 1.0 or not weight else round(needed / max(weight, 1e-9))
     return {
         "model": figures.model,
@@ -99,7 +99,7 @@ def report(figures: ReleaseFigures, verdict: Verdict) -> dict:
         "shadow": figures.labels.shadow,
         "verdict": verdict.decision,
         "needed_samples": needed,
-        "needed_requests": more if verdict.decision == "hold" else 0,
+        "needed_requests": more,
         "pairs": len(figures.pairs),
         "agreement": figures.agreement,
         "confidence_change_mean": mean_delta,
