@@ -109,8 +109,8 @@ class Stack:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.gateway is not None
-        cmd = [sys.executable, "-m", "visionserve", "release", args[0], SPEC.name, *args[1:], "--repository", str(self.repo),
-               "--server-url", self.grpc_url]  # fmt: skip
+        cmd = [sys.executable, "-m", "visionserve", "release", args[0], SPEC.name, *args[1:],
+               "--repository", str(self.repo), "--server-url", self.grpc_url]  # fmt: skip
         env = {**self.gateway.env, "TF_CPP_MIN_LOG_LEVEL": "3"}
         proc = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
         if check:
