@@ -404,6 +404,12 @@ class Gateway:
         child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
         child.observe(time.perf_counter() - started_s)
 
+    def _rejected(self, exc: VisionServeError) -> int:
+        """Count a refused upload (400/413/415) by its code; the error's status."""
+        if exc.error_code in (400, 413, 415):
+            self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
+        return exc.error_code
+
     # -- what the routes do ------------------------------------------------------------------
     async def classify(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
         state = request.scope["state"]
@@ -431,9 +437,7 @@ class Gateway:
                 )
             )
         except VisionServeError as exc:
-            status = exc.error_code
-            if status in (400, 413, 415):
-                self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
+            status = self._rejected(exc)
             raise
         finally:
             self._observe("classify", model, status, cached, started)
@@ -522,9 +526,7 @@ class Gateway:
                 )
             )
         except VisionServeError as exc:
-            status = exc.error_code
-            if status in (400, 413, 415):
-                self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
+            status = self._rejected(exc)
             raise
         finally:
             self._observe("classify_video", model, status, cached, started)
