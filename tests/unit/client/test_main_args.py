@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from client import InvalidRequest
-from client._main import _catalog_defaults, classify_main, health_main, models_main
+from client import ImageFileError, InvalidRequest
+from client._main import _catalog_defaults, classify_main, classify_video_main, health_main, models_main
 from visionserve.catalog import load_catalog
 
 
@@ -40,12 +40,20 @@ def test_bad_classify_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFi
 
 def test_bad_model_version_is_refused_before_connecting() -> None:
     with pytest.raises(InvalidRequest, match="version"):
-        classify_main(
-            ["a.jpg", "--model", "m", "--top-k", "1", "--model-version", "latest", "--url", "127.0.0.1:1"]
-        )
+        classify_main(["a.jpg", "--model", "m", "--top-k", "1", "--model-version", "latest", "--url", "127.0.0.1:1"])
 
 
 @pytest.mark.parametrize("main", [models_main, health_main])
 def test_https_url_refused(main: object) -> None:
     with pytest.raises(InvalidRequest, match="scheme"):
         main(["--url", "https://h:1"])  # type: ignore[operator]
+
+
+def test_classify_video_takes_one_sampling_and_a_readable_file(tmp_path) -> None:
+    for bad in (["c.mp4", "--every-seconds", "1", "--keyframes-only"], ["c.mp4", "--every-seconds", "0"],
+                ["c.mp4", "--every-seconds", "inf"]):  # fmt: skip
+        with pytest.raises(SystemExit) as caught:
+            classify_video_main(bad)
+        assert caught.value.code == 2
+    with pytest.raises(ImageFileError, match="cannot read"):
+        classify_video_main([str(tmp_path / "missing.mp4"), "--model", "m", "--top-k", "1"])
