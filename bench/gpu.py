@@ -535,10 +535,10 @@ def render(report: dict[str, Any]) -> str:
             served_rows.append([name, key, rate(cell["images_s"]), ms(cell["p50_ms"]), ms(cell["p99_ms"]),
                                 str(cell["errors"]), f"{cell['loadgen_cores']:.1f}",
                                 "–" if cell["gpu_busy_pct"] is None else f"{cell['gpu_busy_pct']:.0f}"])  # fmt: skip
-        top, naive_rate = best["images_s"], row.get("naive", {}).get("images_s", float("nan"))
+        top, naive_rate = best["images_s"], row.get("naive", {}).get("images_s")
         summary_rows.append([name, rate(row["raw b32"]), rate(row["raw b256"]), rate(row["in-process"]),
                              rate(top), f"{top / row['in-process']:.2f}", rate(naive_rate),
-                             f"{top / naive_rate:.1f}"])  # fmt: skip
+                             "–" if naive_rate is None else f"{top / naive_rate:.1f}"])  # fmt: skip
         stage_rows.append([name, *("-" if v is None else f"{v:.1f}" for v in row["stages ms/256"].values())])
         if "parity" not in row:
             continue
