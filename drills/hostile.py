@@ -51,14 +51,18 @@ def _raw(body: bytes, content_type: str) -> Callable:
     return send
 
 
-def rle8_bmp(width: int, height: int) -> bytes:
-    """An RLE8 BMP whose every row is a few run bytes: tiny file, width x height pixels to decode."""
+def rle8_bmp(width: int, height: int, shade: int = 7) -> bytes:
+    """An RLE8 BMP whose every row is a few run bytes: tiny file, width x height pixels to decode.
+
+    ``shade`` is the grey its runs paint: BMPs that differ only in it cost the same to decode
+    but are new to every cache.
+    """
     rows = bytearray()
     for _ in range(height):
         left = width
         while left:
             run = min(255, left)
-            rows += bytes([run, 7])
+            rows += bytes([run, shade])
             left -= run
         rows += b"\x00\x00"
     rows += b"\x00\x01"

@@ -18,7 +18,9 @@ The order of the checks:
 3. no valid key: a token from the address's bucket (429 when empty), then 401;
 4. a valid key: a token from the key's bucket (429 when empty). A batch takes one more per
    further image (``charge``) once its part headers are read; a video one more per further
-   sampled frame, once the frames are known and before Triton is asked (``gateway.classify_video``).
+   sampled frame, once the frames are known and before Triton is asked (``gateway.classify_video``);
+   an image that misses the cache one more per ``decode_ms_per_token`` of its estimated decode
+   beyond the first, before it is checked (``Classifier._check``).
 """
 
 from __future__ import annotations
@@ -168,7 +170,9 @@ class Admission:
 
     def _refuse(self, decision: LimitDecision, kind: str, batch: int, unit: str = "images") -> NoReturn:
         self.metrics.rate_limited.labels(kind).inc()
-        if batch:
+        if batch and unit == "decode tokens":
+            message = f"decoding this image costs {batch} tokens (its pixels and structure); too few are left"
+        elif batch:
             what = "a batch" if unit == "images" else "a request"
             message = f"{what} of {batch} {unit} needs {batch} tokens; too few are left"
         elif kind == "key":

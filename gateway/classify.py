@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -101,6 +101,9 @@ class ClassifyRequest:
         budget_ms: latency budget for ``auto``.
         started_s: ``time.perf_counter()`` when the request arrived.
         pin: the client's ``label=`` / ``version=`` choice during a release.
+        charge: takes that many more rate-limit tokens from the caller (429 when too few are
+            left); called for an image that misses the cache and costs more than one token to
+            decode (``Classifier.decode_ms_per_token``), before it is checked or sent to Triton.
     """
 
     caller: Identity
@@ -111,6 +114,7 @@ class ClassifyRequest:
     budget_ms: float | None
     started_s: float
     pin: Pin | None = None
+    charge: Callable[[int], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,9 @@ class Classifier:
             on first use; the caller closes a pool it passes in, ``close`` closes the default).
         default_budget_ms: the budget of ``auto`` when a request gives none (None: no budget).
         shadow: where stable answers are offered for shadowing to a canary (``gateway.shadow``).
+        decode_ms_per_token: an image costs one token per this many ms of estimated decode
+            (``DecodeCost.tokens``), the first paid at admission; None charges one per image.
+        max_tokens: the most one image may cost (the key bucket's burst).
     """
 
     def __init__(
@@ -196,6 +203,8 @@ class Classifier:
         decode_pool: DecodePool | None = None,
         default_budget_ms: float | None = None,
         shadow: ShadowSink | None = None,
+        decode_ms_per_token: float | None = None,
+        max_tokens: int = 1,
     ) -> None:
         self.catalog = catalog
         self.triton = triton
@@ -209,6 +218,8 @@ class Classifier:
         self.default_budget_ms = default_budget_ms
         self.retry_after_s = retry_after_s
         self.shadow = shadow
+        self.decode_ms_per_token = decode_ms_per_token
+        self.max_tokens = max_tokens
         #: Triton calls of the request path in flight in this worker
         self.inflight = 0
         self._policy_tag = policy.fingerprint
@@ -271,7 +282,7 @@ class Classifier:
             fmt = sniff(data, self.policy)
             answer = await self._lookup(model, route, digest, req.top_k)
             if answer is None:
-                await self._check(data, fmt)
+                await self._check(data, fmt, req.charge)
                 answer = (await self._infer(model, route, [data], [digest], req.top_k))[0]
         except VisionServeError as exc:
             self._record(req, model, digest, None, exc, route.reason, route.version if route.reason else None)
@@ -308,7 +319,7 @@ class Classifier:
                 item.error = exc
         misses = [o for o in outcomes if o.answer is None and o.error is None]
         if misses:
-            errors = await asyncio.gather(*(self._check_quietly(o.data, formats[o.index]) for o in misses))
+            errors = await asyncio.gather(*(self._check_quietly(o.data, formats[o.index], req.charge) for o in misses))
             for item, error in zip(misses, errors, strict=True):
                 item.error = error
             await self._infer_misses(model, route, [o for o in misses if o.error is None], req.top_k)
@@ -353,9 +364,17 @@ class Classifier:
         self.metrics.child(self.metrics.cache, model, "hit").inc()
         return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True, route.reason)
 
-    async def _check(self, data: bytes, fmt: str) -> None:
-        """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process."""
+    async def _check(self, data: bytes, fmt: str, charge: Callable[[int], Awaitable[None]] | None = None) -> None:
+        """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process.
+
+        First the tokens its decode costs beyond the one admission took (``charge``): a key's
+        costly images are refused (429) before any of their pixels is decoded, here or in Triton.
+        """
         cost = assess(data, fmt, self.policy)
+        if charge is not None and self.decode_ms_per_token is not None:
+            extra = cost.tokens(self.decode_ms_per_token, self.max_tokens) - 1
+            if extra > 0:
+                await charge(extra)
         if cost.inline:
             try:
                 check_image(data, fmt, self.policy, max_steps=INLINE_MAX_STEPS)
@@ -364,9 +383,11 @@ class Classifier:
                 pass
         await self.decode_pool.check(data, fmt)
 
-    async def _check_quietly(self, data: bytes, fmt: str) -> VisionServeError | None:
+    async def _check_quietly(
+        self, data: bytes, fmt: str, charge: Callable[[int], Awaitable[None]] | None = None
+    ) -> VisionServeError | None:
         try:
-            await self._check(data, fmt)
+            await self._check(data, fmt, charge)
         except VisionServeError as exc:
             return exc
         return None

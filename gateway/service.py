@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -333,6 +334,8 @@ class Gateway:
             retry_after_s=settings.retry_after_s,
             decode_pool=self.decode_pool,
             default_budget_ms=settings.auto_budget_ms,
+            decode_ms_per_token=settings.decode_ms_per_token,
+            max_tokens=settings.rate_burst,
         )
         self.videos = VideoClassifier(
             self.classifier, self.triton, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
@@ -404,6 +407,10 @@ class Gateway:
         child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
         child.observe(time.perf_counter() - started_s)
 
+    def _decode_charge(self, request: Request, caller: Identity) -> Callable[[int], Awaitable[None]]:
+        """Takes an image's tokens beyond the first from the caller's bucket (``Classifier._check``)."""
+        return lambda extra: self.admission.charge(request.scope, caller, extra, unit="decode tokens")
+
     def _rejected(self, exc: VisionServeError) -> int:
         """Count a refused upload (400/413/415) by its code; the error's status."""
         if exc.error_code in (400, 413, 415):
@@ -420,7 +427,7 @@ class Gateway:
             model = options.model
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
-                Pin(options.label, options.version),
+                Pin(options.label, options.version), charge=self._decode_charge(request, caller),
             )  # fmt: skip
             answer = await self.classifier.classify_one(req, upload.data)
             model, status, cached = answer.model, 200, answer.cached
@@ -456,7 +463,7 @@ class Gateway:
             model = options.model
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
-                Pin(options.label, options.version),
+                Pin(options.label, options.version), charge=self._decode_charge(request, caller),
             )  # fmt: skip
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
             items = []

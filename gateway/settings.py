@@ -56,6 +56,10 @@ class GatewaySettings(BaseSettings):
             when unset (set it from a secret in production, identical on every replica).
         rate_per_s: tokens added to each key's bucket per second.
         rate_burst: bucket capacity (the most requests a key may send at once).
+        decode_ms_per_token: an image that misses the cache costs one more token per this
+            many milliseconds of estimated decode (``uploads.assess``: pixels, scans,
+            structure), up to ``rate_burst``: a key's rate limit bounds the CPU it can spend,
+            not only its request count. A 640x480 JPEG costs 1 token, a 4 MP RLE BMP 18.
         anonymous_rate_per_s / anonymous_burst: the bucket per client address for requests
             without a valid key, so key guessing is throttled too. An unknown key is checked
             against this bucket *before* its database lookup, so misses cannot flood the database.
@@ -129,6 +133,7 @@ class GatewaySettings(BaseSettings):
 
     rate_per_s: float = Field(10.0, gt=0)
     rate_burst: int = Field(20, ge=1)
+    decode_ms_per_token: float = Field(25.0, gt=0)
     anonymous_rate_per_s: float = Field(5.0, gt=0)
     anonymous_burst: int = Field(20, ge=1)
     trusted_proxies: str = ""

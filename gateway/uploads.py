@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import zlib
 from collections.abc import Mapping
@@ -94,6 +95,8 @@ _NS_PER_PIXEL = {
     "bmp-rle": 110.0,  # Pillow's pure-Python RLE decoder, worst case (one pixel per command)
 }
 _NS_PER_BYTE = {"jpeg": 15.0, "jpeg-progressive": 15.0, "png": 1.0, "png-16bit": 1.0}
+#: Where Triton's preprocessing decodes pixels the checks do not (a PNG's are only CRC-checked).
+_SERVE_NS_PER_PIXEL = {**_NS_PER_PIXEL, "png": 5.0}
 _JPEG_PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -200,6 +203,8 @@ class DecodeCost:
         scans: JPEG scans (SOS markers), 0 for other formats.
         estimate_ms: the estimated CPU time of ``inspect`` + ``verify_decodes``.
         size_bytes: the upload's size.
+        serve_ms: the estimated CPU time of decoding it once more to serve it (Triton's
+            preprocessing): what ``tokens`` charges for.
     """
 
     format: str
@@ -209,6 +214,17 @@ class DecodeCost:
     scans: int
     estimate_ms: float
     size_bytes: int
+    serve_ms: float = 0.0
+
+    def tokens(self, ms_per_token: float, most: int) -> int:
+        """Rate-limit tokens for serving it: one per ``ms_per_token`` of decode, 1 to ``most``.
+
+        Capped at ``most`` (the bucket's burst) so that any image the limits accept can be
+        served; a costly one then empties the bucket, and the key waits for the refill.
+        """
+        if self.serve_ms == float("inf"):
+            return most
+        return max(1, min(most, math.ceil(self.serve_ms / ms_per_token)))
 
     @property
     def inline(self) -> bool:
@@ -595,11 +611,13 @@ def assess(data: bytes, fmt: str, policy: UploadPolicy) -> DecodeCost:
             f"{policy.max_rle_pixels:,} (their decoder is slow); send it uncompressed, or as PNG",
             code="image_too_costly",
         )
-    per_pixel = _NS_PER_PIXEL.get(kind, 100.0) * (max(1, scans) if kind == "jpeg-progressive" else 1)
-    estimate_ns = pixels * per_pixel + len(data) * _NS_PER_BYTE.get(kind, 2.0)
+    passes = max(1, scans) if kind == "jpeg-progressive" else 1
+    per_byte = len(data) * _NS_PER_BYTE.get(kind, 2.0)
+    estimate_ns = pixels * _NS_PER_PIXEL.get(kind, 100.0) * passes + per_byte
+    serve_ns = pixels * _SERVE_NS_PER_PIXEL.get(kind, 100.0) * passes + per_byte
     if not pixels or not counted:  # a header only Pillow can read, frames not counted: never inline
-        estimate_ns = float("inf")
-    return DecodeCost(fmt, kind, width, height, scans, estimate_ns / 1e6, len(data))
+        estimate_ns = serve_ns = float("inf")
+    return DecodeCost(fmt, kind, width, height, scans, estimate_ns / 1e6, len(data), serve_ns / 1e6)
 
 
 def _hidden_zip(data: bytes) -> bool:

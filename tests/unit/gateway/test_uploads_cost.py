@@ -193,3 +193,18 @@ async def test_an_overrunning_decode_is_killed_replaced_and_answered_4xx(pool: D
         os.kill(victim.proc.pid, 0)
     assert pool.kills == 1
     await pool.check(_encode(photo(), "JPEG"), "JPEG")  # its replacement works
+
+
+def test_tokens_follow_the_estimated_decode_and_stay_within_the_burst() -> None:
+    photo_jpeg = _encode(photo((640, 480)), "JPEG", quality=85)
+    assert assess(photo_jpeg, "JPEG", POLICY).tokens(25.0, 20) == 1
+    costs = {name: assess(data, sniff(data, POLICY), POLICY) for name, data in costly_valid()}
+    tokens = {name: cost.tokens(25.0, 20) for name, cost in costs.items()}
+    assert all(1 <= t <= 20 for t in tokens.values()) and max(tokens.values()) > 1, tokens
+    for name, cost in costs.items():  # more tokens per ms makes each image dearer, never cheaper
+        assert cost.tokens(5.0, 1000) >= cost.tokens(25.0, 1000) >= 1, name
+    rle = assess(rle_bmp(2000, 2000), "BMP", POLICY)
+    assert rle.serve_ms > 100 and rle.tokens(25.0, 20) == min(20, -(-int(rle.serve_ms * 1000) // 25_000))
+    assert rle.tokens(25.0, 4) == 4  # capped: an image the limits accept must fit the bucket
+    png = _encode(photo((2000, 2000)), "PNG")
+    assert assess(png, "PNG", POLICY).serve_ms > assess(png, "PNG", POLICY).estimate_ms  # Triton decodes, checks don't
