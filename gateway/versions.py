@@ -124,9 +124,6 @@ class VersionTracker:
     def state(self, model: str) -> ModelState:
         return self._states[model]
 
-    def states(self) -> list[ModelState]:
-        return [self._states[n] for n in self._names]
-
     def served_version(self, model: str) -> int | None:
         """The version answers are keyed on: the served one, or the last served while none is ready.
 
