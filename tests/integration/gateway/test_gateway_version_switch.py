@@ -8,48 +8,24 @@ while a client keeps asking the gateway about an image it has cached under versi
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from client import TritonClient
-from export.publish import TritonControl, commit_staged, staging_dir, switch_version
+from export.publish import TritonControl, switch_version
 from serving.launcher import TritonServer, free_ports
+from tests.fixtures.versions import stage_copy
 from tests.integration.gateway.conftest import running_gateway, unique_jpeg
 from visionserve.catalog import load_catalog
 
 pytestmark = pytest.mark.integration
 SPEC = load_catalog().get("resnet18")
 FAVOURED = 7  # the class version 2 prefers for every image
-
-
-def _stage_version_2(repo: Path) -> None:
-    staging = staging_dir(repo, SPEC, 2)
-    for name in SPEC.triton_models:
-        src = repo / name / "1"
-        if src.is_dir():
-            shutil.copytree(src, staging / name / "2")
-    info = json.loads((staging / SPEC.ensemble / "2" / "version.json").read_text())
-    (staging / SPEC.ensemble / "2" / "version.json").write_text(json.dumps({**info, "version": 2}))
-    onnx_path = staging / SPEC.backbone_model("onnx") / "2" / "model.onnx"
-    model = onnx.load(onnx_path)
-    for init in model.graph.initializer:
-        if init.name.endswith("fc.bias"):
-            bias = numpy_helper.to_array(init).copy()
-            bias[FAVOURED] += 50.0
-            init.CopyFrom(numpy_helper.from_array(bias.astype(np.float32), init.name))
-    onnx_path.unlink()  # hard-linked from the shared repository: never write through the link
-    onnx.save(model, onnx_path)
-    commit_staged(staging, repo, SPEC, 2)
 
 
 @pytest.fixture
@@ -91,7 +67,7 @@ def test_no_stale_answer_survives_a_publish(live_triton: TritonServer, fresh_rep
                         ready_at.append(time.monotonic())
                     time.sleep(0.01)
 
-        _stage_version_2(fresh_repository)
+        stage_copy(fresh_repository, SPEC, 2, favoured=FAVOURED)
         threads = [threading.Thread(target=hammer), threading.Thread(target=watch)]
         for t in threads:
             t.start()

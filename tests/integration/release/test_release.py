@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,14 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from client import TritonClient
-from export.publish import commit_staged, staging_dir
 from serving.launcher import TritonServer, default_models, free_ports
+from tests.fixtures.versions import stage_copy
 from tests.integration.gateway.conftest import GatewayProcess, unique_jpeg
 from visionserve.catalog import load_catalog
 from visionserve.release import read_labels
@@ -42,34 +37,6 @@ pytestmark = pytest.mark.integration
 CATALOG = load_catalog()
 SPEC = CATALOG.get("resnet18")
 FAVOURED = 7
-
-
-def _stage(repo: Path, version: int, *, bias: bool = False, shuffle_labels: bool = False) -> None:
-    """Version ``version`` = version 1's files, changed as asked, committed atomically."""
-    staging = staging_dir(repo, SPEC, version)
-    for name in SPEC.triton_models:
-        src = repo / name / "1"
-        if src.is_dir():
-            shutil.copytree(src, staging / name / str(version))
-    meta = staging / SPEC.ensemble / str(version) / "version.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "version": version}))
-    if bias:
-        path = staging / SPEC.backbone_model("onnx") / str(version) / "model.onnx"
-        model = onnx.load(path)
-        for init in model.graph.initializer:
-            if init.name.endswith("fc.bias"):
-                values = numpy_helper.to_array(init).copy()
-                values[FAVOURED] += 50.0
-                init.CopyFrom(numpy_helper.from_array(values.astype(np.float32), init.name))
-        path.unlink()  # hard-linked from the shared repository: never write through the link
-        onnx.save(model, path)
-    if shuffle_labels:
-        labels_path = staging / SPEC.ensemble / str(version) / "labels.txt"
-        labels = labels_path.read_text().splitlines()
-        random.Random(15).shuffle(labels)
-        labels_path.unlink()
-        labels_path.write_text("\n".join(labels) + "\n")
-    commit_staged(staging, repo, SPEC, version)
 
 
 class Stack:
@@ -142,9 +109,9 @@ def stack(exported_repository: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     directory = tmp_path_factory.mktemp("release")
     repo = copy_repository(exported_repository, directory / "model_repository")
-    _stage(repo, 2, bias=True)
-    _stage(repo, 3)
-    _stage(repo, 4, shuffle_labels=True)
+    stage_copy(repo, SPEC, 2, favoured=FAVOURED)
+    stage_copy(repo, SPEC, 3)
+    stage_copy(repo, SPEC, 4, shuffle_seed=15)
     stack = Stack(repo, directory)
     stack.start_triton()
     try:
