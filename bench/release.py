@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
         canary = _stage_identical(repo, args.model)
         stack = GatewayStack(repo, log_path=Path(tmp) / "up.log", models=[args.model]).start()
         control = TritonControl(stack.triton_grpc_url)
-        base = sample_images(1, seed=77)[0].data
+        base = next(iter(sample_images(1, seed=77))).data
         results: dict[str, list[float]] = {"off": [], "on": []}
         try:
             _phase(stack.gateway_url, stack.api_key, args.model, args.rate, 5.0, base)  # warm-up
