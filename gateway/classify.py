@@ -39,7 +39,8 @@ from gateway.decode_pool import DecodePool
 from gateway.errors import BadRequest, NotFound, UpstreamError, UpstreamUnavailable
 from gateway.history import HistoryRow, HistoryWriter
 from gateway.metrics import GatewayMetrics
-from gateway.release_routing import Pin, Route, choose_route
+from gateway.release_assign import KeyAssigner
+from gateway.release_routing import Pin, Route, choose_route, running_release
 from gateway.routing import AutoRouter
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_image, sniff
 from gateway.versions import VersionTracker
@@ -185,6 +186,7 @@ class Classifier:
         decode_ms_per_token: an image costs one token per this many ms of estimated decode
             (``DecodeCost.tokens``), the first paid at admission; None charges one per image.
         max_tokens: the most one image may cost (the key bucket's burst).
+        assigner: which keys get the canary (``gateway.release_assign``; None: by hash).
     """
 
     def __init__(
@@ -205,6 +207,7 @@ class Classifier:
         shadow: ShadowSink | None = None,
         decode_ms_per_token: float | None = None,
         max_tokens: int = 1,
+        assigner: KeyAssigner | None = None,
     ) -> None:
         self.catalog = catalog
         self.triton = triton
@@ -220,6 +223,7 @@ class Classifier:
         self.shadow = shadow
         self.decode_ms_per_token = decode_ms_per_token
         self.max_tokens = max_tokens
+        self.assigner = assigner
         #: Triton calls of the request path in flight in this worker
         self.inflight = 0
         self._policy_tag = policy.fingerprint
@@ -256,11 +260,16 @@ class Classifier:
             )
         return name
 
-    def route(self, model: str, req: ClassifyRequest) -> Route:
+    async def route(self, model: str, req: ClassifyRequest) -> Route:
         """Which pipeline answers ``req`` for ``model`` (``gateway.release_routing``)."""
         spec = self.catalog.models[model]
         state = self.tracker.state(spec.ensemble)
-        return choose_route(spec, state, self.tracker.served_version(model), req.caller.key_id, req.pin)
+        release = running_release(state)
+        pinned = req.pin is not None and (req.pin.label is not None or req.pin.version is not None)
+        in_canary = None
+        if release is not None and not pinned and self.assigner is not None:
+            in_canary = await self.assigner.in_canary(release, req.caller.key_id)
+        return choose_route(spec, state, self.tracker.served_version(model), req.caller.key_id, req.pin, in_canary)
 
     def check_top_k(self, model: str, top_k: int) -> None:
         limit = min(self.max_top_k, self.catalog.models[model].num_classes)
@@ -276,7 +285,7 @@ class Classifier:
         """
         model = self.resolve_model(req.model, req.budget_ms)
         self.check_top_k(model, req.top_k)
-        route = self.route(model, req)
+        route = await self.route(model, req)
         digest = await image_digest(data)
         try:
             fmt = sniff(data, self.policy)
@@ -307,7 +316,7 @@ class Classifier:
         """
         model = self.resolve_model(req.model, req.budget_ms)
         self.check_top_k(model, req.top_k)
-        route = self.route(model, req)
+        route = await self.route(model, req)
         outcomes = [ItemOutcome(i, name, data=data) for i, (data, name) in enumerate(items)]
         formats: dict[int, str] = {}
         for item in outcomes:

@@ -4,10 +4,11 @@
   route None (the row says nothing: one version serves).
 * A pin: ``label=stable|canary`` or ``version=N`` (N the stable or the canary version) picks
   that pipeline, route ``pin``; a pin to a version that is not served is a 404.
-* Otherwise the API key decides, sticky for the whole release: ``bucket(key id, release id)``
-  maps the pair to [0, 1) with SHA-256, and a bucket below the canary's weight goes to the
-  canary (route ``weight``), the rest to stable (route ``stable``). A new release id re-deals
-  the keys, so the same customers are not always first.
+* Otherwise the API key decides, sticky for the whole release: with Redis by a stored,
+  balanced assignment (``gateway.release_assign``), else ``bucket(key id, release id)`` maps
+  the pair to [0, 1) with SHA-256 and a bucket below the canary's weight goes to the canary
+  (route ``weight``), the rest to stable (route ``stable``). A new release id re-deals the
+  keys, so the same customers are not always first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.versions import ModelState
 from visionserve.catalog import ModelSpec
 from visionserve.release import ReleaseLabels
 
-__all__ = ["Label", "Pin", "Route", "bucket", "choose_route"]
+__all__ = ["Label", "Pin", "Route", "bucket", "choose_route", "running_release"]
 
 Label = Literal["stable", "canary"]
 _TWO_64 = float(2**64)
@@ -67,7 +68,19 @@ def _running(state: ModelState) -> ReleaseLabels | None:
     return release
 
 
-def choose_route(spec: ModelSpec, state: ModelState, served: int | None, key_id: str, pin: Pin | None) -> Route:
+def running_release(state: ModelState) -> ReleaseLabels | None:
+    """The release that routes traffic now: its canary is ready and differs from stable."""
+    return _running(state)
+
+
+def choose_route(
+    spec: ModelSpec,
+    state: ModelState,
+    served: int | None,
+    key_id: str,
+    pin: Pin | None,
+    in_canary: bool | None = None,
+) -> Route:
     """The route of one request of ``key_id`` to ``spec`` given Triton's state.
 
     Args:
@@ -76,6 +89,7 @@ def choose_route(spec: ModelSpec, state: ModelState, served: int | None, key_id:
         served: the stable version answers are keyed on (``VersionTracker.served_version``).
         key_id: the caller's API key id.
         pin: the client's pin, if any.
+        in_canary: the key's assignment (``gateway.release_assign``); None: by ``bucket``.
 
     Raises:
         NotFound: a pin to a label or version that is not served (404).
@@ -94,6 +108,8 @@ def choose_route(spec: ModelSpec, state: ModelState, served: int | None, key_id:
             served_text = f"stable v{served}" + (f", canary v{canary.version}" if canary else "")
             raise NotFound(f"{what} of {spec.name} is not served ({served_text})", code="version_not_served")
         return Route(canary.ensemble, canary.version, "pin", canary=True, release=release)
-    if release is not None and canary is not None and bucket(key_id, release.release_id) < release.weight:
-        return canary
+    if release is not None and canary is not None:
+        chosen = bucket(key_id, release.release_id) < release.weight if in_canary is None else in_canary
+        if chosen:
+            return canary
     return stable

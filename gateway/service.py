@@ -71,6 +71,7 @@ from gateway.middleware import API_PREFIX, GatewayMiddleware
 from gateway.openapi import document
 from gateway.readiness import CachedProbe
 from gateway.redis_link import RedisLink, connect
+from gateway.release_assign import KeyAssigner
 from gateway.release_routing import Pin
 from gateway.routing import AutoRouter
 from gateway.schemas import (
@@ -345,6 +346,7 @@ class Gateway:
             max_jobs=settings.shadow_queue_max,
         )  # fmt: skip
         self.classifier.shadow = self.shadow
+        self.classifier.assigner = KeyAssigner(self.redis)
 
     def _redis_link(self) -> RedisLink | None:
         """The shared Redis (cache and rate limits) when ``REDIS_URL`` is set; None keeps both in the process."""

@@ -42,8 +42,8 @@ FAVOURED = 7
 class Stack:
     """Triton (restartable on the same ports) and one gateway over a repository."""
 
-    def __init__(self, repo: Path, directory: Path) -> None:
-        self.repo, self.directory = repo, directory
+    def __init__(self, repo: Path, directory: Path, redis_url: str) -> None:
+        self.repo, self.directory, self.redis_url = repo, directory, redis_url
         self.ports = free_ports(3)
         self.triton: TritonServer | None = None
         self.gateway: GatewayProcess | None = None
@@ -67,7 +67,8 @@ class Stack:
             self.triton = None
 
     def start_gateway(self) -> None:
-        self.gateway = GatewayProcess(self.directory / "gw", self.grpc_url, env={"GATEWAY_CACHE_SCOPE": "key"})
+        env = {"GATEWAY_CACHE_SCOPE": "key", "REDIS_URL": self.redis_url}  # Redis: balanced, shared key assignment
+        self.gateway = GatewayProcess(self.directory / "gw", self.grpc_url, env=env)
         self.gateway.start()
 
     def stop_gateway(self) -> None:
@@ -104,7 +105,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(exported_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(exported_repository: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from tests.fixtures.repository import copy_repository
 
     directory = tmp_path_factory.mktemp("release")
@@ -112,7 +113,7 @@ def stack(exported_repository: Path, tmp_path_factory: pytest.TempPathFactory) -
     stage_copy(repo, SPEC, 2, favoured=FAVOURED)
     stage_copy(repo, SPEC, 3)
     stage_copy(repo, SPEC, 4, shuffle_seed=15)
-    stack = Stack(repo, directory)
+    stack = Stack(repo, directory, redis_url)
     stack.start_triton()
     try:
         stack.start_gateway()

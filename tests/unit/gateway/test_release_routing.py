@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import NotFound
+from gateway.release_assign import KeyAssigner
 from gateway.release_routing import Pin, bucket, choose_route
 from gateway.versions import ModelState
 from visionserve.catalog import load_catalog
@@ -54,3 +55,17 @@ def test_pins() -> None:
         choose_route(SPEC, state, 1, "k", Pin(version=7))
     with pytest.raises(NotFound):
         choose_route(SPEC, _state(canary=None), 1, "k", Pin(label="canary"))
+
+
+@pytest.mark.anyio
+async def test_without_redis_the_assigner_is_the_hash() -> None:
+    release = ReleaseLabels(1, 2, 0.3, 0.0, "rel-9", "")
+    assigner = KeyAssigner(None)
+    for i in range(200):
+        assert await assigner.in_canary(release, f"k{i}") == (bucket(f"k{i}", "rel-9") < 0.3)
+    assert not await assigner.in_canary(ReleaseLabels(1, 2, 0.0, 1.0, "r", ""), "k")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
