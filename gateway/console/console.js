@@ -93,17 +93,27 @@ function chosen(file) {
   $("file-name").textContent = file ? `${file.name} (${Math.round(file.size / 1024)} KB)` : "";
 }
 
+const VIDEO_EXTENSIONS = [".mp4", ".webm", ".avi", ".mov"];
+
+function isVideo(file) {
+  const name = file.name.toLowerCase();
+  return file.type.startsWith("video/") || VIDEO_EXTENSIONS.some((ext) => name.endsWith(ext));
+}
+
 async function classify(event) {
   event.preventDefault();
   const file = $("file").files[0];
-  if (!file) { show("Pick or drop an image first."); return; }
+  if (!file) { show("Pick or drop an image or a video first."); return; }
+  const video = isVideo(file);
   const form = new FormData();
-  form.append("image", file, file.name);
+  form.append(video ? "video" : "image", file, file.name);
   form.append("model", $("model").value);
   form.append("top_k", $("top-k").value);
+  if (video) form.append("every_seconds", $("every-seconds").value);
   $("classify").disabled = true;
   try {
-    const body = await (await api("/v1/classify", { method: "POST", body: form })).json();
+    const path = video ? "/v1/classify/video" : "/v1/classify";
+    const body = await (await api(path, { method: "POST", body: form })).json();
     show("");
     renderAnswer(body);
   } catch (error) {
@@ -116,12 +126,14 @@ async function classify(event) {
 
 function renderAnswer(body) {
   const weights = body.weights === "demo" ? ", demo weights" : "";
+  const video = Array.isArray(body.frames);  // /v1/classify/video: the mean over the sampled frames
+  const what = video ? ` · ${body.frames.length} frames of a ${body.duration_s.toFixed(1)} s video, mean` : "";
   $("result-meta").textContent =
     `${body.model} v${body.version}${weights} · ${body.latency_ms.toFixed(1)} ms · ` +
-    `${body.cached ? "cache hit" : "not cached"} · request ${body.request_id}`;
+    `${body.cached ? "cache hit" : "not cached"} · request ${body.request_id}${what}`;
   const list = $("predictions");
   list.replaceChildren();
-  for (const p of body.predictions) {
+  for (const p of video ? body.aggregate : body.predictions) {
     const item = document.createElement("li");
     const bar = document.createElement("span");
     bar.className = "bar";
@@ -132,6 +144,15 @@ function renderAnswer(body) {
     item.append(bar, label);
     list.appendChild(item);
   }
+  const segments = $("segments");
+  segments.replaceChildren();
+  for (const segment of video ? body.segments : []) {
+    const item = document.createElement("li");
+    item.textContent = `${segment.start_s.toFixed(1)}–${segment.end_s.toFixed(1)} s: ${segment.label} ` +
+      `(${segment.frames} frame${segment.frames === 1 ? "" : "s"})`;
+    segments.appendChild(item);
+  }
+  $("video-result").hidden = !video;
   $("result").hidden = false;
 }
 

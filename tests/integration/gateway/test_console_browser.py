@@ -1,6 +1,6 @@
 """The console in a real browser: Debian's chromium, driven by Selenium, against the real stack.
 
-Sign in with a key, classify an uploaded image, see the prediction, find it in the history; the
+Sign in with a key, classify an uploaded image and a video, see the predictions, find them in the history; the
 models page and the API reference render from the API. Each page's screenshot lands in
 ``reports/console/``. The browser's log must hold no Content-Security-Policy violation: the
 pages run under the policy the gateway sends (no inline script).
@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.integration.gateway.conftest import GatewayProcess
 from visionserve.catalog import load_catalog
 from visionserve.samples import base_photos
+from visionserve.samples.videos import make_video
 from visionserve.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,22 @@ def test_sign_in_classify_and_find_it_in_the_history(
     first = browser.find_element(By.CSS_SELECTOR, "#history-table tbody tr").text
     assert model in first and top1 in first and "ok" in first
     _shot(browser, "history")
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(make_video("mp4", "h264", seconds=3.5, fps=10, scenes=2))
+    browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=classify]").click()
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    every = browser.find_element(By.ID, "every-seconds")
+    every.clear()
+    every.send_keys("1")
+    browser.find_element(By.ID, "classify").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "video-result")))
+    video_meta = browser.find_element(By.ID, "result-meta").text
+    segments = browser.find_elements(By.CSS_SELECTOR, "#segments li")
+    assert " 4 frames of a 3.5 s video, mean" in video_meta, video_meta
+    assert segments and all(" s: " in s.text for s in segments)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#predictions li .label")) == 5
+    _shot(browser, "classify-video")
 
     browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=models]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "models-table"), model))
