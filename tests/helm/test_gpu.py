@@ -63,7 +63,7 @@ def test_gpu_profile_renders_the_gpu_image_resources_shm_args_and_startup_budget
     probe = container["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] == 1800
     # The GPU image carries torch: no pip init container, no venv on PATH.
-    assert "initContainers" not in pod and container["command"] == ["tritonserver"]
+    assert "initContainers" not in pod and "venv" not in container["command"][2]
     assert not [v for v in pod["volumes"] if v["name"] == "python-packages"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert "nodeSelector" not in pod, "the GPU limit alone keeps the pod on GPU nodes"

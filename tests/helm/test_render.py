@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 from helm.chart import Rendered, render
 from helm.schema import CHART_DIR
 from tests.helm.conftest import VALUE_SETS
+from visionserve.catalog import load_catalog
 
 GATEWAY_PEER = {"podSelector": {"matchLabels": {
     "app.kubernetes.io/name": "visionserve",
@@ -55,9 +58,7 @@ def test_every_value_set_renders_triton_and_gateway(name: str, rendered_sets: di
         "demo-visionserve-gateway",
     }
     assert all(
-        doc["metadata"]["namespace"] == "visionserve"
-        for _, doc in rendered.manifests
-        if doc["kind"] != "Namespace"
+        doc["metadata"]["namespace"] == "visionserve" for _, doc in rendered.manifests if doc["kind"] != "Namespace"
     )
 
 
@@ -94,9 +95,7 @@ def test_default_triton_has_sized_memory_shm_probes_and_pvc(default_render: Rend
     volumes = _volumes(triton)
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1073741824"}
     assert volumes["model-repository"]["persistentVolumeClaim"]["claimName"] == "demo-visionserve-models"
-    mount = next(
-        m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository"
-    )
+    mount = next(m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository")
     # A sub-directory: publishing stages beside the repository, on the same filesystem.
     assert mount == {
         "name": "model-repository",
@@ -116,7 +115,8 @@ def test_default_triton_has_sized_memory_shm_probes_and_pvc(default_render: Rend
     # (tests/helm/test_python_packages.py runs these commands on a real tritonserver).
     init = _pod_spec(triton)["initContainers"][0]
     assert init["name"] == "python-packages" and "pillow==13.0.0" in init["command"]
-    assert 'PATH="/opt/visionserve/venv/bin:$PATH" exec tritonserver "$@"' in container["command"]
+    script = container["command"][2]
+    assert script.startswith('PATH="/opt/visionserve/venv/bin:$PATH"; ') and script.endswith('exec tritonserver "$@"')
     assert {"name": "python-packages", "mountPath": "/opt/visionserve/venv", "readOnly": True} in container[
         "volumeMounts"
     ]
@@ -146,9 +146,7 @@ def test_generated_secrets_are_random_url_safe_and_kept(default_render: Rendered
     pepper = base64.b64decode(pepper_secret["data"]["api-key-pepper"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{48}", pepper)
     assert pepper_secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    password = base64.b64decode(
-        default_render.one("Secret", "postgresql")["data"]["postgres-password"]
-    ).decode()
+    password = base64.b64decode(default_render.one("Secret", "postgresql")["data"]["postgres-password"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
     again = render()
     assert base64.b64decode(again.one("Secret", "gateway")["data"]["api-key-pepper"]).decode() != pepper
@@ -189,7 +187,7 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     assert container["resources"]["limits"]["memory"] == "48Gi"
     # The GPU profile's image (docker/triton-gpu.Dockerfile; tests/helm/test_gpu.py covers the rest).
     assert container["image"] == "registry.example.com/visionserve/tritonserver:26.07-py3-visionserve-gpu"
-    assert "initContainers" not in _pod_spec(triton) and container["command"] == ["tritonserver"]
+    assert "initContainers" not in _pod_spec(triton) and "venv" not in container["command"][2]
     assert _pod_spec(triton)["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert _pod_spec(triton)["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert _pod_spec(triton)["imagePullSecrets"] == [{"name": "registry-credentials"}]
@@ -200,9 +198,7 @@ def test_gpu_values(rendered_sets: dict[str, Rendered]) -> None:
     rules = yaml.safe_load((CHART_DIR / "files" / "prometheus-adapter-rules.yaml").read_text())
     assert pods_metric["pods"]["metric"]["name"] == rules["rules"]["custom"][0]["name"]["as"]
     assert pods_metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "20000"}
-    assert (
-        rendered.one("HorizontalPodAutoscaler", "gateway")["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-    )
+    assert rendered.one("HorizontalPodAutoscaler", "gateway")["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
 def test_external_redis_and_postgres(rendered_sets: dict[str, Rendered]) -> None:
@@ -261,9 +257,7 @@ def test_init_container_repository(rendered_sets: dict[str, Rendered]) -> None:
     assert init["command"][:3] == ["aws", "s3", "sync"]
     assert {"name": "model-repository", "mountPath": "/models"} in init["volumeMounts"]
     assert _volumes(triton)["model-repository"]["emptyDir"] == {"sizeLimit": "30Gi"}
-    mount = next(
-        m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository"
-    )
+    mount = next(m for m in _container(triton, "tritonserver")["volumeMounts"] if m["name"] == "model-repository")
     assert mount["readOnly"] is True
 
 
@@ -279,9 +273,7 @@ def test_ingress_and_network_policy(rendered_sets: dict[str, Rendered]) -> None:
     assert {p["port"] for p in serving["ports"]} == {8000, 8001}
     assert serving["from"] == [GATEWAY_PEER, PUBLISHER_PEER]
     assert metrics["ports"] == [{"port": 8002, "protocol": "TCP"}]
-    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "monitoring"
-    }
+    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     gateway_rules = rendered.one("NetworkPolicy", "gateway")["spec"]["ingress"]
     assert gateway_rules[0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "ingress-nginx"
@@ -322,10 +314,7 @@ def test_notes_tell_how_to_reach_everything_and_create_the_first_key(default_ren
     notes = default_render.notes
     assert "port-forward svc/demo-visionserve-triton 8000:8000 8001:8001 8002:8002" in notes
     assert "port-forward svc/demo-visionserve-gateway 3000:3000" in notes
-    assert (
-        "exec -it deploy/demo-visionserve-gateway -- visionserve keys create --name admin --role admin"
-        in notes
-    )
+    assert "exec -it deploy/demo-visionserve-gateway -- visionserve keys create --name admin --role admin" in notes
     assert "/v2/models/mobilenet_v2/ready" in notes
 
 
@@ -357,3 +346,23 @@ def test_ingress_routes_the_public_api_only_unless_told_otherwise() -> None:
     assert not any(path.startswith(("/metrics", "/readyz", "/livez")) for path, _ in public)
     assert _ingress_paths({"path": "/vs/"})[0] == ("/vs/v1", "Prefix")
     assert _ingress_paths({"exposeOperations": True}) == [("/", "Prefix")]
+
+
+def test_a_restarted_triton_pod_loads_a_running_releases_canary(default_render: Rendered, tmp_path: Path) -> None:
+    """The rendered start command, run by sh: ``<model>_canary`` in the repository loads too."""
+    container = _container(default_render.one("Deployment", "triton"), "tritonserver")
+    repository = tmp_path / "models"
+    (repository / "resnet18_canary").mkdir(parents=True)  # a release of resnet18 is running
+    (repository / "resnet18").mkdir()
+    fake = tmp_path / "bin" / "tritonserver"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    command = [part.replace("/models/", f"{repository}/") for part in container["command"]]
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+    args = subprocess.run(command + container["args"], env=env, capture_output=True, text=True, check=True)
+    loaded = [a for a in args.stdout.splitlines() if a.startswith("--load-model=")]
+    assert loaded == [f"--load-model={m}" for m in load_catalog().models] + ["--load-model=resnet18_canary"]
+    (repository / "resnet18_canary").rmdir()  # the release ended: only the stable ensembles
+    args = subprocess.run(command + container["args"], env=env, capture_output=True, text=True, check=True)
+    assert "--load-model=resnet18_canary" not in args.stdout.splitlines()
