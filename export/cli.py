@@ -11,7 +11,7 @@ from export.publish import TritonControl, require_version, switch_version
 from export.release import require_no_release
 from export.repository import committed_versions, read_version, served_version
 from export.weights import parse_weights
-from visionserve.catalog import PROFILES, load_catalog
+from visionserve.catalog import PROFILES, Catalog, CommitteeSpec, ModelSpec, load_catalog
 from visionserve.errors import CatalogError
 from visionserve.settings import DEFAULT_GRPC_PORT, repository_path
 
@@ -39,7 +39,9 @@ def _control(url: str) -> TritonControl | None:
 
 def export_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionserve export", description="Export models and publish version N+1.")
-    parser.add_argument("--model", default="", help="catalog model(s), comma-separated (default: all)")
+    parser.add_argument(
+        "--model", default="", help="catalog model(s) or committee(s), comma-separated (default: all, committees last)"
+    )
     parser.add_argument("--weights", default="auto", help="auto | imagenet | demo | /path/to/checkpoint")
     parser.add_argument("--labels", default=None, help="labels file (one class per line) for a checkpoint")
     parser.add_argument(
@@ -64,7 +66,7 @@ def export_main(argv: list[str]) -> int:
     from export.pipeline import export_model  # heavy imports only when exporting
 
     catalog = load_catalog(args.catalog)
-    specs = catalog.select(args.model)
+    specs, committees = _selection(catalog, args.model)
     if (args.labels or args.weights not in {"auto", "imagenet", "demo"}) and len(specs) != 1:
         raise CatalogError("a checkpoint or a labels file applies to one model: add MODEL=<name>")
     repo = args.repository or repository_path()
@@ -86,11 +88,27 @@ def export_main(argv: list[str]) -> int:
                     canary_weight=None if args.canary is None else args.canary / 100.0,
                 )
             )
+        for committee in committees:
+            from export.committee import export_committee
+
+            export_committee(
+                catalog, committee, repo, control=control, keep_versions=args.keep or catalog.keep_versions
+            )
     finally:
         if control:
             control.close()
     _summary(results, time.perf_counter() - start, repo)
     return 0
+
+
+def _selection(catalog: Catalog, given: str) -> tuple[list[ModelSpec], list[CommitteeSpec]]:
+    """The models and committees ``--model`` names; every one of both when it names none."""
+    names = [n.strip() for n in given.split(",") if n.strip() and n.strip() != "all"]
+    if not names:
+        return list(catalog.models.values()), list(catalog.committees.values())
+    committees = [catalog.committees[n] for n in names if n in catalog.committees]
+    models = [n for n in names if n not in catalog.committees]
+    return (catalog.select(models) if models else []), committees
 
 
 def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
@@ -124,8 +142,19 @@ def rollback_main(argv: list[str]) -> int:
     parser.add_argument("--version", type=int, required=True)
     _common(parser)
     args = parser.parse_args(argv)
-    spec = load_catalog(args.catalog).get(args.model)
+    catalog = load_catalog(args.catalog)
     repo = args.repository or repository_path()
+    if args.model in catalog.committees:
+        from export.committee import switch_committee
+
+        control = _control(args.server_url)
+        try:
+            switch_committee(catalog, repo, catalog.committees[args.model], args.version, control)
+        finally:
+            if control:
+                control.close()
+        return 0
+    spec = catalog.get(args.model)
     require_version(repo, spec, args.version)
     require_no_release(repo, spec)
     control = _control(args.server_url)
@@ -157,13 +186,16 @@ def versions_main(argv: list[str]) -> int:
 
     repo = args.repository or repository_path()
     table = Table(title=str(repo))
-    columns = ("model", "version", "served", "profile", "weights", "classes", "formats", "int8 agreement", "created")
+    columns = (
+        "model", "version", "served", "profile", "weights", "classes", "formats", "int8 agreement", "created",
+    )  # fmt: skip
     for col in columns:
         table.add_column(col)
-    for spec in load_catalog(args.catalog).models.values():
-        served = served_version(repo, spec)
-        for v in committed_versions(repo, spec):
-            info = read_version(repo, spec, v)
+    for spec in load_catalog(args.catalog).served.values():
+        served = served_version(repo, spec)  # type: ignore[arg-type]
+        for v in committed_versions(repo, spec):  # type: ignore[arg-type]
+            info = read_version(repo, spec, v)  # type: ignore[arg-type]
+            members = ", ".join(f"{n} v{m['version']}" for n, m in info.members.items())
             table.add_row(
                 spec.name,
                 str(v),
@@ -171,7 +203,7 @@ def versions_main(argv: list[str]) -> int:
                 info.profile,
                 info.weights,
                 str(info.num_classes),
-                ",".join(info.formats),
+                ",".join(info.formats) or members,
                 _agreement(info.quantization),
                 info.created,
             )

@@ -26,7 +26,7 @@ from export.publish import (
 )
 from export.quantize import CALIBRATION_SEED, HOLDOUT_SEED, QuantizationRefused, export_int8, refusal
 from export.release import require_no_release, start_release
-from export.repository import VersionInfo, write_version_files
+from export.repository import VersionInfo, stage_mean_model, write_version_files
 from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
 from visionserve.catalog import ARTIFACTS, INT8_FORMAT, ModelSpec, Profile
@@ -215,6 +215,10 @@ def export_model(
         pre_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
         shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
+        tta = list(spec.tta) if profile == "cpu" else []  # the GPU model has no view rows
+        for view in tta:
+            stage_mean_model(staging / spec.tta_mean_model(view) / str(version))
+            (staging / spec.tta_ensemble(view) / str(version)).mkdir(parents=True, exist_ok=True)
         if profile == "gpu":
             step("staging the GPU model (nvJPEG decode, fp16 backbone from the ONNX) …")
             gpu = _stage_gpu_model(spec, backbone, staging, version, check)
@@ -234,6 +238,7 @@ def export_model(
             parity={e.fmt: e.max_abs_diff for e in result.artifacts},
             profile=profile,
             quantization=quantization,
+            tta=tta,
         )
         write_version_files(staging / spec.ensemble / str(version), info, label_list)
         commit_staged(staging, repo, spec, version)

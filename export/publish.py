@@ -35,8 +35,10 @@ from export.repository import (
     committed_versions,
     pipeline_models,
     read_version,
+    pinned_elsewhere,
     remove_version,
     served_version,
+    tta_ensembles,
     write_composing_configs,
     write_ensemble_config,
 )
@@ -254,9 +256,22 @@ def switch_version(repo: Path, spec: ModelSpec, version: int, control: TritonCon
         if not switching or not control.ready(spec.ensemble, version):  # issue 4828: a composing reload unloads it
             control.load(spec.ensemble)
         wait_ready(control, spec.ensemble, version)
+        _sync_tta(repo, spec, version, control, loaded)
     labels = read_labels(repo, spec.ensemble)
     if labels is not None and labels.stable != version:  # the labels follow a plain switch (release labels)
         write_labels(repo, spec.ensemble, labels.ended(version))
+
+
+def _sync_tta(repo: Path, spec: ModelSpec, version: int, control: TritonControl, loaded: set[str]) -> None:
+    """Load the TTA ensembles ``version`` has (pinned to it); unload those it has not."""
+    configured = set(tta_ensembles(repo, spec))
+    for view in spec.tta:
+        name = spec.tta_ensemble(view)
+        if name in configured:
+            control.load(name)
+            wait_ready(control, name, version)
+        elif name in loaded:
+            control.unload(name)
 
 
 def _keep_serving(
@@ -278,6 +293,7 @@ def _keep_serving(
     if not control.ready(spec.ensemble, current):  # issue 4828: a composing reload can unload the ensemble
         control.load(spec.ensemble)
     wait_ready(control, spec.ensemble, current)
+    _sync_tta(repo, spec, current, control, loaded)
 
 
 def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int]:
@@ -286,12 +302,15 @@ def prune(repo: Path, spec: ModelSpec, keep: int, log: Log = _print) -> list[int
     served = served_version(repo, spec)
     labels = read_labels(repo, spec.ensemble)
     canary = {labels.canary} if labels is not None and labels.canary is not None else set()
-    keep_set = set(versions[-keep:]) | ({served} if served else set()) | canary
+    keep_set = set(versions[-keep:]) | ({served} if served else set()) | canary | pinned_elsewhere(repo, spec)
     removed = [v for v in versions if v not in keep_set]
     for v in removed:
         remove_version(repo, spec, v)
     if removed:
-        log(f"  pruned {spec.name} versions {removed} (policy: keep the newest {keep}, the served one and a canary)")
+        log(
+            f"  pruned {spec.name} versions {removed} "
+            f"(policy: keep the newest {keep}, the served one, a canary and those a committee pins)"
+        )
     return removed
 
 

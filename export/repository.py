@@ -17,7 +17,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from visionserve.catalog import ARTIFACTS, IMAGE_INPUT, PLATFORMS, PREPROCESSED, PROBABILITIES, ModelSpec
+from visionserve.catalog import ARTIFACTS, IMAGE_INPUT, PLATFORMS, PREPROCESSED, PROBABILITIES, TTA_VIEWS, ModelSpec
 from visionserve.errors import RepositoryError
 
 __all__ = [
@@ -27,14 +27,18 @@ __all__ = [
     "atomic_write",
     "committed_versions",
     "gpu_config",
+    "pinned_elsewhere",
     "pipeline_models",
+    "tta_ensembles",
     "read_config",
     "read_version",
     "served_version",
+    "stage_mean_model",
 ]
 
 VERSION_FILE = "version.json"
 LABELS_FILE = "labels.txt"
+_MEAN_MODEL_PY = Path(__file__).with_name("mean_model.py")
 
 
 @dataclass
@@ -50,6 +54,10 @@ class VersionInfo:
     profile: str = "cpu"
     #: per INT8 format: its top-1 agreement with the fp32 ONNX (``export.quantize.Agreement``)
     quantization: dict[str, dict] = field(default_factory=dict)
+    #: TTA view sets this version serves (``<name>_<view>`` ensembles); older versions have none
+    tta: list[str] = field(default_factory=list)
+    #: a committee version: member -> {"version": pinned member version, "weight": normalised}
+    members: dict[str, dict] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -115,6 +123,8 @@ def preprocess_config(spec: ModelSpec, versions: list[int], info: VersionInfo) -
     cfg = mc.ModelConfig(name=spec.preprocess_model, backend="python", max_batch_size=spec.max_batch_size)
     cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
     cfg.output.add(name=PREPROCESSED, data_type=mc.TYPE_FP32, dims=list(spec.input_shape))
+    for view in info.tta:  # B x views rows per request: only the TTA ensembles ask for them
+        cfg.output.add(name=spec.views_output(view), data_type=mc.TYPE_FP32, dims=list(spec.input_shape))
     cfg.version_policy.specific.versions.extend(versions)
     cfg.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=spec.instances.preprocess)
     _batching(cfg, spec)
@@ -169,6 +179,47 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
     return cfg
 
 
+def mean_config(
+    name: str, inputs: list[str], weights: list[float], views: int, versions: list[int], classes: int, batch: int
+) -> mc.ModelConfig:
+    """An averaging step (``export/mean_model.py``): a committee's members, or TTA's view rows.
+
+    No dynamic batching: each request is averaged on its own (its rows belong to its images).
+    """
+    cfg = mc.ModelConfig(name=name, backend="python", max_batch_size=batch)
+    for tensor in inputs:
+        cfg.input.add(name=tensor, data_type=mc.TYPE_FP32, dims=[classes])
+    cfg.output.add(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[classes])
+    cfg.version_policy.specific.versions.extend(versions)
+    cfg.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
+    cfg.parameters["weights"].string_value = json.dumps(weights)
+    cfg.parameters["views"].string_value = str(views)
+    return cfg
+
+
+def tta_ensemble_config(spec: ModelSpec, view: str, info: VersionInfo) -> mc.ModelConfig:
+    """``<name>_<view>``: image bytes -> the views' mean, in one request (extra batch rows)."""
+    rows = TTA_VIEWS[view]
+    cfg = mc.ModelConfig(name=spec.tta_ensemble(view), platform="ensemble", max_batch_size=spec.max_batch_size // rows)
+    cfg.input.add(name=IMAGE_INPUT, data_type=mc.TYPE_STRING, dims=[1])
+    cfg.output.add(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[info.num_classes], label_filename=LABELS_FILE)
+    cfg.version_policy.specific.versions.append(info.version)
+    cfg.response_cache.enable = True
+    _weights_param(cfg, info)
+    in_name, out_name = spec.tensor_names(spec.serve_format)
+    views, view_probs = f"{view}_views", f"{view}_{PROBABILITIES}"
+    pre = cfg.ensemble_scheduling.step.add(model_name=spec.preprocess_model, model_version=info.version)
+    pre.input_map[IMAGE_INPUT] = IMAGE_INPUT
+    pre.output_map[spec.views_output(view)] = views
+    net = cfg.ensemble_scheduling.step.add(model_name=spec.backbone_model(), model_version=info.version)
+    net.input_map[in_name] = views
+    net.output_map[out_name] = view_probs
+    mean = cfg.ensemble_scheduling.step.add(model_name=spec.tta_mean_model(view), model_version=info.version)
+    mean.input_map[PROBABILITIES] = view_probs
+    mean.output_map[PROBABILITIES] = PROBABILITIES
+    return cfg
+
+
 def pipeline_models(spec: ModelSpec, info: VersionInfo) -> list[str]:
     """The models the ensemble's steps run for a version, in order."""
     if info.profile == "gpu":
@@ -206,8 +257,31 @@ def _class_count(infos: list[VersionInfo]) -> int:
     return counts.pop() if len(counts) == 1 else -1
 
 
+def pinned_elsewhere(repo: Path, spec: ModelSpec) -> set[int]:
+    """Versions of ``spec``'s composing models that another model's ensemble pins (a committee's).
+
+    Read from the ensemble configs on disk, so whatever wrote them (``export.committee``) needs
+    no say in how a member is published: the member's switch keeps those versions loaded.
+    """
+    own = {spec.ensemble, spec.canary_ensemble, *(spec.tta_ensemble(v) for v in spec.tta)}
+    composing = {spec.preprocess_model, *(spec.backbone_model(f) for f in spec.formats)}
+    committed = set(committed_versions(repo, spec))
+    pinned: set[int] = set()
+    for path in repo.glob("*/config.pbtxt"):
+        if path.parent.name in own or 'platform: "ensemble"' not in path.read_text():
+            continue
+        for step in read_config(path).ensemble_scheduling.step:
+            if step.model_name in composing and step.model_version in committed:
+                pinned.add(step.model_version)
+    return pinned
+
+
 def write_composing_configs(repo: Path, spec: ModelSpec, versions: list[int]) -> list[str]:
-    """Configs of the preprocess model, every exported backbone and the GPU model, serving ``versions``."""
+    """Configs of the preprocess model, every exported backbone and the GPU model, serving ``versions``.
+
+    Versions another ensemble pins (``pinned_elsewhere``) are served too.
+    """
+    versions = sorted(set(versions) | pinned_elsewhere(repo, spec))
     infos = [read_version(repo, spec, v) for v in versions]
     newest = infos[-1]
     written = [spec.preprocess_model]
@@ -216,6 +290,16 @@ def write_composing_configs(repo: Path, spec: ModelSpec, versions: list[int]) ->
         having = [i for i in infos if fmt in i.formats]  # a version without this format has no directory for it
         _write_config(repo, backbone_config(spec, fmt, [i.version for i in having], newest, _class_count(having)))
         written.append(spec.backbone_model(fmt))  # type: ignore[arg-type]
+    for view in spec.tta:
+        having = [i for i in infos if view in i.tta]
+        if having:
+            classes = _class_count(having)
+            cfg = mean_config(
+                spec.tta_mean_model(view), [PROBABILITIES], [1.0], TTA_VIEWS[view], [i.version for i in having],
+                classes, spec.max_batch_size,
+            )  # fmt: skip
+            _write_config(repo, cfg)
+            written.append(spec.tta_mean_model(view))
     gpu_infos = [i for i in infos if i.profile == "gpu"]  # only they have a <name>_gpu/V directory
     if gpu_infos:
         gpu_versions = [i.version for i in gpu_infos]
@@ -230,6 +314,24 @@ def write_ensemble_config(repo: Path, spec: ModelSpec, version: int) -> None:
     labels = (repo / spec.ensemble / str(version) / LABELS_FILE).read_text()
     atomic_write(repo / spec.ensemble / LABELS_FILE, labels)
     _write_config(repo, ensemble_config(spec, info))
+    for view in spec.tta:
+        name = spec.tta_ensemble(view)
+        if view in info.tta:
+            atomic_write(repo / name / LABELS_FILE, labels)
+            _write_config(repo, tta_ensemble_config(spec, view, info))
+        else:  # this version has no such ensemble: a restarted server must not load a stale one
+            (repo / name / "config.pbtxt").unlink(missing_ok=True)
+
+
+def tta_ensembles(repo: Path, spec: ModelSpec) -> list[str]:
+    """The TTA ensembles the repository configures now (``write_ensemble_config`` wrote them)."""
+    return [spec.tta_ensemble(v) for v in spec.tta if (repo / spec.tta_ensemble(v) / "config.pbtxt").is_file()]
+
+
+def stage_mean_model(version_dir: Path) -> None:
+    """An averaging step's version directory: ``export/mean_model.py`` as its ``model.py``."""
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MEAN_MODEL_PY, version_dir / "model.py")
 
 
 def write_version_files(version_dir: Path, info: VersionInfo, labels: list[str]) -> None:

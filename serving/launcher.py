@@ -173,17 +173,27 @@ def default_models(catalog: Catalog, repository: Path, names: str | list[str] | 
     Returns:
         Triton model names, ensemble first for every entry.
     """
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    wanted = [n for n in names or [] if n != "all"]
+    committees = [c for c in catalog.committees.values() if not wanted or c.name in wanted]
     models: list[str] = []
-    for spec in catalog.select(names):
+    for spec in catalog.select([n for n in wanted if n not in catalog.committees] or None):
         try:
             steps = ensemble_steps(repository, spec.ensemble)
         except RepositoryError:
             steps = []
         steps = steps or [spec.preprocess_model, spec.backbone_model()]  # not exported, or not an ensemble
         models += [spec.ensemble, *steps]
+        for view in spec.tta:  # the TTA ensembles the served version has
+            if (repository / spec.tta_ensemble(view) / "config.pbtxt").is_file():
+                models += [spec.tta_ensemble(view), *ensemble_steps(repository, spec.tta_ensemble(view))]
         labels = read_labels(repository, spec.ensemble)
         if labels is not None and labels.active:  # a release is running: its canary pipeline too
             models += [spec.canary_ensemble, *ensemble_steps(repository, spec.canary_ensemble)]
+    for committee in committees:  # exported ones: each member's pinned pipeline and the mean
+        if (repository / committee.ensemble / "config.pbtxt").is_file():
+            models += [committee.ensemble, *ensemble_steps(repository, committee.ensemble)]
     return list(dict.fromkeys(models))
 
 

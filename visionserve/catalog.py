@@ -22,7 +22,9 @@ __all__ = [
     "INT8_FORMAT",
     "PREPROCESSED",
     "PROBABILITIES",
+    "TTA_VIEWS",
     "Catalog",
+    "CommitteeSpec",
     "Format",
     "GpuProfile",
     "ModelSpec",
@@ -30,6 +32,8 @@ __all__ = [
     "Preprocessing",
     "Quantization",
     "ReleasePolicy",
+    "Servable",
+    "View",
     "load_catalog",
 ]
 
@@ -46,6 +50,12 @@ IMAGE_INPUT = "image"
 PREPROCESSED = "preprocessed_image"
 #: Backbone and ensemble output: softmax probabilities (FP32).
 PROBABILITIES = "probabilities"
+
+#: Test-time augmentation view sets. Each adds rows to the backbone batch: the image itself
+#: and its transforms (``hflip``: the image and its mirror), averaged by a mean model.
+View = Literal["hflip"]
+#: Backbone rows per image of each view set.
+TTA_VIEWS: dict[str, int] = {"hflip": 2}
 
 #: Triton platform name per exported format.
 PLATFORMS: dict[str, str] = {
@@ -209,6 +219,9 @@ class ModelSpec(_Strict):
     jpeg_decoder: Literal["pillow", "simplejpeg"] = Field(
         default="pillow", description="CPU JPEG decoder of the preprocessing (models.yaml defaults.jpeg_decoder)"
     )
+    tta: tuple[View, ...] = Field(
+        default=(), description="test-time augmentation view sets offered per request (models.yaml defaults.tta)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -254,6 +267,19 @@ class ModelSpec(_Strict):
         """The GPU profile's one-step pipeline model (decode + preprocess + backbone)."""
         return f"{self.name}_gpu"
 
+    def tta_ensemble(self, view: str) -> str:
+        """The ensemble that answers with view set ``view`` averaged (one request, extra batch rows)."""
+        return f"{self.name}_{view}"
+
+    def tta_mean_model(self, view: str) -> str:
+        """The step that averages the ``view`` rows of each image back into one answer."""
+        return f"{self.name}_{view}_mean"
+
+    @staticmethod
+    def views_output(view: str) -> str:
+        """The preprocessing output holding every image's ``view`` rows, image by image."""
+        return f"{PREPROCESSED}_{view}"
+
     def backbone_model(self, fmt: Format | None = None) -> str:
         return f"{self.name}_{fmt or self.serve_format}"
 
@@ -297,7 +323,102 @@ class ModelSpec(_Strict):
             self.preprocess_model,
             *(self.backbone_model(f) for f in self.formats),
             self.gpu_model,
+            *(self.tta_mean_model(v) for v in self.tta),
+            *(self.tta_ensemble(v) for v in self.tta),
         ]
+
+
+class CommitteeSpec(_Strict):
+    """A committee: one upload through several catalog backbones, their probabilities averaged.
+
+    Each member keeps its own preprocessing; a mean model weights and averages their outputs.
+    A committee version pins one version of every member (``export.committee``).
+
+    Args:
+        name: the name users call, like any model's.
+        members: member model name -> weight (normalised to sum 1 when averaging).
+        top1_accuracy: measured accuracy, if known: only then may ``model=auto`` pick it.
+        member_specs: the members' catalog entries (filled in by ``load_catalog``).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    members: dict[str, float] = Field(min_length=2)
+    top1_accuracy: float | None = Field(default=None, ge=0, le=1)
+    member_specs: tuple[ModelSpec, ...] = ()
+    #: committees offer no TTA (their members' view rows would need a committee per view set)
+    tta: tuple[View, ...] = ()
+    framework: Literal["committee"] = "committee"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CommitteeSpec:
+        bad = {m: w for m, w in self.members.items() if not w > 0}
+        if bad:
+            raise ValueError(f"member weights must be positive, got {bad}")
+        if self.member_specs:
+            classes = {s.num_classes for s in self.member_specs}
+            if len(classes) != 1:
+                raise ValueError(f"members must share one class count, got {sorted(classes)}")
+        return self
+
+    @property
+    def ensemble(self) -> str:
+        return self.name
+
+    @property
+    def canary_ensemble(self) -> str:
+        """Never served: committees have no releases (a new committee version is a plain publish)."""
+        return f"{self.name}_canary"
+
+    @property
+    def mean_model(self) -> str:
+        """The step that averages the members' probabilities with the committee's weights."""
+        return f"{self.name}_mean"
+
+    def member_output(self, member: str) -> str:
+        """The ensemble tensor holding ``member``'s probabilities."""
+        return f"{member}_{PROBABILITIES}"
+
+    def member_input(self, member: str) -> str:
+        """The ensemble tensor holding ``member``'s preprocessed batch."""
+        return f"{member}_{PREPROCESSED}"
+
+    @property
+    def weights(self) -> list[float]:
+        """Member weights in ``members`` order, summing to 1."""
+        total = sum(self.members.values())
+        return [w / total for w in self.members.values()]
+
+    @property
+    def num_classes(self) -> int:
+        return self.member_specs[0].num_classes
+
+    @property
+    def input_size(self) -> int:
+        return max(s.input_size for s in self.member_specs)
+
+    @property
+    def max_batch_size(self) -> int:
+        return min(s.max_batch_size for s in self.member_specs)
+
+    @property
+    def gflops(self) -> float | None:
+        """Every member runs on every image: the committee costs the sum of its members."""
+        costs = [s.gflops for s in self.member_specs]
+        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+
+    @property
+    def served_gflops(self) -> float | None:
+        costs = [s.served_gflops for s in self.member_specs]
+        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+
+    @property
+    def triton_models(self) -> list[str]:
+        """The Triton models a committee version owns, ensemble first (members own theirs)."""
+        return [self.ensemble, self.mean_model]
+
+
+#: What the gateway serves by name: a backbone entry or a committee.
+Servable = ModelSpec | CommitteeSpec
 
 
 class Catalog(BaseModel):
@@ -306,6 +427,7 @@ class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     models: dict[str, ModelSpec]
+    committees: dict[str, CommitteeSpec] = Field(default_factory=dict)
     top_k: int = Field(ge=1)
     keep_versions: int = Field(ge=1)
     source: Path | None = None
@@ -319,7 +441,26 @@ class Catalog(BaseModel):
 
     @cached_property
     def names(self) -> list[str]:
+        """The backbone models (what ``make export`` exports by default)."""
         return list(self.models)
+
+    @cached_property
+    def served_names(self) -> list[str]:
+        """Every name a request may give: the models, then the committees."""
+        return [*self.models, *self.committees]
+
+    @cached_property
+    def served(self) -> dict[str, Servable]:
+        """Everything the gateway serves by name: models and committees."""
+        return {**self.models, **self.committees}
+
+    def committee(self, name: str) -> CommitteeSpec:
+        """The committee called ``name``, or a CatalogError listing the known ones."""
+        try:
+            return self.committees[name]
+        except KeyError:
+            known = ", ".join(self.committees) or "none"
+            raise CatalogError(f"unknown committee {name!r}; the catalog has: {known}") from None
 
     def select(self, names: str | list[str] | None) -> list[ModelSpec]:
         """Entries for a comma-separated list / list of names; all of them for None/'' /'all'."""
@@ -338,6 +479,30 @@ def _describe(err: ValidationError, source: Path) -> str:
     return "\n".join(lines)
 
 
+def _committees(raw: Any, models: dict[str, ModelSpec], source: Path) -> dict[str, CommitteeSpec]:
+    """The ``committees:`` section, each with its members' entries resolved."""
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{source}: committees: expected a mapping of name -> {{members: {{model: weight}}}}")
+    committees: dict[str, CommitteeSpec] = {}
+    for name, entry in raw.items():
+        where = f"{source}: committees.{name}"
+        if name in models:
+            raise CatalogError(f"{where}: the name is already a model's")
+        if not isinstance(entry, dict) or not isinstance(entry.get("members"), dict):
+            raise CatalogError(f"{where}: expected a mapping with members: {{model: weight}}")
+        unknown = [m for m in entry["members"] if m not in models]
+        if unknown:
+            raise CatalogError(f"{where}: unknown members {unknown}; models are: {', '.join(models)}")
+        members = tuple(models[m] for m in entry["members"])
+        try:
+            committees[name] = CommitteeSpec.model_validate({**entry, "name": name, "member_specs": members})
+        except ValidationError as err:
+            lines = [f"{where}: invalid committee"]
+            lines += [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+            raise CatalogError("\n".join(lines)) from None
+    return committees
+
+
 def load_catalog(path: Path | str | None = None) -> Catalog:
     """Read and validate the catalog; a CatalogError names the file and the bad field."""
     source = Path(path) if path else catalog_path()
@@ -350,7 +515,8 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
         raise CatalogError(f"{source}: expected a mapping with a non-empty 'models:' section")
     defaults = raw.get("defaults") or {}
-    entry_defaults = {k: defaults[k] for k in ("max_batch_size", "batch_delay_us", "jpeg_decoder") if k in defaults}
+    keys = ("max_batch_size", "batch_delay_us", "jpeg_decoder", "tta")
+    entry_defaults = {k: defaults[k] for k in keys if k in defaults}
     gpu_defaults = (raw.get("profiles") or {}).get("gpu")
     quant_defaults = raw.get("quantization") or {}
     release_defaults = raw.get("release") or {}
@@ -374,6 +540,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
                 raise CatalogError("\n".join(msgs)) from None
         return Catalog(
             models=models,
+            committees=_committees(raw.get("committees") or {}, models, source),
             top_k=defaults.get("top_k"),
             keep_versions=defaults.get("keep_versions"),
             source=source,

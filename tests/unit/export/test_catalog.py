@@ -34,7 +34,10 @@ def test_real_catalog_has_the_three_models() -> None:
         "resnet18_onnx_int8",
         "resnet18_torchscript",
         "resnet18_gpu",
+        "resnet18_hflip_mean",
+        "resnet18_hflip",
     ]
+    assert r18.tta == ("hflip",) and r18.views_output("hflip") == "preprocessed_image_hflip"
     assert r18.gpu is not None and r18.gpu.precision == "fp16"
     assert r18.tensor_names("torchscript") == ("preprocessed_image__0", f"{PROBABILITIES}__0")
     assert r18.tensor_names("onnx")[1] == PROBABILITIES
@@ -131,3 +134,38 @@ def test_served_gflops_charges_int8_its_relative_cost(tmp_path: Path, raw: dict)
     assert r50.served_gflops == pytest.approx(r50.gflops * 0.4)
     assert r18.served_gflops == r18.gflops
     assert r50.backbone_model() == "resnet50_onnx_int8"
+
+
+def test_committee_resolves_members_and_sums_their_cost() -> None:
+    catalog = load_catalog()
+    committee = catalog.committee("committee")
+    assert [m.name for m in committee.member_specs] == ["mobilenet_v2", "resnet50", "resnet18"]
+    assert committee.weights == pytest.approx([1 / 3] * 3)
+    assert committee.gflops == pytest.approx(sum(m.gflops for m in committee.member_specs))
+    assert committee.top1_accuracy is None  # `auto` never picks it without a measured accuracy
+    assert catalog.served_names == [*catalog.names, "committee"] and "committee" not in catalog.models
+    assert committee.triton_models == ["committee", "committee_mean"]
+
+
+@pytest.mark.parametrize(
+    ("committee", "message"),
+    [
+        ({"members": {"resnet18": 1, "nope": 1}}, "unknown members ['nope']"),
+        ({"members": {"resnet18": 1, "resnet50": 0}}, "weights must be positive"),
+        ({"members": {"resnet18": 1}}, "members"),
+        ({"weights": 1}, "expected a mapping with members"),
+    ],
+)
+def test_bad_committees_are_refused_by_name(tmp_path: Path, committee: dict, message: str) -> None:
+    data = yaml.safe_load((PROJECT_ROOT / "models.yaml").read_text())
+    data["committees"] = {"jury": committee}
+    with pytest.raises(CatalogError, match="committees.jury") as err:
+        load_catalog(_write(tmp_path, data))
+    assert message in str(err.value)
+
+
+def test_a_committee_may_not_reuse_a_model_name(tmp_path: Path) -> None:
+    data = yaml.safe_load((PROJECT_ROOT / "models.yaml").read_text())
+    data["committees"] = {"resnet18": {"members": {"resnet50": 1, "mobilenet_v2": 1}}}
+    with pytest.raises(CatalogError, match="already a model"):
+        load_catalog(_write(tmp_path, data))
