@@ -123,6 +123,12 @@ def _classify_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--top-k", type=_positive_int, help="classes per image (default: models.yaml's top_k)")
     parser.add_argument(
+        "--tta",
+        default=None,
+        metavar="VIEWS",
+        help="test-time augmentation (models.yaml tta:, e.g. hflip): ask the model's <model>_<VIEWS> ensemble",
+    )
+    parser.add_argument(
         "--concurrency",
         type=_positive_int,
         default=DEFAULT_CONCURRENCY,
@@ -140,6 +146,17 @@ def _catalog_defaults(model: str | None, top_k: int | None) -> tuple[str, int]:
 
     catalog = load_catalog()
     return model or catalog.names[0], top_k or catalog.top_k
+
+
+def _tta_model(model: str, view: str) -> str:
+    """The Triton ensemble that serves ``model`` with TTA ``view`` (models.yaml ``tta:``)."""
+    from visionserve.catalog import load_catalog
+
+    spec = load_catalog().served.get(model)
+    if spec is None or view not in spec.tta:
+        offered = ", ".join(spec.tta) if spec is not None and spec.tta else "none"
+        raise InvalidRequest(f"{model} offers no --tta {view} (models.yaml tta: {offered})")
+    return spec.tta_ensemble(view)  # type: ignore[union-attr]
 
 
 async def _run_classify(args: argparse.Namespace, model: str, top_k: int, err: Console) -> tuple[list[FileResult], str]:
@@ -185,6 +202,8 @@ def classify_main(argv: list[str]) -> int:
     """
     args = _classify_parser().parse_args(argv)
     model, top_k = _catalog_defaults(args.model, args.top_k)
+    if args.tta:
+        model = _tta_model(model, args.tta)
     err = make_console(stderr=True)
     results, weights = asyncio.run(_run_classify(args, model, top_k, err))
     context = {"model": model, "protocol": args.protocol, "url": _url(args), "weights": weights}

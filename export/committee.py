@@ -192,7 +192,8 @@ def switch_committee(
     _write(repo, _mean(repo, committee, sorted({v for v in (current, version) if v is not None})))
     if control is not None:
         control.load(committee.mean_model)
-    atomic_write(repo / committee.ensemble / LABELS_FILE, (repo / committee.ensemble / str(version) / LABELS_FILE).read_text())
+    labels = (repo / committee.ensemble / str(version) / LABELS_FILE).read_text()
+    atomic_write(repo / committee.ensemble / LABELS_FILE, labels)
     _write(repo, committee_config(committee, info))
     if control is not None:
         control.load(committee.ensemble)

@@ -30,7 +30,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 total = None
-                for name, weight in zip(self.inputs, self.weights):
+                for name, weight in zip(self.inputs, self.weights, strict=True):
                     rows = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
                     if rows.shape[0] % self.views:
                         raise ValueError(f"{name}: {rows.shape[0]} rows is not a multiple of {self.views} views")
@@ -40,7 +40,6 @@ class TritonPythonModel:
                 out = pb_utils.Tensor(self.output_name, total.astype(np.float32))
                 responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             except Exception as exc:  # one bad request never takes the stub down
-                responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"averaging failed: {type(exc).__name__}: {exc}"))
-                )
+                error = pb_utils.TritonError(f"averaging failed: {type(exc).__name__}: {exc}")
+                responses.append(pb_utils.InferenceResponse(error=error))
         return responses

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from export.repository import (
     committed_versions,
+    pinned_elsewhere,
     pipeline_models,
     read_version,
-    pinned_elsewhere,
     remove_version,
     served_version,
     tta_ensembles,

@@ -126,7 +126,16 @@ class CachedVideo:
 Entry = TypeVar("Entry", CachedAnswer, CachedVideo)
 
 
-def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: str, scope: str | None = None) -> str:
+def cache_key(  # noqa: PLR0913 - the key's parts
+    image_sha256: str,
+    model: str,
+    version: int,
+    top_k: int,
+    policy: str,
+    scope: str | None = None,
+    *,
+    tta: str | None = None,
+) -> str:
     """The cache key of one (image, model, served version, top_k) under an upload policy.
 
     Args:
@@ -136,9 +145,11 @@ def cache_key(image_sha256: str, model: str, version: int, top_k: int, policy: s
         top_k: classes cached.
         policy: the upload policy's fingerprint.
         scope: whose answers; None takes the request's ``CACHE_SCOPE``.
+        tta: the test-time augmentation asked for (another answer than the plain one).
     """
     scope = CACHE_SCOPE.get() if scope is None else scope
-    return f"vs:c:{policy}:{scope}:{model}:{version}:{top_k}:{image_sha256}"
+    pipeline = f"{model}+{tta}" if tta else model
+    return f"vs:c:{policy}:{scope}:{pipeline}:{version}:{top_k}:{image_sha256}"
 
 
 def video_cache_key(

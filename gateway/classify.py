@@ -105,6 +105,7 @@ class ClassifyRequest:
         charge: takes that many more rate-limit tokens from the caller (429 when too few are
             left); called for an image that misses the cache and costs more than one token to
             decode (``Classifier.decode_ms_per_token``), before it is checked or sent to Triton.
+        tta: the test-time augmentation view set asked for (``hflip``), None for none.
     """
 
     caller: Identity
@@ -116,6 +117,7 @@ class ClassifyRequest:
     started_s: float
     pin: Pin | None = None
     charge: Callable[[int], Awaitable[None]] | None = None
+    tta: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class Answer:
     route: str | None = None
     #: the Triton round trip (ms) that produced it; None for a cache hit
     upstream_ms: float | None = None
+    #: the test-time augmentation applied, None for none
+    tta: str | None = None
 
 
 @dataclass
@@ -253,26 +257,39 @@ class Classifier:
                     headers={"Retry-After": str(self.retry_after_s)},
                 )
             return choice.model
-        if name not in self.catalog.models:
+        if name not in self.catalog.served:
             raise NotFound(
-                f"unknown model; choose one of: auto, {', '.join(self.catalog.names)}",  # never echo the input
+                f"unknown model; choose one of: auto, {', '.join(self.catalog.served_names)}",  # never echo the input
                 code="unknown_model",
             )
         return name
 
     async def route(self, model: str, req: ClassifyRequest) -> Route:
-        """Which pipeline answers ``req`` for ``model`` (``gateway.release_routing``)."""
-        spec = self.catalog.models[model]
+        """Which pipeline answers ``req`` for ``model`` (``gateway.release_routing``).
+
+        A TTA request goes to the model's ``<name>_<view>`` ensemble, pinned to the served
+        (stable) version: a canary has no TTA pipeline, so TTA stays out of release splits.
+
+        Raises:
+            BadRequest: the model offers no such TTA (400 ``tta_unavailable``).
+        """
+        spec = self.catalog.served[model]
+        if req.tta is not None:
+            if req.tta not in spec.tta:
+                offered = ", ".join(spec.tta) or "none"
+                raise BadRequest(f"{model} offers no tta={req.tta} (it offers: {offered})", code="tta_unavailable")
+            return Route(spec.tta_ensemble(req.tta), self.tracker.served_version(model), None)  # type: ignore[union-attr]
         state = self.tracker.state(spec.ensemble)
         release = running_release(state)
         pinned = req.pin is not None and (req.pin.label is not None or req.pin.version is not None)
         in_canary = None
         if release is not None and not pinned and self.assigner is not None:
             in_canary = await self.assigner.in_canary(release, req.caller.key_id)
-        return choose_route(spec, state, self.tracker.served_version(model), req.caller.key_id, req.pin, in_canary)
+        served = self.tracker.served_version(model)
+        return choose_route(spec, state, served, req.caller.key_id, req.pin, in_canary)  # type: ignore[arg-type]
 
     def check_top_k(self, model: str, top_k: int) -> None:
-        limit = min(self.max_top_k, self.catalog.models[model].num_classes)
+        limit = min(self.max_top_k, self.catalog.served[model].num_classes)
         if top_k > limit:
             raise BadRequest(f"top_k must be at most {limit} for {model}", code="invalid_top_k")
 
@@ -289,10 +306,10 @@ class Classifier:
         digest = await image_digest(data)
         try:
             fmt = sniff(data, self.policy)
-            answer = await self._lookup(model, route, digest, req.top_k)
+            answer = await self._lookup(model, route, digest, req.top_k, req.tta)
             if answer is None:
                 await self._check(data, fmt, req.charge)
-                answer = (await self._infer(model, route, [data], [digest], req.top_k))[0]
+                answer = (await self._infer(model, route, [data], [digest], req.top_k, req.tta))[0]
         except VisionServeError as exc:
             self._record(req, model, digest, None, exc, route.reason, route.version if route.reason else None)
             raise
@@ -323,7 +340,7 @@ class Classifier:
             item.sha256 = await image_digest(item.data)
             try:
                 formats[item.index] = sniff(item.data, self.policy)
-                item.answer = await self._lookup(model, route, item.sha256, req.top_k)
+                item.answer = await self._lookup(model, route, item.sha256, req.top_k, req.tta)
             except VisionServeError as exc:
                 item.error = exc
         misses = [o for o in outcomes if o.answer is None and o.error is None]
@@ -331,7 +348,7 @@ class Classifier:
             errors = await asyncio.gather(*(self._check_quietly(o.data, formats[o.index], req.charge) for o in misses))
             for item, error in zip(misses, errors, strict=True):
                 item.error = error
-            await self._infer_misses(model, route, [o for o in misses if o.error is None], req.top_k)
+            await self._infer_misses(model, route, [o for o in misses if o.error is None], req.top_k, req.tta)
         answered = [(o.data, o.sha256, o.answer) for o in outcomes if o.answer is not None]
         self._offer_shadow(req, model, route, answered)
         for item in outcomes:
@@ -344,14 +361,16 @@ class Classifier:
             raise failed_upstream[0].error  # type: ignore[misc]
         return model, outcomes
 
-    async def _infer_misses(self, model: str, route: Route, misses: list[ItemOutcome], top_k: int) -> None:
+    async def _infer_misses(
+        self, model: str, route: Route, misses: list[ItemOutcome], top_k: int, tta: str | None = None
+    ) -> None:
         if not misses:
             return
         unique: dict[str, bytes] = {}
         for item in misses:  # the same image twice in a batch is sent once
             unique.setdefault(item.sha256, item.data)
         try:
-            answers = await self._infer(model, route, list(unique.values()), list(unique), top_k)
+            answers = await self._infer(model, route, list(unique.values()), list(unique), top_k, tta)
         except VisionServeError as exc:
             for item in misses:
                 item.error = exc
@@ -361,17 +380,18 @@ class Classifier:
             item.answer = by_digest[item.sha256]
 
     # -- steps --------------------------------------------------------------------------
-    async def _lookup(self, model: str, route: Route, digest: str, top_k: int) -> Answer | None:
+    async def _lookup(self, model: str, route: Route, digest: str, top_k: int, tta: str | None = None) -> Answer | None:
         version = route.version  # a canary's answers are keyed on its version, stable's on stable's
         if version is None:
             self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
-        hit = await self.cache.get(cache_key(digest, model, version, top_k, self._policy_tag))
+        hit = await self.cache.get(cache_key(digest, model, version, top_k, self._policy_tag, tta=tta))
         if hit is None:
             self.metrics.child(self.metrics.cache, model, "miss").inc()
             return None
         self.metrics.child(self.metrics.cache, model, "hit").inc()
-        return Answer(model, hit.version, self.tracker.weights(model, hit.version), hit.predictions, True, route.reason)
+        weights = self.tracker.weights(model, hit.version)
+        return Answer(model, hit.version, weights, hit.predictions, True, route.reason, tta=tta)
 
     async def _check(self, data: bytes, fmt: str, charge: Callable[[int], Awaitable[None]] | None = None) -> None:
         """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process.
@@ -402,7 +422,7 @@ class Classifier:
         return None
 
     async def _infer(
-        self, model: str, route: Route, images: list[bytes], digests: list[str], top_k: int
+        self, model: str, route: Route, images: list[bytes], digests: list[str], top_k: int, tta: str | None = None
     ) -> list[Answer]:
         started = time.perf_counter()
         self.inflight += 1  # the shadow queue waits for this to fall to 0 (gateway.shadow)
@@ -414,7 +434,7 @@ class Classifier:
             # the canary went away between two polls (promote, abort): stable answers instead
             log.info("canary %s unavailable (%s): stable answers", route.ensemble, exc)
             stable = Route(model, self.tracker.served_version(model), "stable" if route.release else None)
-            return await self._infer(model, stable, images, digests, top_k)
+            return await self._infer(model, stable, images, digests, top_k, tta)
         except (ClientError, OSError) as exc:
             raise self._failed(model, exc) from exc
         finally:
@@ -423,7 +443,7 @@ class Classifier:
         self.metrics.child(self.metrics.triton_seconds, model).observe(elapsed_s)
         if route.release is not None and route.version is not None:
             self.metrics.child(self.metrics.release_triton_seconds, model, str(route.version)).observe(elapsed_s)
-        if len(images) == 1 and not route.canary:  # a batch's round trip says little about one request's
+        if len(images) == 1 and not route.canary and tta is None:  # a batch's (or TTA's) round trip is not the model's
             self.router.observe(model, elapsed_s * 1000.0)
         answers = []
         for digest, result in zip(digests, results, strict=True):
@@ -432,11 +452,11 @@ class Classifier:
                 self.tracker.note_answer(model, version)
             preds = tuple(result.predictions)
             await self.cache.set(
-                cache_key(digest, model, version, top_k, self._policy_tag),
+                cache_key(digest, model, version, top_k, self._policy_tag, tta=tta),
                 CachedAnswer(model, version, preds),
             )
             weights = self.tracker.weights(model, version)
-            answers.append(Answer(model, version, weights, preds, False, route.reason, elapsed_s * 1000.0))
+            answers.append(Answer(model, version, weights, preds, False, route.reason, elapsed_s * 1000.0, tta))
         return answers
 
     def _failed(self, model: str, exc: Exception) -> VisionServeError:
@@ -506,5 +526,6 @@ class Classifier:
                 duration_s=duration_s,
                 route=route,
                 upstream_ms=answer.upstream_ms if answer else None,
+                tta=req.tta,
             )
         )

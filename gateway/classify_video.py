@@ -138,7 +138,7 @@ class VideoClassifier:
         self, model: str, digest: str, top_k: int, sampling: Sampling, frames: list[Frame], duration_s: float
     ) -> VideoAnswer:
         images = self.images
-        spec = images.catalog.models[model]
+        spec = images.catalog.served[model]
         started = time.perf_counter()
         try:
             result = await self.triton.classify_frames(

@@ -88,6 +88,8 @@ class ClassificationRecord(Base):
     route: Mapped[str | None] = mapped_column(String(16), nullable=True)
     #: The Triton round trip (ms) that produced the answer; None for a cache hit (migration 0003).
     upstream_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The test-time augmentation applied (``hflip``); None for none (migration 0004).
+    tta: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
         Index("ix_classifications_user_created", "user", "created_at", "id"),

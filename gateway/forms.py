@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
-_OPTION_FIELDS = ("model", "top_k", "min_score", "version", "label")
+_OPTION_FIELDS = ("model", "top_k", "min_score", "version", "label", "tta")
 _VIDEO_FIELDS = ("model", "top_k", "every_seconds", "keyframes_only")
 _MAX_FIELD_BYTES = 1024
 #: The most header bytes one multipart part may carry (Content-Disposition with a long UTF-8

@@ -71,6 +71,7 @@ CSV_COLUMNS = (
     "error",
     "frames",
     "duration_s",
+    "tta",
 )
 _PAGE_ROWS = 1000
 
@@ -105,6 +106,8 @@ class HistoryRow:
     route: str | None = None
     #: the Triton round trip (ms) of the call that answered; None for a cache hit or a failure
     upstream_ms: float | None = None
+    #: the test-time augmentation applied (``hflip``); None for none (migration 0004)
+    tta: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row's columns, its predictions as the JSON objects stored."""
@@ -341,6 +344,7 @@ def _csv_record(row: HistoryRow) -> list[Any]:
         row.error or "",
         row.frames if row.frames is not None else "",
         row.duration_s if row.duration_s is not None else "",
+        row.tta or "",
     ]
     return [_safe_cell(v) for v in values]
 

@@ -16,6 +16,10 @@ Policy ("most accurate within the latency budget, else the fastest"):
 3. With a budget (header ``X-Latency-Budget-Ms``, else ``GATEWAY_AUTO_BUDGET_MS``): the most
    accurate candidate whose expected latency fits the budget; if none fits, the fastest.
    Without a budget: the most accurate candidate. Ties go to the faster model.
+
+A committee (models.yaml ``committees:``) costs the sum of its members' ``served_gflops``
+and is a candidate only if it declares a ``top1_accuracy`` (none does by default: a committee
+of demo or unmeasured members has no accuracy to weigh that cost against).
 """
 
 from __future__ import annotations
@@ -71,13 +75,13 @@ class AutoRouter:
         """Catalog models the policy can pick (they declare accuracy and GFLOPs)."""
         return [
             spec.name
-            for spec in self._catalog.models.values()
+            for spec in self._catalog.served.values()
             if spec.top1_accuracy is not None and spec.gflops is not None
         ]
 
     def observe(self, model: str, latency_ms: float) -> None:
         """Record one measured per-image Triton round trip of ``model``."""
-        if not latency_ms >= 0 or model not in self._catalog.models:  # NaN too
+        if not latency_ms >= 0 or model not in self._catalog.served:  # NaN too
             return
         samples = self._samples.setdefault(model, deque(maxlen=self._window))
         samples.append(latency_ms)
@@ -93,7 +97,7 @@ class AutoRouter:
         ratios = []
         for name in self.eligible:
             measured = self._measured(name)
-            gflops = self._catalog.models[name].served_gflops
+            gflops = self._catalog.served[name].served_gflops
             if measured is not None and gflops:
                 ratios.append(measured / gflops)
         return statistics.median(ratios) if ratios else self._prior
@@ -103,7 +107,7 @@ class AutoRouter:
         measured = self._measured(model)
         if measured is not None:
             return LatencyEstimate(model, measured, True)
-        gflops = self._catalog.models[model].served_gflops or 0.0
+        gflops = self._catalog.served[model].served_gflops or 0.0
         return LatencyEstimate(model, gflops * self.ms_per_gflop(), False)
 
     def choose(self, ready: Iterable[str], budget_ms: float | None) -> Choice | None:
@@ -112,7 +116,7 @@ class AutoRouter:
         candidates = [self.estimate(m) for m in self.eligible if m in ready_set]
         if not candidates:
             return None
-        accuracy = {m: self._catalog.models[m].top1_accuracy or 0.0 for m in self.eligible}
+        accuracy = {m: self._catalog.served[m].top1_accuracy or 0.0 for m in self.eligible}
 
         def most_accurate(pool: list[LatencyEstimate]) -> LatencyEstimate:
             return max(pool, key=lambda e: (accuracy[e.model], -e.expected_ms))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.versions import NOT_READY_REASONS
-from visionserve.catalog import load_catalog
+from visionserve.catalog import TTA_VIEWS, load_catalog
 
 __all__ = [
     "BatchItem",
@@ -72,6 +72,11 @@ class ClassifyOptions(BaseModel):
     label: Literal["stable", "canary"] | None = Field(
         None, description="during a release: answer with the `stable` or the `canary` version"
     )
+    tta: Literal["none", *TTA_VIEWS] = Field(  # type: ignore[valid-type]
+        "none",
+        description="test-time augmentation: `hflip` averages the image and its mirror inside Triton "
+        "(one request, two batch rows; the model's `tta` in GET /v1/models lists what it offers)",
+    )
 
     @model_validator(mode="after")
     def _one_pin(self) -> ClassifyOptions:
@@ -114,6 +119,7 @@ class ClassifyResponse(BaseModel):
         None,
         description="during a release, why this version answered: `stable`, `weight` (the canary's share) or `pin`",
     )
+    tta: str | None = Field(None, description="the test-time augmentation applied (`hflip`), null for none")
     latency_ms: float = Field(description="time spent in the gateway, Triton included")
 
 
@@ -164,7 +170,11 @@ class ModelInfo(BaseModel):
     input_size: int
     num_classes: int
     top1_accuracy: float | None
-    gflops: float | None
+    gflops: float | None = Field(description="compute per image (a committee: the sum of its members')")
+    tta: list[str] = Field(default_factory=list, description="test-time augmentations offered (`tta=` of classify)")
+    members: dict[str, float] | None = Field(
+        None, description="a committee: its member models and their weights (summing to 1)"
+    )
     expected_latency_ms: float | None = Field(description="what `auto` expects this model to take")
     latency_measured: bool = Field(description="expected latency is measured (else derived from GFLOPs)")
     reason: Literal["", *NOT_READY_REASONS] = Field(  # type: ignore[valid-type]
@@ -201,6 +211,7 @@ class HistoryRecord(BaseModel):
     error: str | None
     frames: int | None = Field(None, description="a video: frames classified (null for an image)")
     duration_s: float | None = Field(None, description="a video: its duration in seconds (null for an image)")
+    tta: str | None = Field(None, description="the test-time augmentation applied (`hflip`), null for none")
 
     @field_validator("created_at")
     @classmethod

@@ -95,7 +95,7 @@ from gateway.shadow import ShadowQueue
 from gateway.uploads import UploadPolicy
 from gateway.versions import VersionTracker
 from gateway.video_schemas import VideoForm, VideoResponse
-from visionserve.catalog import load_catalog
+from visionserve.catalog import CommitteeSpec, load_catalog
 from visionserve.errors import VisionServeError
 
 __all__ = ["Gateway", "api"]
@@ -396,7 +396,7 @@ class Gateway:
         return await self.readiness()
 
     async def _ask_triton_ready(self) -> bool:
-        names = [spec.ensemble for spec in self.catalog.models.values()]
+        names = [spec.ensemble for spec in self.catalog.served.values()]
         try:
             answers = await asyncio.wait_for(asyncio.gather(*(self.triton.is_ready(name) for name in names)), timeout=5)
         except Exception:
@@ -405,7 +405,7 @@ class Gateway:
 
     def _observe(self, endpoint: str, model: str, status: int, cached: bool, started_s: float) -> None:
         # Label values must come from bounded sets: a caller's unknown model name is "unknown".
-        label = model if model == "auto" or model in self.catalog.models else "unknown"
+        label = model if model == "auto" or model in self.catalog.served else "unknown"
         child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
         child.observe(time.perf_counter() - started_s)
 
@@ -430,6 +430,7 @@ class Gateway:
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
                 Pin(options.label, options.version), charge=self._decode_charge(request, caller),
+                tta=None if options.tta == "none" else options.tta,
             )  # fmt: skip
             answer = await self.classifier.classify_one(req, upload.data)
             model, status, cached = answer.model, 200, answer.cached
@@ -442,6 +443,7 @@ class Gateway:
                     predictions=answer.predictions,  # type: ignore[arg-type]  # read by attribute
                     cached=answer.cached,
                     route=answer.route,
+                    tta=answer.tta,
                     latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
                 )
             )
@@ -466,6 +468,7 @@ class Gateway:
             req = ClassifyRequest(
                 caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
                 Pin(options.label, options.version), charge=self._decode_charge(request, caller),
+                tta=None if options.tta == "none" else options.tta,
             )  # fmt: skip
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
             items = []
@@ -542,7 +545,8 @@ class Gateway:
 
     def models(self) -> ModelsResponse:
         infos = []
-        for spec in self.catalog.models.values():
+        for spec in self.catalog.served.values():
+            members = dict(zip(spec.members, spec.weights, strict=True)) if isinstance(spec, CommitteeSpec) else None
             state = self.tracker.state(spec.ensemble)
             estimate = self.router.estimate(spec.name) if spec.gflops is not None else None
             infos.append(
@@ -558,6 +562,8 @@ class Gateway:
                     num_classes=spec.num_classes,
                     top1_accuracy=spec.top1_accuracy,
                     gflops=spec.gflops,
+                    tta=list(spec.tta),
+                    members=members,
                     expected_latency_ms=round(estimate.expected_ms, 3) if estimate else None,
                     latency_measured=bool(estimate and estimate.measured),
                     reason=state.reason,

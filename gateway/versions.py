@@ -105,8 +105,8 @@ class VersionTracker:
         on_change: Callable[[str, int | None, int | None], None] | None = None,
     ) -> None:
         self._client = client
-        self._names = [spec.ensemble for spec in catalog.models.values()]
-        self._canaries = {spec.ensemble: spec.canary_ensemble for spec in catalog.models.values()}
+        self._names = [spec.ensemble for spec in catalog.served.values()]
+        self._canaries = {spec.ensemble: spec.canary_ensemble for spec in catalog.served.values()}
         self._interval_s = interval_s
         self._on_change = on_change
         self._states: dict[str, ModelState] = {

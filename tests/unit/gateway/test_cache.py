@@ -26,8 +26,10 @@ def test_key_separates_image_model_version_top_k_and_policy() -> None:
         cache_key("ab" * 32, "resnet18", 2, 5, "p1"),
         cache_key("ab" * 32, "resnet18", 1, 3, "p1"),
         cache_key("ab" * 32, "resnet18", 1, 5, "p2"),
+        cache_key("ab" * 32, "resnet18", 1, 5, "p1", tta="hflip"),  # the TTA answer is another answer
     ]
-    assert len({base, *variants}) == 6
+    assert len({base, *variants}) == 7
+    assert cache_key("ab" * 32, "resnet18", 1, 5, "p1", tta=None) == base
 
 
 def test_key_is_scoped_per_api_key_unless_shared() -> None:

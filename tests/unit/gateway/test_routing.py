@@ -101,3 +101,13 @@ def test_an_int8_served_model_is_expected_at_its_relative_cost(tmp_path) -> None
     r50 = catalog.get("resnet50")
     assert router.estimate("resnet50").expected_ms == pytest.approx(r50.gflops * 0.25 * 10.0)
     assert router.estimate("resnet18").expected_ms == pytest.approx(catalog.get("resnet18").gflops * 10.0)
+
+
+def test_a_committee_costs_its_members_sum_and_is_not_picked_without_an_accuracy(router: AutoRouter) -> None:
+    committee = CATALOG.committee("committee")
+    members = sum(router.estimate(m.name).expected_ms for m in committee.member_specs)
+    assert router.estimate("committee").expected_ms == pytest.approx(members)
+    assert "committee" not in router.eligible
+    for budget in (None, 1e9):
+        choice = router.choose(CATALOG.served_names, budget)
+        assert choice is not None and choice.model != "committee"
