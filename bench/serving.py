@@ -13,6 +13,11 @@ backbone), the two alternating cell by cell so that both see the same machine; t
 throughput ratios are printed per concurrency and at the best of each. The preprocessing's JPEG
 decoders (Pillow + ``draft`` vs simplejpeg) are timed in process on the same images.
 
+Composition (``--composition``, on by default): each plain ensemble, its ``<name>_hflip`` TTA
+ensemble and the committee, alternating cell by cell in the same server: TTA/plain per model
+and committee/member throughput ratios, and the committee against what running its members one
+after another would give (``1 / sum(1 / member rate)``).
+
 Printed side by side as served/ceiling ratios (goal ≥ 0.90 at the best concurrency) with the
 Triton statistics of each run (mean batch, queue, compute per image, how busy each stage
 was), and saved as JSON under ``reports/``. A benchmark, not a test: it takes minutes and its
@@ -38,7 +43,7 @@ from bench.stats import Measurement, ratio
 from bench.targets import triton_sender
 from bench.variants import Variant, compared_formats, variant_repository
 from client import AsyncTritonClient, TritonClient
-from serving.launcher import TritonServer
+from serving.launcher import TritonServer, default_models
 from visionserve.catalog import INT8_FORMAT, load_catalog
 from visionserve.imaging import JPEG_DECODERS
 from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, image_set
@@ -73,7 +78,68 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=DEFAULT_IMAGE_COUNT, help="images in the set")
     p.add_argument("--top-k", type=int, default=0, help="classes per image (default: the catalog's)")
     p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory")
+    p.add_argument("--composition", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure TTA and committee cost beside the plain models")  # fmt: skip
+    p.add_argument("--composition-only", action="store_true", help="skip the ceilings and formats: composition only")
     return p
+
+
+def composition_names(repository: Path, specs: list, committees: list) -> list[str]:  # noqa: ANN001
+    """Ensembles the composition run alternates: plain, ``_hflip`` where configured, committees."""
+    names = []
+    for spec in specs:
+        names.append(spec.ensemble)
+        tta = [spec.tta_ensemble(v) for v in spec.tta]
+        names += [n for n in tta if (repository / n / "config.pbtxt").is_file()]
+    names += [c.ensemble for c in committees if (repository / c.ensemble / "config.pbtxt").is_file()]
+    return names
+
+
+async def _composition(
+    url: str, names: list[str], images: DistinctImages, args: argparse.Namespace, top_k: int
+) -> dict[str, dict[int, Measurement]]:
+    """Every concurrency, each ensemble in turn at it: the same minutes for all."""
+    rows: dict[str, dict[int, Measurement]] = {n: {} for n in names}
+    async with AsyncTritonClient(url, protocol="grpc") as client:
+        for concurrency in args.concurrency:
+            for name in names:
+                m = await run_closed_loop(
+                    triton_sender(client, name, images, top_k), label=SERVED, model=name,
+                    concurrency=concurrency, duration_s=args.duration_s, warmup_s=args.warmup_s,
+                )  # fmt: skip
+                rows[name][concurrency] = m
+                print(f"  {name:<18} c={concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms, "
+                      f"errors {m.errors}", flush=True)  # fmt: skip
+    return rows
+
+
+def composition_report(rows: dict[str, dict[int, Measurement]], specs: list, committees: list) -> dict[str, Any]:  # noqa: ANN001
+    """TTA/plain and committee/member ratios at each concurrency and at each one's best."""
+
+    def best(name: str) -> float:
+        return max(m.throughput for m in rows[name].values())
+
+    tta = {}
+    for spec in specs:
+        for view in spec.tta:
+            name = spec.tta_ensemble(view)
+            if name in rows:
+                per_c = {c: ratio(m.throughput, rows[spec.ensemble][c].throughput) for c, m in rows[name].items()}
+                overall = ratio(best(name), best(spec.ensemble))
+                tta[name] = {"plain": spec.ensemble, "by_concurrency": per_c, "best": overall}
+    out: dict[str, Any] = {"tta_vs_plain": tta, "committee": {}}
+    for committee in committees:
+        if committee.ensemble not in rows:
+            continue
+        members = [s.ensemble for s in committee.member_specs]
+        serial = 1.0 / sum(1.0 / best(m) for m in members)
+        out["committee"][committee.name] = {
+            "best": best(committee.ensemble),
+            "vs_member": {m: ratio(best(committee.ensemble), best(m)) for m in members},
+            "vs_members_in_turn": ratio(best(committee.ensemble), serial),
+        }
+    out["throughput"] = {n: {c: m.throughput for c, m in by_c.items()} for n, by_c in rows.items()}
+    return out
 
 
 async def _served(
@@ -152,7 +218,7 @@ def run_serving(args: argparse.Namespace) -> dict[str, Any]:
     )
     jpegs = [i.data for i in images if i.format == "JPEG"]
     variants: dict[str, list[Variant]] = {}
-    for spec in specs:
+    for spec in [] if args.composition_only else specs:
         formats = compared_formats(repository, spec) if not args.url else [spec.serve_format]  # a given server: as is
         variants[spec.name] = [Variant(spec, f) for f in formats]
         rates = measure_decoders(spec.pipeline_params(), jpegs, duration_s=min(args.duration_s, 5.0))
@@ -179,12 +245,15 @@ def run_serving(args: argparse.Namespace) -> dict[str, Any]:
             print("starting tritonserver …", flush=True)
             every = [v for vs in variants.values() for v in vs]
             models = variant_repository(repository, scratch, every)
+            if args.composition:
+                models += default_models(catalog, scratch)  # the TTA ensembles, committees and their steps
+                models = list(dict.fromkeys(models))
             server = TritonServer.on_free_ports(scratch, models=models, exit_timeout_s=2)
             server.start(ready_timeout_s=600)
             url = server.grpc_url
         with TritonClient(url) as sync_client:
             weights = {s.name: sync_client.weights(s.ensemble) for s in specs}
-        for spec in specs:
+        for spec in [] if args.composition_only else specs:
             print(f"{spec.name}: served ensembles over gRPC (distinct images) …", flush=True)
             rows = asyncio.run(_served(url, variants[spec.name], DistinctImages(images), args, top_k))
             entry = report["models"][spec.name]
@@ -193,6 +262,12 @@ def run_serving(args: argparse.Namespace) -> dict[str, Any]:
                 _judge(entry["formats"][variant.fmt], rows[variant.ensemble])
             if INT8_FORMAT in entry["formats"] and "onnx" in entry["formats"]:
                 entry["int8_vs_fp32"] = _int8_vs_fp32(entry["formats"]["onnx"], entry["formats"][INT8_FORMAT])
+        if args.composition:
+            committees = list(catalog.committees.values())
+            names = composition_names(repository, specs, committees)
+            print(f"composition: {', '.join(names)} over gRPC, alternating (distinct images) …", flush=True)
+            rows = asyncio.run(_composition(url, names, DistinctImages(images), args, top_k))
+            report["composition"] = composition_report(rows, specs, committees)
     finally:
         if server is not None:
             server.stop()
@@ -290,6 +365,16 @@ def format_serving(report: dict[str, Any]) -> str:
                 + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items())
                 + f" (simplejpeg/pillow {fmt_ratio(speedup)}; catalog uses {dec['catalog']})"
             )
+        lines.append("")
+    comp = report.get("composition")
+    if comp:
+        for name, t in comp["tta_vs_plain"].items():
+            per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in t["by_concurrency"].items())
+            lines.append(f"{name:<18} TTA/plain throughput: best {fmt_ratio(t['best'])}; {per_c}")
+        for name, c in comp["committee"].items():
+            vs = ", ".join(f"{m} {fmt_ratio(r)}" for m, r in c["vs_member"].items())
+            lines.append(f"{name:<18} {fmt_rate(c['best'])} img/s at best; committee/member: {vs}; "
+                         f"vs the members in turn {fmt_ratio(c['vs_members_in_turn'])}")  # fmt: skip
         lines.append("")
     features = report["machine"].get("cpu_features")
     if features:
