@@ -22,9 +22,11 @@ def test_classify_multipart_then_cached(gateway: GatewayProcess) -> None:
         second = http.post("/v1/classify", files={"image": ("y.jpg", image)}, data={"model": MODEL, "top_k": "3"})
     assert first.status_code == 200, first.text
     body = first.json()
-    assert set(body) == {"request_id", "model", "version", "weights", "predictions", "cached", "route", "latency_ms"}
+    assert set(body) == {
+        "request_id", "model", "version", "weights", "predictions", "cached", "route", "tta", "latency_ms",
+    }  # fmt: skip
     assert body["model"] == MODEL and body["version"] == 1 and body["weights"] == "demo"
-    assert body["route"] is None  # no release running
+    assert body["route"] is None and body["tta"] is None  # no release running, no TTA asked
     assert body["cached"] is False and second.json()["cached"] is True
     assert body["request_id"] == first.headers["x-request-id"]
     preds = body["predictions"]
