@@ -6,6 +6,8 @@ and ``make helm-lint`` fails while they are stale. The chart cannot read models.
 Helm sees only files inside the chart — so the values carry the catalog's decisions, generated.
 
 - ``triton.models``: every catalog ensemble, in catalog order (loaded at start).
+- ``triton.optionalModels``: ensembles loaded at start only when the repository holds them:
+  each model's TTA ensembles and its release canary, and the committees.
 - ``triton.gpu.instancesPerGpu``: ``profiles.gpu.instances`` (what sizes the GPU shm checks).
 """
 
@@ -21,7 +23,12 @@ __all__ = ["catalog_values", "sync_values", "write_values"]
 
 def catalog_values(catalog: Catalog) -> dict[str, object]:
     """Dotted value path -> what the catalog says it must be."""
-    values: dict[str, object] = {"triton.models": [spec.ensemble for spec in catalog.models.values()]}
+    specs = catalog.models.values()
+    optional = [name for spec in specs for name in (*map(spec.tta_ensemble, spec.tta), spec.canary_ensemble)]
+    values: dict[str, object] = {
+        "triton.models": [spec.ensemble for spec in catalog.models.values()],
+        "triton.optionalModels": optional + [committee.ensemble for committee in catalog.committees.values()],
+    }
     instances = {spec.gpu.instances for spec in catalog.models.values() if spec.gpu is not None}
     if instances:
         values["triton.gpu.instancesPerGpu"] = max(instances)

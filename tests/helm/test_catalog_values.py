@@ -32,9 +32,16 @@ def test_a_new_catalog_model_reaches_the_chart_without_a_chart_edit(tmp_path: Pa
     assert values["triton"]["models"] == catalog_values(catalog)["triton.models"]
     assert values["triton"]["models"][0] == first and values["triton"]["models"][-1] == "resnet18_finetuned"
     assert values["triton"]["gpu"]["instancesPerGpu"] == 3
+    assert {"resnet18_finetuned_hflip", "resnet18_finetuned_canary"} <= set(values["triton"]["optionalModels"])
     # everything else, comments included, is untouched
     diff = difflib.ndiff(VALUES.splitlines(), synced.splitlines())
     changed = [line[2:] for line in diff if line[:2] in ("- ", "+ ")]
-    assert changed == ["    - resnet18_finetuned", "    instancesPerGpu: 8", "    instancesPerGpu: 3"]
+    assert changed == [
+        "    - resnet18_finetuned",
+        "    - resnet18_finetuned_hflip",
+        "    - resnet18_finetuned_canary",
+        "    instancesPerGpu: 8",
+        "    instancesPerGpu: 3",
+    ]
     assert synced.count("## @param") == VALUES.count("## @param")
     assert sync_values(synced, catalog) == synced  # idempotent

@@ -348,21 +348,27 @@ def test_ingress_routes_the_public_api_only_unless_told_otherwise() -> None:
     assert _ingress_paths({"exposeOperations": True}) == [("/", "Prefix")]
 
 
-def test_a_restarted_triton_pod_loads_a_running_releases_canary(default_render: Rendered, tmp_path: Path) -> None:
-    """The rendered start command, run by sh: ``<model>_canary`` in the repository loads too."""
+def test_a_restarted_triton_pod_loads_the_optional_ensembles_the_repository_holds(
+    default_render: Rendered, tmp_path: Path
+) -> None:
+    """The rendered start command, run by sh: a running release's canary, TTA ensembles, committees."""
     container = _container(default_render.one("Deployment", "triton"), "tritonserver")
+    catalog = load_catalog()
     repository = tmp_path / "models"
-    (repository / "resnet18_canary").mkdir(parents=True)  # a release of resnet18 is running
-    (repository / "resnet18").mkdir()
+    present = [catalog.models["resnet18"].tta_ensemble("hflip"), "resnet18_canary", *catalog.committees]
+    for name in ["resnet18", *present]:  # a release of resnet18 running, its TTA and the committee exported
+        (repository / name).mkdir(parents=True)
     fake = tmp_path / "bin" / "tritonserver"
     fake.parent.mkdir()
     fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     fake.chmod(0o755)
     command = [part.replace("/models/", f"{repository}/") for part in container["command"]]
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
-    args = subprocess.run(command + container["args"], env=env, capture_output=True, text=True, check=True)
-    loaded = [a for a in args.stdout.splitlines() if a.startswith("--load-model=")]
-    assert loaded == [f"--load-model={m}" for m in load_catalog().models] + ["--load-model=resnet18_canary"]
-    (repository / "resnet18_canary").rmdir()  # the release ended: only the stable ensembles
-    args = subprocess.run(command + container["args"], env=env, capture_output=True, text=True, check=True)
-    assert "--load-model=resnet18_canary" not in args.stdout.splitlines()
+
+    def loaded() -> list[str]:
+        args = subprocess.run(command + container["args"], env=env, capture_output=True, text=True, check=True)
+        return [a.removeprefix("--load-model=") for a in args.stdout.splitlines() if a.startswith("--load-model=")]
+
+    assert catalog.committees and loaded() == [*catalog.models, *present]
+    (repository / "resnet18_canary").rmdir()  # the release ended
+    assert loaded() == [*catalog.models, present[0], *present[2:]]
