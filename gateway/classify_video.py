@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from client import ClientError, VideoClassification
+from client import ClientError, ModelNotFound, ModelReloading, VideoClassification
 from gateway.cache import CachedVideo, video_cache_key
 from gateway.classify import Answer, Classifier, ClassifyRequest, _triton_error, image_digest
+from gateway.release_routing import Route
 from visionserve.errors import VisionServeError
 from visionserve.video import Frame, Sampling, VideoLimits, sniff_container
 
@@ -59,6 +60,8 @@ class VideoAnswer:
     weights: str | None
     result: VideoClassification
     cached: bool
+    #: why this version answered during a release (``stable``, ``weight``), else None
+    route: str | None = None
 
 
 def sampling_tag(sampling: Sampling) -> str:
@@ -99,12 +102,13 @@ class VideoClassifier:
         images = self.images
         model = images.resolve_model(req.model, req.budget_ms)
         images.check_top_k(model, req.top_k)
+        route = await images.route(model, req)  # a release's split covers videos as it does images
         digest = await image_digest(data)
         frames: int | None = None
         duration_s: float | None = None
         try:
             kind = sniff_container(data)
-            answer = await self._lookup(model, digest, req.top_k, sampling)
+            answer = await self._lookup(model, route, digest, req.top_k, sampling)
             if answer is not None:
                 frames, duration_s = len(answer.result.frames), answer.result.duration_s
                 await charge(frames)
@@ -114,17 +118,20 @@ class VideoClassifier:
                 )
                 frames, duration_s = len(sampled), info.duration_s
                 await charge(frames)  # before any Triton work: a 429 here costs Triton nothing
-                answer = await self._infer(model, digest, req.top_k, sampling, sampled, info.duration_s)
+                answer = await self._infer(model, route, digest, req.top_k, sampling, sampled, info.duration_s)
         except VisionServeError as exc:
-            images._record(req, model, digest, None, exc, frames=frames, duration_s=duration_s)
+            asked = route.version if route.reason else None
+            images._record(req, model, digest, None, exc, route.reason, asked, frames=frames, duration_s=duration_s)
             raise
-        aggregate = Answer(model, answer.version, answer.weights, answer.result.aggregate, answer.cached)
-        images._record(req, model, digest, aggregate, None, frames=frames, duration_s=duration_s)
+        aggregate = Answer(model, answer.version, answer.weights, answer.result.aggregate, answer.cached, answer.route)
+        images._record(req, model, digest, aggregate, None, answer.route, frames=frames, duration_s=duration_s)
         return answer
 
-    async def _lookup(self, model: str, digest: str, top_k: int, sampling: Sampling) -> VideoAnswer | None:
+    async def _lookup(
+        self, model: str, route: Route, digest: str, top_k: int, sampling: Sampling
+    ) -> VideoAnswer | None:
         images = self.images
-        version = images.tracker.served_version(model)
+        version = route.version  # a canary's answers are keyed on its version, stable's on stable's
         hit = None
         if version is not None:
             key = video_cache_key(digest, model, version, top_k, sampling_tag(sampling), self._limits_tag)
@@ -132,26 +139,43 @@ class VideoClassifier:
         images.metrics.child(images.metrics.cache, model, "miss" if hit is None else "hit").inc()
         if hit is None:
             return None
-        return VideoAnswer(hit.version, images.tracker.weights(model, hit.version), hit.result, True)
+        return VideoAnswer(hit.version, images.tracker.weights(model, hit.version), hit.result, True, route.reason)
 
     async def _infer(
-        self, model: str, digest: str, top_k: int, sampling: Sampling, frames: list[Frame], duration_s: float
+        self,
+        model: str,
+        route: Route,
+        digest: str,
+        top_k: int,
+        sampling: Sampling,
+        frames: list[Frame],
+        duration_s: float,
     ) -> VideoAnswer:
         images = self.images
         spec = images.catalog.served[model]
         started = time.perf_counter()
         try:
             result = await self.triton.classify_frames(
-                frames, model, top_k=top_k, batch_size=spec.max_batch_size, num_classes=spec.num_classes,
+                frames, route.ensemble, top_k=top_k, batch_size=spec.max_batch_size, num_classes=spec.num_classes,
                 duration_s=duration_s,
             )  # fmt: skip
+        except (ModelNotFound, ModelReloading) as exc:
+            if not route.canary:
+                error, kind = _triton_error(exc, model, images.retry_after_s)
+                images.metrics.child(images.metrics.triton_errors, model, kind).inc()
+                raise error from exc
+            # the canary went away between two polls (promote, abort): stable answers instead
+            stable = Route(model, images.tracker.served_version(model), "stable" if route.release else None)
+            return await self._infer(model, stable, digest, top_k, sampling, frames, duration_s)
         except (ClientError, OSError) as exc:
             error, kind = _triton_error(exc, model, images.retry_after_s)
             images.metrics.child(images.metrics.triton_errors, model, kind).inc()
             raise error from exc
         images.metrics.child(images.metrics.triton_seconds, model).observe(time.perf_counter() - started)
+        result = replace(result, model=model)  # the catalog name, also when the canary ensemble answered
         version = int(result.version)
-        images.tracker.note_answer(model, version)
+        if not route.canary:  # a canary's version is not the served one
+            images.tracker.note_answer(model, version)
         key = video_cache_key(digest, model, version, top_k, sampling_tag(sampling), self._limits_tag)
         await images.cache.set(key, CachedVideo(version, result))
-        return VideoAnswer(version, images.tracker.weights(model, version), result, False)
+        return VideoAnswer(version, images.tracker.weights(model, version), result, False, route.reason)

@@ -534,6 +534,7 @@ class Gateway:
                     aggregate=result.aggregate,  # type: ignore[arg-type]
                     segments=result.segments,  # type: ignore[arg-type]
                     cached=answer.cached,
+                    route=answer.route,
                     latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
                 )
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.schemas import ClassifyOptions, Prediction
@@ -90,4 +92,7 @@ class VideoResponse(BaseModel):
     aggregate: list[Prediction] = Field(description="the classes of highest mean probability over the frames")
     segments: list[VideoSegment] = Field(description="where the top-1 class stays the same, in time order")
     cached: bool = Field(description="true when answered from the gateway's cache")
+    route: Literal["stable", "weight"] | None = Field(
+        None, description="during a release, why this version answered (the key's split); null otherwise"
+    )
     latency_ms: float = Field(description="time spent in the gateway, decoding and Triton included")

@@ -233,6 +233,41 @@ def test_weighted_split_pins_cache_and_restarts(stack: Stack) -> None:
     assert not (stack.repo / SPEC.canary_ensemble).exists()
 
 
+def test_videos_follow_the_keys_split(stack: Stack) -> None:
+    """A key's videos go where its images go: the canary's share, its version, its cache entries."""
+    from visionserve.samples.videos import make_video
+
+    keys = stack.keys(12)
+    stack.cli("start", "--version", "2", "--weight", "50")
+    _wait_canary(stack, 2, keys[0], unique_jpeg())
+    clip = make_video("mp4", "h264", seconds=2.5, fps=10, scenes=2)  # 3 sampled frames
+    seen = set()
+    try:
+        with stack.gateway.client() as http:  # type: ignore[union-attr]
+            for key in keys:
+                image = _classify(http, key, unique_jpeg())
+                answers = [
+                    http.post(
+                        "/v1/classify/video",
+                        files={"video": ("clip.mp4", clip)},
+                        data={"model": SPEC.name, "every_seconds": "1"},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )  # fmt: skip
+                    for _ in range(2)
+                ]
+                assert all(a.status_code == 200 for a in answers), answers[0].text
+                body, again = (a.json() for a in answers)
+                assert (body["model"], body["version"], body["route"]) == (SPEC.name, image["version"], image["route"])
+                top = {frame["predictions"][0]["index"] for frame in body["frames"]}
+                assert (FAVOURED in top) == (body["version"] == 2)  # the canary's model answered its frames
+                assert (again["version"], again["route"], again["cached"]) == (body["version"], body["route"], True)
+                assert body["cached"] is False  # the cache is per key here, and per version always
+                seen.add((body["version"], body["route"]))
+    finally:
+        stack.cli("abort")
+    assert seen == {(1, "stable"), (2, "weight")}  # both sides of the split classified videos
+
+
 def _shadow_run(stack: Stack, version: int, requests: int, keys: list[str]) -> tuple[int, int]:
     """Start a shadow release of ``version``, send ``requests`` images; the hand count (agree, pairs)."""
     stack.cli("start", "--version", str(version), "--weight", "0", "--shadow")
