@@ -1,7 +1,7 @@
 """Abuse drills: one key far over its rate limit, one key sending costly-but-valid uploads.
 
-Both run on a gateway restarted with the default quota (10 requests/s, burst 20), so what is
-measured is what a real key can do. "Other keys" are two well-behaved keys at 5 requests/s
+Both run on a gateway restarted with a quota of 10 requests/s, burst 20 (the default burst is
+64), so what is measured is what a real key can do. "Other keys" are two well-behaved keys at 5 requests/s
 each. Their p99 beside the abuser is compared with their p99 without it in *interleaved*
 windows — baseline, abuse, abuse, baseline, … over several rounds — so drift of a shared
 2-core machine (other work, Triton warming) falls on both sides alike, as ``bench/gateway.py``

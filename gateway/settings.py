@@ -55,7 +55,8 @@ class GatewaySettings(BaseSettings):
         api_key_pepper: secret mixed into every API-key hash; generated into ``state_dir``
             when unset (set it from a secret in production, identical on every replica).
         rate_per_s: tokens added to each key's bucket per second.
-        rate_burst: bucket capacity (the most requests a key may send at once).
+        rate_burst: bucket capacity (the most requests a key may send at once; as large as
+            ``video_max_sampled_frames``, so a 60 s clip at one frame a second fits a full bucket).
         decode_ms_per_token: an image that misses the cache costs one more token per this
             many milliseconds of estimated decode (``uploads.assess``: pixels, scans,
             structure), up to ``rate_burst``: a key's rate limit bounds the CPU it can spend,
@@ -132,7 +133,7 @@ class GatewaySettings(BaseSettings):
     api_key_pepper: SecretStr | None = None
 
     rate_per_s: float = Field(10.0, gt=0)
-    rate_burst: int = Field(20, ge=1)
+    rate_burst: int = Field(64, ge=1)  # = video_max_sampled_frames: any video within the limits fits a full bucket
     decode_ms_per_token: float = Field(25.0, gt=0)
     anonymous_rate_per_s: float = Field(5.0, gt=0)
     anonymous_burst: int = Field(20, ge=1)

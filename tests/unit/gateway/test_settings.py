@@ -77,3 +77,12 @@ def test_every_upload_format_has_a_byte_limit_and_nothing_else_does() -> None:
     from visionserve.imaging import UPLOAD_FORMATS
 
     assert set(DEFAULT_MAX_BYTES) == set(UPLOAD_FORMATS)
+
+
+def test_by_default_a_video_within_the_limits_fits_a_full_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 30 s clip sampled once a second (30 frames, 30 tokens) is not refused by the default burst."""
+    for name in ("GATEWAY_RATE_BURST", "GATEWAY_VIDEO_MAX_SAMPLED_FRAMES"):
+        monkeypatch.delenv(name, raising=False)
+    settings = GatewaySettings()
+    assert settings.rate_burst >= settings.video_max_sampled_frames >= 30
+    assert settings.video_limits.max_sampled_frames == settings.video_max_sampled_frames
