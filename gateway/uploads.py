@@ -220,10 +220,12 @@ class DecodeCost:
         """Rate-limit tokens for serving it: one per ``ms_per_token`` of decode, 1 to ``most``.
 
         Capped at ``most`` (the bucket's burst) so that any image the limits accept can be
-        served; a costly one then empties the bucket, and the key waits for the refill.
+        served; a costly one then empties the bucket, and the key waits for the refill. A header
+        only Pillow can read has no estimate: 1 token, its check runs in a decode process under
+        a time limit, where its cost is bounded anyway.
         """
         if self.serve_ms == float("inf"):
-            return most
+            return 1
         return max(1, min(most, math.ceil(self.serve_ms / ms_per_token)))
 
     @property

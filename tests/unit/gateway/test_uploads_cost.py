@@ -206,5 +206,7 @@ def test_tokens_follow_the_estimated_decode_and_stay_within_the_burst() -> None:
     rle = assess(rle_bmp(2000, 2000), "BMP", POLICY)
     assert rle.serve_ms > 100 and rle.tokens(25.0, 20) == min(20, -(-int(rle.serve_ms * 1000) // 25_000))
     assert rle.tokens(25.0, 4) == 4  # capped: an image the limits accept must fit the bucket
+    header_only = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"  # no size known
+    assert assess(header_only, "JPEG", POLICY).tokens(25.0, 1000) == 1
     png = _encode(photo((2000, 2000)), "PNG")
     assert assess(png, "PNG", POLICY).serve_ms > assess(png, "PNG", POLICY).estimate_ms  # Triton decodes, checks don't
