@@ -67,7 +67,13 @@ class Stack:
             self.triton = None
 
     def start_gateway(self) -> None:
-        env = {"GATEWAY_CACHE_SCOPE": "key", "REDIS_URL": self.redis_url}  # Redis: balanced, shared key assignment
+        env = {
+            "GATEWAY_CACHE_SCOPE": "key",
+            "REDIS_URL": self.redis_url,  # Redis: balanced, shared key assignment
+            # room for every shadowed request of a test: the hand counts compare all pairs (a full
+            # queue drops and counts, by design; on a loaded machine the default 256 filled)
+            "GATEWAY_SHADOW_QUEUE_MAX": "4096",
+        }
         self.gateway = GatewayProcess(self.directory / "gw", self.grpc_url, env=env)
         self.gateway.start()
 
