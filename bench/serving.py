@@ -129,9 +129,9 @@ def composition_report(rows: dict[str, dict[int, Measurement]], specs: list, com
                 tta[name] = {"plain": spec.ensemble, "by_concurrency": per_c, "best": overall}
     out: dict[str, Any] = {"tta_vs_plain": tta, "committee": {}}
     for committee in committees:
-        if committee.ensemble not in rows:
-            continue
         members = [s.ensemble for s in committee.member_specs]
+        if committee.ensemble not in rows or any(m not in rows for m in members):
+            continue  # a run of some models only: no members to compare with
         serial = 1.0 / sum(1.0 / best(m) for m in members)
         out["committee"][committee.name] = {
             "best": best(committee.ensemble),
