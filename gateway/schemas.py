@@ -175,6 +175,11 @@ class ModelInfo(BaseModel):
     members: dict[str, float] | None = Field(
         None, description="a committee: its member models and their weights (summing to 1)"
     )
+    labels: dict[str, int] = Field(
+        default_factory=dict,
+        description="version labels: `stable` (the served version) and, while a release runs, `canary`",
+    )
+    canary_weight: float | None = Field(None, description="share of API keys routed to the canary during a release")
     expected_latency_ms: float | None = Field(description="what `auto` expects this model to take")
     latency_measured: bool = Field(description="expected latency is measured (else derived from GFLOPs)")
     reason: Literal["", *NOT_READY_REASONS] = Field(  # type: ignore[valid-type]

@@ -93,7 +93,7 @@ from gateway.schemas import (
 from gateway.settings import get_settings, load_pepper
 from gateway.shadow import ShadowQueue
 from gateway.uploads import UploadPolicy
-from gateway.versions import VersionTracker
+from gateway.versions import ModelState, VersionTracker
 from gateway.video_schemas import VideoForm, VideoResponse
 from visionserve.catalog import CommitteeSpec, load_catalog
 from visionserve.errors import VisionServeError
@@ -164,6 +164,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s", request.url.path)
     return JSONResponse(error_body(exc), status_code=500)
+
+
+def _labels(state: ModelState) -> dict[str, int]:
+    """``stable`` (the served version) and, while a release runs, ``canary``."""
+    labels = {"stable": state.served} if state.served is not None else {}
+    if state.release is not None and state.release.canary is not None:
+        labels["canary"] = state.release.canary
+    return labels
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:
@@ -565,6 +573,8 @@ class Gateway:
                     gflops=spec.gflops,
                     tta=list(spec.tta),
                     members=members,
+                    labels=_labels(state),
+                    canary_weight=state.release.weight if state.release is not None else None,
                     expected_latency_ms=round(estimate.expected_ms, 3) if estimate else None,
                     latency_measured=bool(estimate and estimate.measured),
                     reason=state.reason,

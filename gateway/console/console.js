@@ -222,6 +222,9 @@ async function loadModels() {
       cell(row, m.ready ? "ready" : `not ready${m.reason ? ` (${m.reason})` : ""}`);
       cell(row, m.served_version === null ? "" : String(m.served_version));
       cell(row, m.versions.join(", "));
+      const canary = m.labels.canary === undefined ? "" :
+        ` · canary v${m.labels.canary} (${Math.round((m.canary_weight || 0) * 100)} % of keys)`;
+      cell(row, m.labels.stable === undefined ? "" : `stable v${m.labels.stable}${canary}`);
       cell(row, m.demo_weights ? "demo" : (m.weights || ""));
       const latency = m.expected_latency_ms === null ? "" : m.expected_latency_ms.toFixed(1);
       cell(row, latency + (m.latency_measured ? " (measured)" : ""));

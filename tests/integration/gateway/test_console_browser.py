@@ -111,7 +111,8 @@ def test_sign_in_classify_and_find_it_in_the_history(
 
     browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=models]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "models-table"), model))
-    assert "ready" in browser.find_element(By.ID, "models-table").text
+    models_text = browser.find_element(By.ID, "models-table").text
+    assert "ready" in models_text and "stable v" in models_text  # version labels (issue 15's releases)
     assert browser.find_elements(By.CSS_SELECTOR, "#latency-chart rect")
     _shot(browser, "models")
     assert _csp_violations(browser) == []

@@ -97,6 +97,7 @@ def test_models_lists_the_catalog_with_versions_readiness_and_demo_flag(gateway:
         assert m["ready"] is True and m["served_version"] == 1 and m["versions"] == [1]
         assert m["weights"] == "demo" and m["demo_weights"] is True
         assert m["expected_latency_ms"] > 0
+        assert m["labels"] == {"stable": 1} and m["canary_weight"] is None  # no release runs
     assert body["triton_reachable"] is True and "accurate" in body["auto_policy"]
 
 

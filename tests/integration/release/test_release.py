@@ -188,6 +188,9 @@ def test_weighted_split_pins_cache_and_restarts(stack: Stack) -> None:
     stack.cli("start", "--version", "2", "--weight", "10")
     assert read_labels(stack.repo, SPEC.ensemble).canary == 2  # type: ignore[union-attr]
     _wait_canary(stack, 2, keys[0], probe)
+    with stack.gateway.client(keys[0]) as http:  # type: ignore[union-attr]
+        listed = {m["name"]: m for m in http.get("/v1/models").json()["models"]}[SPEC.name]
+    assert (listed["labels"], listed["canary_weight"]) == ({"stable": 1, "canary": 2}, 0.1)
 
     image = unique_jpeg()
     seen: dict[str, set[tuple[int, str]]] = {}
