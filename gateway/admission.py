@@ -25,7 +25,7 @@ The order of the checks:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -38,7 +38,11 @@ from gateway.limits import LimitDecision, RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.proxies import Network, client_address
 
-__all__ = ["Admission", "Quota", "bearer_key"]
+__all__ = ["Admission", "Charge", "Quota", "bearer_key"]
+
+#: Takes that many more tokens from the caller's bucket (raises ``RateLimited``, 429): what the
+#: routes hand the flows for a batch's images, a video's frames and an image's decode cost.
+Charge = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)

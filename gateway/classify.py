@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -32,6 +32,7 @@ from client import (
     Prediction,
     ServerUnavailable,
 )
+from gateway.admission import Charge
 from gateway.auth import Identity
 from gateway.cache import CachedAnswer, ResultCache, cache_key
 from gateway.db import utcnow
@@ -116,7 +117,7 @@ class ClassifyRequest:
     budget_ms: float | None
     started_s: float
     pin: Pin | None = None
-    charge: Callable[[int], Awaitable[None]] | None = None
+    charge: Charge | None = None
     tta: str | None = None
 
 
@@ -393,7 +394,7 @@ class Classifier:
         weights = self.tracker.weights(model, hit.version)
         return Answer(model, hit.version, weights, hit.predictions, True, route.reason, tta=tta)
 
-    async def _check(self, data: bytes, fmt: str, charge: Callable[[int], Awaitable[None]] | None = None) -> None:
+    async def _check(self, data: bytes, fmt: str, charge: Charge | None = None) -> None:
         """Every upload check, on the loop when ``assess`` says it is cheap, else in a decode process.
 
         First the tokens its decode costs beyond the one admission took (``charge``): a key's
@@ -412,9 +413,7 @@ class Classifier:
                 pass
         await self.decode_pool.check(data, fmt)
 
-    async def _check_quietly(
-        self, data: bytes, fmt: str, charge: Callable[[int], Awaitable[None]] | None = None
-    ) -> VisionServeError | None:
+    async def _check_quietly(self, data: bytes, fmt: str, charge: Charge | None = None) -> VisionServeError | None:
         try:
             await self._check(data, fmt, charge)
         except VisionServeError as exc:
@@ -431,10 +430,8 @@ class Classifier:
         except (ModelNotFound, ModelReloading) as exc:
             if not route.canary:
                 raise self._failed(model, exc) from exc
-            # the canary went away between two polls (promote, abort): stable answers instead
             log.info("canary %s unavailable (%s): stable answers", route.ensemble, exc)
-            stable = Route(model, self.tracker.served_version(model), "stable" if route.release else None)
-            return await self._infer(model, stable, images, digests, top_k, tta)
+            return await self._infer(model, self.stable_instead(model, route), images, digests, top_k, tta)
         except (ClientError, OSError) as exc:
             raise self._failed(model, exc) from exc
         finally:
@@ -458,6 +455,14 @@ class Classifier:
             weights = self.tracker.weights(model, version)
             answers.append(Answer(model, version, weights, preds, False, route.reason, elapsed_s * 1000.0, tta))
         return answers
+
+    def stable_instead(self, model: str, route: Route) -> Route:
+        """The stable pipeline in place of a canary that went away between two polls.
+
+        During a promote or an abort a request routed to the canary is answered by stable
+        instead of failing.
+        """
+        return Route(model, self.tracker.served_version(model), "stable" if route.release else None)
 
     def _failed(self, model: str, exc: Exception) -> VisionServeError:
         error, kind = _triton_error(exc, model, self.retry_after_s)

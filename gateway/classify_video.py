@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from client import ClientError, ModelNotFound, ModelReloading, VideoClassification
+from gateway.admission import Charge
 from gateway.cache import CachedVideo, video_cache_key
-from gateway.classify import Answer, Classifier, ClassifyRequest, _triton_error, image_digest
+from gateway.classify import Answer, Classifier, ClassifyRequest, image_digest
 from gateway.release_routing import Route
 from visionserve.errors import VisionServeError
 from visionserve.video import Frame, Sampling, VideoLimits, sniff_container
 
 __all__ = ["FrameClassifier", "VideoAnswer", "VideoClassifier", "sampling_tag"]
-
-#: Charges the caller for a video's sampled frames (raises ``RateLimited``, 429).
-Charge = Callable[[int], Awaitable[None]]
 
 
 class FrameClassifier(Protocol):
@@ -161,16 +159,11 @@ class VideoClassifier:
             )  # fmt: skip
         except (ModelNotFound, ModelReloading) as exc:
             if not route.canary:
-                error, kind = _triton_error(exc, model, images.retry_after_s)
-                images.metrics.child(images.metrics.triton_errors, model, kind).inc()
-                raise error from exc
-            # the canary went away between two polls (promote, abort): stable answers instead
-            stable = Route(model, images.tracker.served_version(model), "stable" if route.release else None)
+                raise images._failed(model, exc) from exc
+            stable = images.stable_instead(model, route)
             return await self._infer(model, stable, digest, top_k, sampling, frames, duration_s)
         except (ClientError, OSError) as exc:
-            error, kind = _triton_error(exc, model, images.retry_after_s)
-            images.metrics.child(images.metrics.triton_errors, model, kind).inc()
-            raise error from exc
+            raise images._failed(model, exc) from exc
         images.metrics.child(images.metrics.triton_seconds, model).observe(time.perf_counter() - started)
         result = replace(result, model=model)  # the catalog name, also when the canary ensemble answered
         version = int(result.version)

@@ -16,13 +16,14 @@ import base64
 import binascii
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
+from gateway.admission import Charge
 from gateway.errors import BadRequest, ImageTooLarge, PayloadTooLarge, UnsupportedImage, UpstreamUnavailable
 from gateway.schemas import ClassifyJSON, ClassifyOptions
 from gateway.video_schemas import VideoOptions
@@ -287,7 +288,7 @@ def parse_multipart(
 async def _form_parts(
     request: Request,
     max_files: int,
-    charge: Callable[[int], Awaitable[None]] | None = None,
+    charge: Charge | None = None,
     *,
     file_field: str = "image",
     option_fields: tuple[str, ...] = _OPTION_FIELDS,
@@ -374,7 +375,7 @@ async def read_single(request: Request, max_image_bytes: int | None = None) -> t
 
 
 async def read_batch(
-    request: Request, max_images: int, charge: Callable[[int], Awaitable[None]] | None = None
+    request: Request, max_images: int, charge: Charge | None = None
 ) -> tuple[ClassifyOptions, list[Upload]]:
     """The images and options of ``POST /v1/classify/batch`` (multipart, ``image`` repeated).
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -46,7 +45,7 @@ from starlette.routing import Match
 
 from client import AsyncTritonClient
 from gateway import forms, history
-from gateway.admission import Admission, Quota
+from gateway.admission import Admission, Charge, Quota
 from gateway.auth import Identity, KeyStore
 from gateway.cache import LocalCache, RedisCache, ResultCache
 from gateway.classify import Classifier, ClassifyRequest
@@ -417,7 +416,7 @@ class Gateway:
         child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
         child.observe(time.perf_counter() - started_s)
 
-    def _decode_charge(self, request: Request, caller: Identity) -> Callable[[int], Awaitable[None]]:
+    def _decode_charge(self, request: Request, caller: Identity) -> Charge:
         """Takes an image's tokens beyond the first from the caller's bucket (``Classifier._check``)."""
         return lambda extra: self.admission.charge(request.scope, caller, extra, unit="decode tokens")
 
