@@ -436,6 +436,7 @@ def main(argv: list[str]) -> int:
     """Measure every model; print and save the tables."""
     import torch
 
+    from export.repository import decoder_params
     from serving.launcher import TritonServer, default_models, free_ports
 
     args = _args(argv)
@@ -469,7 +470,7 @@ def main(argv: list[str]) -> int:
             for name in (spec.gpu_model, f"{spec.gpu_model}_preprocess"):  # the split layout decodes in the 2nd
                 if (served_repo / name / "config.pbtxt").exists():
                     count = args.instances if name == spec.gpu_model else None
-                    _rewrite_config(served_repo / name / "config.pbtxt", count, _decoder_params(spec, decoder))
+                    _rewrite_config(served_repo / name / "config.pbtxt", count, decoder_params(spec.gpu, decoder))
             http, grpc, metrics = free_ports(3)
             log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-triton.log"
             models = default_models(catalog, served_repo, spec.name)
@@ -483,7 +484,8 @@ def main(argv: list[str]) -> int:
                         row["served"][key] = cell
                         print(spec.name, key, json.dumps(cell), flush=True)
         if len(decoders) > 1:  # the repository as exported again
-            _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, _decoder_params(spec, spec.gpu.jpeg_decoder))
+            exported = decoder_params(spec.gpu, spec.gpu.jpeg_decoder)
+            _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, exported)
         if args.skip_naive:
             report["models"][spec.name] = row
             continue
@@ -498,11 +500,6 @@ def main(argv: list[str]) -> int:
         doc = DOC.read_text() if DOC.exists() else f"# GPU benchmarks\n\n{BEGIN}\n{END}\n"
         DOC.write_text(replace_block(doc, text, BEGIN, END))
     return 0
-
-
-def _decoder_params(spec: ModelSpec, decoder: str) -> dict[str, str]:
-    """The GPU model's decoder parameters, as the export writes them, with ``decoder`` chosen."""
-    return {"jpeg_decoder": decoder, "hardware_decode_share": str(spec.gpu.hardware_decode_share)}
 
 
 def _rewrite_config(config: Path, instances: int | None, params: dict[str, str]) -> None:

@@ -17,7 +17,16 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from visionserve.catalog import ARTIFACTS, IMAGE_INPUT, PLATFORMS, PREPROCESSED, PROBABILITIES, TTA_VIEWS, ModelSpec
+from visionserve.catalog import (
+    ARTIFACTS,
+    IMAGE_INPUT,
+    PLATFORMS,
+    PREPROCESSED,
+    PROBABILITIES,
+    TTA_VIEWS,
+    GpuProfile,
+    ModelSpec,
+)
 from visionserve.errors import RepositoryError
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "VersionInfo",
     "atomic_write",
     "committed_versions",
+    "decoder_params",
     "gpu_config",
     "pinned_elsewhere",
     "pipeline_models",
@@ -151,6 +161,11 @@ def backbone_config(spec: ModelSpec, fmt: str, versions: list[int], info: Versio
     return cfg
 
 
+def decoder_params(gpu: GpuProfile, decoder: str) -> dict[str, str]:
+    """The GPU model's JPEG-decoder parameters for ``decoder`` (``bench gpu`` swaps the decoder)."""
+    return {"jpeg_decoder": decoder, "hardware_decode_share": str(gpu.hardware_decode_share)}
+
+
 def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes: int) -> mc.ModelConfig:
     """The GPU profile's one model: image bytes → probabilities, decoded and run on the GPU."""
     gpu = spec.gpu
@@ -169,8 +184,7 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
         "preprocessing": json.dumps(spec.pipeline_params()),
         "precision": gpu.precision,
         "graph_batch_sizes": json.dumps(list(gpu.graph_batch_sizes)),
-        "jpeg_decoder": gpu.jpeg_decoder,
-        "hardware_decode_share": str(gpu.hardware_decode_share),
+        **decoder_params(gpu, gpu.jpeg_decoder),
         "backbone_file": ARTIFACTS["onnx"],
     }
     for key, value in params.items():
