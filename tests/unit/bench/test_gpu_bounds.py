@@ -1,0 +1,27 @@
+"""bench.gpu_bounds: its images are what its figures claim, and without a GPU it says so and stops."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from bench import gpu_bounds
+
+
+def test_its_jpegs_are_distinct_photo_sized_640x480_baseline_images() -> None:
+    data = gpu_bounds.jpegs(n=8)
+    assert len(set(data)) == 8
+    for blob in data:
+        with Image.open(io.BytesIO(blob)) as img:
+            assert (img.format, img.size, img.mode) == ("JPEG", (640, 480), "RGB")
+            assert not img.info.get("progressive")
+    # grain on smooth colour: the entropy of a camera JPEG, not a flat test card
+    assert 60_000 < sum(map(len, data)) / len(data) < 160_000
+
+
+def test_without_a_gpu_it_refuses_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the refusal is for machines without one")
+    assert gpu_bounds.main([]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
