@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from bench.cpu import Meter, Reading, spent
@@ -80,45 +80,55 @@ async def run_closed_loop(
     if pause_s < 0:
         raise ValueError(f"pause_s must be >= 0, got {pause_s}")
     counter = itertools.count()
-    latencies: list[float] = []
-    errors = 0
+    tally = _Tally()
     window = Window(warmup_s, duration_s)
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < window.closes:
-            t0 = time.perf_counter()
-            try:
-                await send(next(counter))
-            except Exception:  # noqa: BLE001 - counted; the benchmark reports errors, never hides them
-                if window.inside(time.perf_counter()):
-                    errors += 1
-            else:
-                t1 = time.perf_counter()
-                if window.inside(t1):
-                    latencies.append(t1 - t0)
-            if pause_s:
-                await asyncio.sleep(pause_s)
-
     cpu: Reading = {}
-
-    async def metering() -> None:
-        assert meter is not None
-        await asyncio.sleep(max(0.0, window.opens - time.perf_counter()))
-        before = meter()
-        await asyncio.sleep(max(0.0, window.closes - time.perf_counter()))
-        cpu.update(spent(before, meter()))
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)), *([metering()] if meter else []))
+    workers = (_worker(send, counter, window, tally, pause_s) for _ in range(concurrency))
+    await asyncio.gather(*workers, *([_metering(meter, window, cpu)] if meter else []))
     if record is not None:
-        record.extend(latencies)
+        record.extend(tally.latencies)
     if cpu_record is not None:
         for role, seconds in cpu.items():
             cpu_record[role] = cpu_record.get(role, 0.0) + seconds
     return summarize(
-        latencies, duration_s, label=label, model=model, concurrency=concurrency, errors=errors,
+        tally.latencies, duration_s, label=label, model=model, concurrency=concurrency, errors=tally.errors,
         images_per_request=images_per_request, cpu_s=cpu if meter else None,
     )  # fmt: skip
+
+
+@dataclass
+class _Tally:
+    """What the workers of one run share: the window's latencies (s) and its failed requests."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+async def _worker(
+    send: Callable[[int], Awaitable[object]], counter: Iterator[int], window: Window, tally: _Tally, pause_s: float
+) -> None:
+    """One closed-loop sender: the next request when the last returns, until the window closes."""
+    while time.perf_counter() < window.closes:
+        t0 = time.perf_counter()
+        try:
+            await send(next(counter))
+        except Exception:  # noqa: BLE001 - counted; the benchmark reports errors, never hides them
+            if window.inside(time.perf_counter()):
+                tally.errors += 1
+        else:
+            t1 = time.perf_counter()
+            if window.inside(t1):
+                tally.latencies.append(t1 - t0)
+        if pause_s:
+            await asyncio.sleep(pause_s)
+
+
+async def _metering(meter: Meter, window: Window, cpu: Reading) -> None:
+    """Read ``meter`` as the window opens and as it closes; the CPU spent in between goes into ``cpu``."""
+    await asyncio.sleep(max(0.0, window.opens - time.perf_counter()))
+    before = meter()
+    await asyncio.sleep(max(0.0, window.closes - time.perf_counter()))
+    cpu.update(spent(before, meter()))
 
 
 async def run_interleaved(
@@ -155,7 +165,12 @@ async def run_interleaved(
             errors[key] += m.errors
     return {
         key: summarize(
-            latencies[key], duration_s, label=key, model=model, concurrency=concurrency, errors=errors[key],
+            latencies[key],
+            duration_s,
+            label=key,
+            model=model,
+            concurrency=concurrency,
+            errors=errors[key],
             cpu_s=cpu[key] if meter else None,
         )
         for key in senders

@@ -52,7 +52,17 @@ import orjson
 
 from bench.cpu import LOAD_GENERATOR, ROLES, CpuMeter, Meter, isolate
 from bench.driver import run_closed_loop, run_interleaved
-from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, markdown_table, write_json
+from bench.inputs import image_settings
+from bench.report import (
+    DEFAULT_REPORT_DIR,
+    fmt_ms,
+    fmt_rate,
+    fmt_ratio,
+    machine,
+    mark_load_after,
+    markdown_table,
+    write_json,
+)
 from bench.stats import Measurement, ratio
 from bench.targets import BenchError, triton_sender
 from client import CLASSIFY_PATH, AsyncTritonClient, check_gateway_answer, classify_form
@@ -396,8 +406,7 @@ def _settings(args: argparse.Namespace, model: str, levels: list[int], images: S
         "duration_s": args.duration_s,
         "warmup_s": args.warmup_s,
         "rounds": args.rounds,
-        "images": len(images),
-        "image_formats": sorted({i.format for i in images}),
+        **image_settings(images),
         "mean_image_bytes": round(sum(len(i.data) for i in images) / len(images)),
         "top_k": top_k,
         "workers": args.workers or int(os.environ.get("GATEWAY_WORKERS", "1")),
@@ -450,7 +459,7 @@ def main(argv: list[str]) -> int:
     report["cells"] = {str(conc): c for conc, c in cells.items()}
     report["ratios"] = {str(k): v for k, v in verdict["per_concurrency"].items()}
     report["goals"], report["met"] = verdict["goals"], verdict["met"]
-    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    mark_load_after(report)
     dated, latest = write_json(report, Path(args.out), "bench-gateway")
     print()
     print(_table(cells, verdict))

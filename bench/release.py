@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import threading
 import time
@@ -23,26 +22,17 @@ from pathlib import Path
 
 import httpx
 
+from bench.stats import percentile
 from export.publish import TritonControl, commit_staged, next_version, staging_dir
 from export.release import abort_release, start_release
 from export.repository import served_version
 from serving.stack import GatewayStack
 from visionserve.catalog import load_catalog
+from visionserve.files import copy_repository
 from visionserve.samples import make_unique, sample_images
 from visionserve.settings import repository_path
 
 __all__ = ["main"]
-
-
-def _copy(source: Path, target: Path) -> Path:
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link, ignore=shutil.ignore_patterns("release.json", "*_canary"))
-    return target
 
 
 def _stage_identical(repo: Path, model: str) -> int:
@@ -96,10 +86,6 @@ def _phase(url: str, key: str, model: str, rate: float, seconds: float, base: by
     return latencies
 
 
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionserve bench release", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18")
@@ -110,7 +96,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     spec = load_catalog().get(args.model)
     with tempfile.TemporaryDirectory(prefix="vs-bench-release-") as tmp:
-        repo = _copy(args.repository or repository_path(), Path(tmp) / "model_repository")
+        repo = copy_repository(
+            args.repository or repository_path(),
+            Path(tmp) / "model_repository",
+            ignore=shutil.ignore_patterns("release.json", "*_canary"),
+        )
         canary = _stage_identical(repo, args.model)
         stack = GatewayStack(repo, log_path=Path(tmp) / "up.log", models=[args.model]).start()
         control = TritonControl(stack.triton_grpc_url)
@@ -131,7 +121,7 @@ def main(argv: list[str]) -> int:
     off, on = results["off"], results["on"]
     print(f"shadow cost on the stable path ({args.model}, {args.rate:g} req/s open loop, {args.rounds} rounds):")
     for q in (0.5, 0.99):
-        a, b = _quantile(off, q), _quantile(on, q)
+        a, b = percentile(off, q * 100), percentile(on, q * 100)
         print(f"  p{int(q * 100)}: shadow off {a:.1f} ms, shadow on {b:.1f} ms, ratio {b / a:.3f}")
     print(f"  requests: {len(off)} off, {len(on)} on")
     return 0

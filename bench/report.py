@@ -27,6 +27,7 @@ __all__ = [
     "fmt_ratio",
     "fmt_rate",
     "machine",
+    "mark_load_after",
     "markdown_table",
     "replace_block",
     "write_json",
@@ -64,6 +65,11 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def mark_load_after(report: dict[str, Any]) -> None:
+    """Record the load average at the end of the run beside the one ``machine()`` took before it."""
+    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
 
 
 def write_json(data: dict[str, Any], directory: Path, name: str) -> tuple[Path, Path]:

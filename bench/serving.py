@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import time
@@ -37,17 +36,17 @@ from typing import Any
 
 from bench.ceiling import DEFAULT_BATCH_SIZES, measure_ceiling
 from bench.driver import run_closed_loop
+from bench.inputs import BenchInputs, bench_inputs, image_settings
 from bench.profile import StageProfile, stage_profiles
-from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, write_json
+from bench.report import DEFAULT_REPORT_DIR, fmt_ms, fmt_rate, fmt_ratio, machine, mark_load_after, write_json
 from bench.stats import Measurement, ratio
 from bench.targets import triton_sender
 from bench.variants import Variant, compared_formats, variant_repository
 from client import AsyncTritonClient, TritonClient
 from serving.launcher import TritonServer, default_models
-from visionserve.catalog import INT8_FORMAT, load_catalog
+from visionserve.catalog import INT8_FORMAT, ModelSpec
 from visionserve.imaging import JPEG_DECODERS
-from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, image_set
-from visionserve.settings import repository_path
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DistinctImages
 
 __all__ = ["GOAL", "INT8_GOAL", "format_serving", "main", "measure_decoders", "run_serving"]
 
@@ -188,93 +187,121 @@ def measure_decoders(spec_pipeline_params: dict[str, Any], images: list[bytes], 
 
 def run_serving(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every selected model; returns the report (also what the JSON holds)."""
-    catalog = load_catalog()
-    specs = catalog.select(args.models)
-    repository = Path(args.repository) if args.repository else repository_path()
-    top_k = args.top_k or catalog.top_k
-    images = image_set(args.images, seed=DEFAULT_IMAGE_SEED)
+    inputs = bench_inputs(args)
+    report = _new_report(args, inputs)
+    specs = [] if args.composition_only else inputs.specs
+    variants = {spec.name: _measure_in_process(args, inputs, spec, report) for spec in specs}
+    server = None
+    scratch = inputs.repository.resolve().parent / f".{inputs.repository.resolve().name}.bench-variants"
+    try:
+        url = args.url
+        if not url:
+            server = _start_server(args, inputs, variants, scratch)
+            url = server.grpc_url
+        with TritonClient(url) as sync_client:
+            weights = {s.name: sync_client.weights(s.ensemble) for s in inputs.specs}
+        for spec in specs:
+            report["models"][spec.name]["weights"] = weights[spec.name]
+            _measure_served(url, args, inputs, variants[spec.name], report["models"][spec.name])
+        if args.composition:
+            report["composition"] = _measure_composition(url, args, inputs)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    mark_load_after(report)
+    report["machine"]["cpu_features"] = cpu_features()
+    return report
+
+
+def _new_report(args: argparse.Namespace, inputs: BenchInputs) -> dict[str, Any]:
+    """The report's conditions (machine, settings), printed as the run's first line; no models yet."""
     report: dict[str, Any] = {
         "benchmark": "serving",
         "machine": machine(),
         "settings": {
-            "repository": str(repository),
+            "repository": str(inputs.repository),
             "duration_s": args.duration_s,
             "warmup_s": args.warmup_s,
             "concurrency": list(args.concurrency),
             "ceiling_batch_sizes": list(args.batch_sizes),
-            "images": len(images),
-            "image_formats": sorted({i.format for i in images}),
+            **image_settings(inputs.images),
             "distinct_images": True,
-            "top_k": top_k,
+            "top_k": inputs.top_k,
             "goal": GOAL,
         },  # fmt: skip
         "models": {},
     }
     host = report["machine"]
     print(
-        f"bench serving: {len(images)} images, window {args.duration_s:g} s after {args.warmup_s:g} s warm-up, "
-        f"{host['cores']} cores, load average {host['load_average_1m']}",
+        f"bench serving: {len(inputs.images)} images, window {args.duration_s:g} s after {args.warmup_s:g} s "
+        f"warm-up, {host['cores']} cores, load average {host['load_average_1m']}",
         flush=True,
     )
-    jpegs = [i.data for i in images if i.format == "JPEG"]
-    variants: dict[str, list[Variant]] = {}
-    for spec in [] if args.composition_only else specs:
-        formats = compared_formats(repository, spec) if not args.url else [spec.serve_format]  # a given server: as is
-        variants[spec.name] = [Variant(spec, f) for f in formats]
-        rates = measure_decoders(spec.pipeline_params(), jpegs, duration_s=min(args.duration_s, 5.0))
-        print(f"{spec.name}: preprocessing of {len(jpegs)} JPEGs, one thread: "
-              + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items()), flush=True)  # fmt: skip
-        entry = report["models"][spec.name] = {
-            "model": spec.name,
-            "format": spec.serve_format,
-            "decoders": {"jpeg_images": len(jpegs), "images_per_s": rates, "catalog": spec.jpeg_decoder},
-            "formats": {},
-        }
-        for variant in variants[spec.name]:
-            print(f"{spec.name} ({variant.fmt}): in-process ceiling …", flush=True)
-            ceiling = measure_ceiling(variant.served_spec, repository, images, duration_s=args.duration_s,
-                                      warmup_s=args.warmup_s, batch_sizes=args.batch_sizes, top_k=top_k)  # fmt: skip
-            for m in ceiling:
-                print(f"  ceiling batch {m.concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms")
-            entry["formats"][variant.fmt] = {"ensemble": variant.ensemble, "ceiling": ceiling}
-    server = None
-    scratch = repository.resolve().parent / f".{repository.resolve().name}.bench-variants"
-    try:
-        url = args.url
-        if not url:
-            print("starting tritonserver …", flush=True)
-            every = [v for vs in variants.values() for v in vs]
-            models = variant_repository(repository, scratch, every)
-            if args.composition:
-                models += default_models(catalog, scratch)  # the TTA ensembles, committees and their steps
-                models = list(dict.fromkeys(models))
-            server = TritonServer.on_free_ports(scratch, models=models, exit_timeout_s=2)
-            server.start(ready_timeout_s=600)
-            url = server.grpc_url
-        with TritonClient(url) as sync_client:
-            weights = {s.name: sync_client.weights(s.ensemble) for s in specs}
-        for spec in [] if args.composition_only else specs:
-            print(f"{spec.name}: served ensembles over gRPC (distinct images) …", flush=True)
-            rows = asyncio.run(_served(url, variants[spec.name], DistinctImages(images), args, top_k))
-            entry = report["models"][spec.name]
-            entry["weights"] = weights[spec.name]
-            for variant in variants[spec.name]:
-                _judge(entry["formats"][variant.fmt], rows[variant.ensemble])
-            if INT8_FORMAT in entry["formats"] and "onnx" in entry["formats"]:
-                entry["int8_vs_fp32"] = _int8_vs_fp32(entry["formats"]["onnx"], entry["formats"][INT8_FORMAT])
-        if args.composition:
-            committees = list(catalog.committees.values())
-            names = composition_names(repository, specs, committees)
-            print(f"composition: {', '.join(names)} over gRPC, alternating (distinct images) …", flush=True)
-            rows = asyncio.run(_composition(url, names, DistinctImages(images), args, top_k))
-            report["composition"] = composition_report(rows, specs, committees)
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-    report["machine"]["cpu_features"] = cpu_features()
     return report
+
+
+def _measure_in_process(
+    args: argparse.Namespace, inputs: BenchInputs, spec: ModelSpec, report: dict[str, Any]
+) -> list[Variant]:
+    """The JPEG decoders and each backbone variant's in-process ceiling, into ``report``; the variants."""
+    # a given server is measured as it serves
+    formats = compared_formats(inputs.repository, spec) if not args.url else [spec.serve_format]
+    variants = [Variant(spec, f) for f in formats]
+    jpegs = [i.data for i in inputs.images if i.format == "JPEG"]
+    rates = measure_decoders(spec.pipeline_params(), jpegs, duration_s=min(args.duration_s, 5.0))
+    print(f"{spec.name}: preprocessing of {len(jpegs)} JPEGs, one thread: "
+          + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items()), flush=True)  # fmt: skip
+    entry = report["models"][spec.name] = {
+        "model": spec.name,
+        "format": spec.serve_format,
+        "decoders": {"jpeg_images": len(jpegs), "images_per_s": rates, "catalog": spec.jpeg_decoder},
+        "formats": {},
+    }
+    for variant in variants:
+        print(f"{spec.name} ({variant.fmt}): in-process ceiling …", flush=True)
+        ceiling = measure_ceiling(variant.served_spec, inputs.repository, inputs.images, duration_s=args.duration_s,
+                                  warmup_s=args.warmup_s, batch_sizes=args.batch_sizes, top_k=inputs.top_k)  # fmt: skip
+        for m in ceiling:
+            print(f"  ceiling batch {m.concurrency}: {fmt_rate(m.throughput)} img/s, p50 {fmt_ms(m.p50_ms)} ms")
+        entry["formats"][variant.fmt] = {"ensemble": variant.ensemble, "ceiling": ceiling}
+    return variants
+
+
+def _start_server(
+    args: argparse.Namespace, inputs: BenchInputs, variants: dict[str, list[Variant]], scratch: Path
+) -> TritonServer:
+    """A tritonserver on ``scratch``: the variants' repository, plus the composition's models when measured."""
+    print("starting tritonserver …", flush=True)
+    every = [v for vs in variants.values() for v in vs]
+    models = variant_repository(inputs.repository, scratch, every)
+    if args.composition:
+        models += default_models(inputs.catalog, scratch)  # the TTA ensembles, committees and their steps
+        models = list(dict.fromkeys(models))
+    server = TritonServer.on_free_ports(scratch, models=models, exit_timeout_s=2)
+    server.start(ready_timeout_s=600)
+    return server
+
+
+def _measure_served(
+    url: str, args: argparse.Namespace, inputs: BenchInputs, variants: list[Variant], entry: dict[str, Any]
+) -> None:
+    """One model's variants over gRPC, judged against their ceilings, into its report ``entry``."""
+    print(f"{entry['model']}: served ensembles over gRPC (distinct images) …", flush=True)
+    rows = asyncio.run(_served(url, variants, DistinctImages(inputs.images), args, inputs.top_k))
+    for variant in variants:
+        _judge(entry["formats"][variant.fmt], rows[variant.ensemble])
+    if INT8_FORMAT in entry["formats"] and "onnx" in entry["formats"]:
+        entry["int8_vs_fp32"] = _int8_vs_fp32(entry["formats"]["onnx"], entry["formats"][INT8_FORMAT])
+
+
+def _measure_composition(url: str, args: argparse.Namespace, inputs: BenchInputs) -> dict[str, Any]:
+    """Plain, TTA and committee ensembles alternating over gRPC; the composition report."""
+    committees = list(inputs.catalog.committees.values())
+    names = composition_names(inputs.repository, inputs.specs, committees)
+    print(f"composition: {', '.join(names)} over gRPC, alternating (distinct images) …", flush=True)
+    rows = asyncio.run(_composition(url, names, DistinctImages(inputs.images), args, inputs.top_k))
+    return composition_report(rows, inputs.specs, committees)
 
 
 def _judge(fmt_entry: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -317,69 +344,89 @@ def cpu_features() -> list[str]:
 
 def format_serving(report: dict[str, Any]) -> str:
     """The side-by-side table: per model and backbone format, ceiling then served per concurrency."""
-    lines = []
     head = (f"{'model':<13} {'format':<10} {'path':<22} {'img/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}   "
             f"{'batch pre/net':>13} {'busy pre/net':>13} {'pre ms/img':>10} {'net ms/img':>10}")  # fmt: skip
-    lines += [head, "-" * len(head)]
+    lines = [head, "-" * len(head)]
     for name, entry in report["models"].items():
         for fmt, f in entry["formats"].items():
-            best: Measurement = f.get("ceiling_best") or max(f["ceiling"], key=lambda m: m.throughput)
-            for m in f["ceiling"]:
-                mark = " *" if m is best else ""
-                lines.append(f"{name:<13} {fmt:<10} {f'in-process batch {m.concurrency}{mark}':<22} "
-                             f"{fmt_rate(m.throughput):>7} {fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} "
-                             f"{'1.00' if m is best else '':>6}")  # fmt: skip
-            for row in f.get("served", []):
-                m, prof = row["measurement"], row["profile"]
-                pre = prof.get(f"{name}_preprocess")
-                net = prof.get(f"{name}_{fmt}")
-                stages = (
-                    f"{pre.mean_batch:>6.1f}/{net.mean_batch:<6.1f} {pre.busy:>6.0%}/{net.busy:<6.0%} "
-                    f"{pre.compute_ms_per_image:>10.1f} {net.compute_ms_per_image:>10.1f}"
-                    if pre and net else ""
-                )  # fmt: skip
-                lines.append(
-                    f"{name:<13} {fmt:<10} {f'triton gRPC c={m.concurrency}':<22} {fmt_rate(m.throughput):>7} "
-                    f"{fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} {fmt_ratio(row['ratio']):>6}   {stages}"
-                )
-            if "best_ratio" in f:
-                verdict = "meets" if f["meets_goal"] else "BELOW"
-                lines.append(
-                    f"{'':<13} {fmt:<10} best: c={f['best_concurrency']}, served/ceiling "
-                    f"{fmt_ratio(f['best_ratio'])} — {verdict} the {report['settings']['goal']:.2f} goal"
-                )
-        cmp = entry.get("int8_vs_fp32")
-        if cmp:
-            per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in cmp["served_by_concurrency"].items())
-            verdict = "meets" if (cmp["served_best"] or 0) >= cmp["goal"] else "below"
-            lines.append(
-                f"{'':<13} int8/fp32 served: best {fmt_ratio(cmp['served_best'])} ({verdict} {cmp['goal']:.1f}x); "
-                f"{per_c}; in-process ceiling {fmt_ratio(cmp['ceiling_best'])}"
-            )
-        dec = entry.get("decoders")
-        if dec:
-            rates = dec["images_per_s"]
-            speedup = ratio(rates.get("simplejpeg", 0.0), rates.get("pillow", 0.0))
-            lines.append(
-                f"{'':<13} preprocessing, {dec['jpeg_images']} JPEGs, one thread: "
-                + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items())
-                + f" (simplejpeg/pillow {fmt_ratio(speedup)}; catalog uses {dec['catalog']})"
-            )
+            lines += _format_lines(name, fmt, f, report["settings"]["goal"])
+        lines += _comparison_lines(entry)
         lines.append("")
     comp = report.get("composition")
     if comp:
-        for name, t in comp["tta_vs_plain"].items():
-            per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in t["by_concurrency"].items())
-            lines.append(f"{name:<18} TTA/plain throughput: best {fmt_ratio(t['best'])}; {per_c}")
-        for name, c in comp["committee"].items():
-            vs = ", ".join(f"{m} {fmt_ratio(r)}" for m, r in c["vs_member"].items())
-            lines.append(f"{name:<18} {fmt_rate(c['best'])} img/s at best; committee/member: {vs}; "
-                         f"vs the members in turn {fmt_ratio(c['vs_members_in_turn'])}")  # fmt: skip
+        lines += _composition_lines(comp)
         lines.append("")
     features = report["machine"].get("cpu_features")
     if features:
         lines.append(f"CPU features: {' '.join(features)}")
     return "\n".join(lines)
+
+
+def _format_lines(name: str, fmt: str, f: dict[str, Any], goal: float) -> list[str]:
+    """One backbone format of a model: its ceiling per batch size, served per concurrency, the verdict."""
+    lines = []
+    best: Measurement = f.get("ceiling_best") or max(f["ceiling"], key=lambda m: m.throughput)
+    for m in f["ceiling"]:
+        mark = " *" if m is best else ""
+        lines.append(f"{name:<13} {fmt:<10} {f'in-process batch {m.concurrency}{mark}':<22} "
+                     f"{fmt_rate(m.throughput):>7} {fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} "
+                     f"{'1.00' if m is best else '':>6}")  # fmt: skip
+    for row in f.get("served", []):
+        m, prof = row["measurement"], row["profile"]
+        pre = prof.get(f"{name}_preprocess")
+        net = prof.get(f"{name}_{fmt}")
+        stages = (
+            f"{pre.mean_batch:>6.1f}/{net.mean_batch:<6.1f} {pre.busy:>6.0%}/{net.busy:<6.0%} "
+            f"{pre.compute_ms_per_image:>10.1f} {net.compute_ms_per_image:>10.1f}"
+            if pre and net else ""
+        )  # fmt: skip
+        lines.append(
+            f"{name:<13} {fmt:<10} {f'triton gRPC c={m.concurrency}':<22} {fmt_rate(m.throughput):>7} "
+            f"{fmt_ms(m.p50_ms):>7} {fmt_ms(m.p99_ms):>7} {fmt_ratio(row['ratio']):>6}   {stages}"
+        )
+    if "best_ratio" in f:
+        verdict = "meets" if f["meets_goal"] else "BELOW"
+        lines.append(
+            f"{'':<13} {fmt:<10} best: c={f['best_concurrency']}, served/ceiling "
+            f"{fmt_ratio(f['best_ratio'])} — {verdict} the {goal:.2f} goal"
+        )
+    return lines
+
+
+def _comparison_lines(entry: dict[str, Any]) -> list[str]:
+    """A model's INT8/fp32 ratios and its JPEG decoders' rates, where measured."""
+    lines = []
+    cmp = entry.get("int8_vs_fp32")
+    if cmp:
+        per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in cmp["served_by_concurrency"].items())
+        verdict = "meets" if (cmp["served_best"] or 0) >= cmp["goal"] else "below"
+        lines.append(
+            f"{'':<13} int8/fp32 served: best {fmt_ratio(cmp['served_best'])} ({verdict} {cmp['goal']:.1f}x); "
+            f"{per_c}; in-process ceiling {fmt_ratio(cmp['ceiling_best'])}"
+        )
+    dec = entry.get("decoders")
+    if dec:
+        rates = dec["images_per_s"]
+        speedup = ratio(rates.get("simplejpeg", 0.0), rates.get("pillow", 0.0))
+        lines.append(
+            f"{'':<13} preprocessing, {dec['jpeg_images']} JPEGs, one thread: "
+            + ", ".join(f"{d} {r:.0f} img/s" for d, r in rates.items())
+            + f" (simplejpeg/pillow {fmt_ratio(speedup)}; catalog uses {dec['catalog']})"
+        )
+    return lines
+
+
+def _composition_lines(comp: dict[str, Any]) -> list[str]:
+    """TTA/plain per TTA ensemble, and each committee against its members."""
+    lines = []
+    for name, t in comp["tta_vs_plain"].items():
+        per_c = ", ".join(f"c={c} {fmt_ratio(r)}" for c, r in t["by_concurrency"].items())
+        lines.append(f"{name:<18} TTA/plain throughput: best {fmt_ratio(t['best'])}; {per_c}")
+    for name, c in comp["committee"].items():
+        vs = ", ".join(f"{m} {fmt_ratio(r)}" for m, r in c["vs_member"].items())
+        lines.append(f"{name:<18} {fmt_rate(c['best'])} img/s at best; committee/member: {vs}; "
+                     f"vs the members in turn {fmt_ratio(c['vs_members_in_turn'])}")  # fmt: skip
+    return lines
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["Measurement", "percentile_ms", "ratio", "summarize"]
+__all__ = ["Measurement", "percentile", "percentile_ms", "ratio", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,19 @@ class Measurement:
         return asdict(self)
 
 
-def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) in milliseconds, linear interpolation; NaN when empty."""
-    if not len(latencies_s):
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``values``, in their unit, linear interpolation; NaN when empty.
+
+    The one percentile every benchmark and drill reports, so that their p50/p99 agree on method.
+    """
+    if not len(values):
         return math.nan
-    return float(np.percentile(np.asarray(latencies_s, dtype=np.float64), q) * 1000.0)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of latencies in seconds, in milliseconds; NaN when empty."""
+    return percentile(latencies_s, q) * 1000.0
 
 
 def summarize(

@@ -31,12 +31,14 @@ import aiohttp
 from bench.ceiling import DEFAULT_BATCH_SIZES, measure_ceiling
 from bench.chart import bench_chart
 from bench.driver import run_closed_loop
+from bench.inputs import bench_inputs, image_settings
 from bench.report import (
     DEFAULT_REPORT_DIR,
     fmt_ms,
     fmt_rate,
     fmt_ratio,
     machine,
+    mark_load_after,
     markdown_table,
     replace_block,
     write_json,
@@ -45,9 +47,9 @@ from bench.stats import Measurement, ratio
 from bench.targets import http_classify_sender, triton_sender
 from client import AsyncTritonClient, TritonClient
 from serving.stack import GatewayStack
-from visionserve.catalog import ModelSpec, load_catalog
-from visionserve.samples import DEFAULT_IMAGE_COUNT, DEFAULT_IMAGE_SEED, DistinctImages, SampleImage, image_set
-from visionserve.settings import PROJECT_ROOT, repository_path
+from visionserve.catalog import ModelSpec
+from visionserve.samples import DEFAULT_IMAGE_COUNT, DistinctImages, SampleImage
+from visionserve.settings import PROJECT_ROOT
 
 __all__ = ["PATHS", "bench_markdown", "bench_ratios", "main"]
 
@@ -147,11 +149,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every path for every selected model; returns the report."""
     from bench.naive import NaiveServer
 
-    catalog = load_catalog()
-    specs = catalog.select(args.models)
-    repository = Path(args.repository) if args.repository else repository_path()
-    top_k = args.top_k or catalog.top_k
-    images = image_set(args.images, seed=DEFAULT_IMAGE_SEED)
+    inputs = bench_inputs(args)
+    specs, repository, top_k, images = inputs.specs, inputs.repository, inputs.top_k, inputs.images
     out = Path(args.out)
     report: dict[str, Any] = {
         "benchmark": "all",
@@ -161,8 +160,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "duration_s": args.duration_s,
             "warmup_s": args.warmup_s,
-            "images": len(images),
-            "image_formats": sorted({i.format for i in images}),
+            **image_settings(images),
             "ceiling_batch_sizes": list(DEFAULT_BATCH_SIZES),
             "top_k": top_k,
             "gateway_cache": "redis" if os.environ.get("REDIS_URL") else "in-process LRU",
@@ -189,7 +187,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             report["models"][name]["cells"]["naive"] = m
     for entry in report["models"].values():
         entry["ratios"] = bench_ratios(entry["cells"])
-    report["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    mark_load_after(report)
     return report
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from export.repository import LABELS_FILE, ensemble_config, read_version, served_version
 from visionserve.catalog import INT8_FORMAT, ModelSpec
 from visionserve.errors import RepositoryError
+from visionserve.files import link_or_copy
 
 __all__ = ["COMPARED_FORMATS", "Variant", "compared_formats", "variant_repository"]
 
@@ -58,10 +59,7 @@ def _link_tree(source: Path, target: Path) -> None:
             if name == "config.pbtxt":
                 shutil.copyfile(src, dst)  # may be rewritten: never a link into the real repository
                 continue
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copyfile(src, dst)
+            link_or_copy(src, dst)
 
 
 def variant_repository(repository: Path, target: Path, variants: list[Variant]) -> list[str]:

@@ -6,6 +6,7 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from export.publish import TritonControl, require_version, switch_version
 from export.release import require_no_release
@@ -14,6 +15,9 @@ from export.weights import parse_weights
 from visionserve.catalog import PROFILES, Catalog, CommitteeSpec, ModelSpec, load_catalog
 from visionserve.errors import CatalogError
 from visionserve.settings import DEFAULT_GRPC_PORT, repository_path
+
+if TYPE_CHECKING:
+    from export.pipeline import ExportResult
 
 __all__ = ["export_main", "rollback_main", "versions_main"]
 
@@ -37,7 +41,7 @@ def _control(url: str) -> TritonControl | None:
     return control
 
 
-def export_main(argv: list[str]) -> int:
+def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visionserve export", description="Export models and publish version N+1.")
     parser.add_argument(
         "--model", default="", help="catalog model(s) or committee(s), comma-separated (default: all, committees last)"
@@ -59,12 +63,14 @@ def export_main(argv: list[str]) -> int:
         help="publish as a canary on PERCENT %% of API keys beside the stable version (`visionserve release`)",
     )
     _common(parser)
+    return parser
+
+
+def export_main(argv: list[str]) -> int:
+    parser = _export_parser()
     args = parser.parse_args(argv)
     if args.canary is not None and not 0 <= args.canary <= 100:
         parser.error("--canary is a percentage of API keys, 0 to 100")
-
-    from export.pipeline import export_model  # heavy imports only when exporting
-
     catalog = load_catalog(args.catalog)
     specs, committees = _selection(catalog, args.model)
     if (args.labels or args.weights not in {"auto", "imagenet", "demo"}) and len(specs) != 1:
@@ -72,33 +78,48 @@ def export_main(argv: list[str]) -> int:
     repo = args.repository or repository_path()
     control = _control(args.server_url)
     start = time.perf_counter()
-    results = []
     try:
-        for spec in specs:
-            choice = parse_weights(args.weights, spec.checkpoint)
-            results.append(
-                export_model(
-                    spec,
-                    choice,
-                    repo,
-                    profile=args.profile,
-                    labels=args.labels,
-                    control=control,
-                    keep_versions=args.keep or catalog.keep_versions,
-                    canary_weight=None if args.canary is None else args.canary / 100.0,
-                )
-            )
-        for committee in committees:
-            from export.committee import export_committee
-
-            export_committee(
-                catalog, committee, repo, control=control, keep_versions=args.keep or catalog.keep_versions
-            )
+        results = _export_all(args, catalog, specs, committees, repo, control)
     finally:
         if control:
             control.close()
     _summary(results, time.perf_counter() - start, repo)
     return 0
+
+
+def _export_all(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    specs: list[ModelSpec],
+    committees: list[CommitteeSpec],
+    repo: Path,
+    control: TritonControl | None,
+) -> list[ExportResult]:
+    """Export the models, then the committees (whose members' versions they pin)."""
+    from export.pipeline import export_model  # heavy imports only when exporting
+
+    keep_versions = args.keep or catalog.keep_versions
+    canary_weight = None if args.canary is None else args.canary / 100.0
+    results = []
+    for spec in specs:
+        choice = parse_weights(args.weights, spec.checkpoint)
+        results.append(
+            export_model(
+                spec,
+                choice,
+                repo,
+                profile=args.profile,
+                labels=args.labels,
+                control=control,
+                keep_versions=keep_versions,
+                canary_weight=canary_weight,
+            )
+        )
+    for committee in committees:
+        from export.committee import export_committee
+
+        export_committee(catalog, committee, repo, control=control, keep_versions=keep_versions)
+    return results
 
 
 def _selection(catalog: Catalog, given: str) -> tuple[list[ModelSpec], list[CommitteeSpec]]:
@@ -111,7 +132,7 @@ def _selection(catalog: Catalog, given: str) -> tuple[list[ModelSpec], list[Comm
     return (catalog.select(models) if models else []), committees
 
 
-def _summary(results, seconds: float, repo: Path) -> None:  # noqa: ANN001
+def _summary(results: list[ExportResult], seconds: float, repo: Path) -> None:
     from rich.table import Table
 
     from visionserve.console import console as make_console

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from export.weights import WeightsChoice, warn_demo
 from visionserve import imaging
 from visionserve.catalog import ARTIFACTS, INT8_FORMAT, ModelSpec, Profile
 from visionserve.errors import CatalogError, WeightsError
+from visionserve.files import link_or_copy
 from visionserve.samples import image_set, sample_images
 
 __all__ = ["ExportResult", "export_model", "make_backbone"]
@@ -71,8 +71,8 @@ def _build(
     backbone: Backbone,
     choice: WeightsChoice,
     num_classes: int | None,
-    log: Callable[[str], None],
 ) -> None:
+    """Load the weights ``choice`` names; ``auto`` falls back to seeded demo weights when ImageNet's cannot load."""
     calibration = _batch(spec, CALIBRATION_IMAGES, seed=CALIBRATION_SEED) if choice.kind in {"demo", "auto"} else None
     if choice.kind == "auto":
         try:
@@ -135,10 +135,7 @@ def _stage_gpu_model(spec: ModelSpec, backbone: Backbone, staging: Path, version
     for name, source in sources.items():
         shutil.copyfile(source, gpu_dir / name)
     artifact = gpu_dir / ARTIFACTS["onnx"]
-    try:
-        os.link(onnx_file, artifact)  # one file on disk; publishing never rewrites a file in place
-    except OSError:
-        shutil.copyfile(onnx_file, artifact)
+    link_or_copy(onnx_file, artifact)  # one file on disk; publishing never rewrites a file in place
     module = gpu_pipeline.load_onnx_module(str(artifact))
     with torch.inference_mode():
         got = module(torch.from_numpy(np.ascontiguousarray(check))).numpy()
@@ -179,79 +176,142 @@ def export_model(
 
     repo.mkdir(parents=True, exist_ok=True)
     remove_orphans(repo, spec, log=step)
-    given_labels = read_labels(Path(labels)) if labels else None
-    num_classes = len(given_labels) if given_labels else None
-    step(f"building {spec.builder} (weights: {choice.describe()})")
-    backbone = make_backbone(spec)
-    _build(spec, backbone, choice, num_classes, step)
-    label_list = given_labels or resolve_labels(spec.labels, backbone.num_classes)
-    step(f"weights: {backbone.weights}, {backbone.num_classes} classes")
-
+    backbone, label_list = _built_backbone(spec, choice, labels, step)
     version = next_version(repo, spec)
     staging = staging_dir(repo, spec, version)
     shutil.rmtree(staging, ignore_errors=True)
     result = ExportResult(spec.name, version, backbone.weights)
     try:
-        check = _batch(spec, CHECK_IMAGES, seed=202)
-        # SavedModel first: tf2onnx then converts it instead of writing a scratch copy; INT8 is quantized
-        # from the ONNX after the loop
-        published = [f for f in spec.formats if f != INT8_FORMAT]
-        quantization: dict[str, dict] = {}
-        for fmt in sorted(published, key=lambda f: f != "savedmodel"):
-            step(f"exporting {fmt} …")
-            exported = backbone.export(fmt, staging / spec.backbone_model(fmt) / str(version), check)
-            result.artifacts.append(exported)
-            step(
-                f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
-                f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)"
-            )
-        if INT8_FORMAT in spec.formats:
-            step(f"quantizing {INT8_FORMAT} (static QDQ, {spec.quantization.calibration_images} calibration images) …")
-            int8, quantization[INT8_FORMAT] = _stage_int8(spec, staging, version, step)
-            if int8 is not None:
-                result.artifacts.append(int8)
-                published.append(INT8_FORMAT)
-        pre_dir = staging / spec.preprocess_model / str(version)
-        pre_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
-        shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
-        tta = list(spec.tta) if profile == "cpu" else []  # the GPU model has no view rows
-        for view in tta:
-            stage_mean_model(staging / spec.tta_mean_model(view) / str(version))
-            (staging / spec.tta_ensemble(view) / str(version)).mkdir(parents=True, exist_ok=True)
-        if profile == "gpu":
-            step("staging the GPU model (nvJPEG decode, fp16 backbone from the ONNX) …")
-            gpu = _stage_gpu_model(spec, backbone, staging, version, check)
-            result.artifacts.append(gpu)
-            step(f"gpu: parity max |Δp| = {gpu.max_abs_diff:.2e} (onnx2torch, float32) ({gpu.seconds:.1f} s)")
-            if spec.gpu and spec.gpu.device == "gpu" and not _cuda_visible():
-                step(
-                    "note: no GPU here; this version's <name>_gpu is KIND_GPU and loads only on a GPU machine "
-                    "(models.yaml profiles.gpu.device: cpu runs the same model on a CPU device)"
-                )
-        info = VersionInfo(
-            version=version,
-            weights=backbone.weights,
-            num_classes=backbone.num_classes,
-            formats=[f for f in spec.formats if f in published],
-            checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
-            parity={e.fmt: e.max_abs_diff for e in result.artifacts},
-            profile=profile,
-            quantization=quantization,
-            tta=tta,
-        )
+        info = _stage_version(spec, backbone, choice, staging, result, profile, step)
         write_version_files(staging / spec.ensemble / str(version), info, label_list)
         commit_staged(staging, repo, spec, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _publish(repo, spec, version, control, canary_weight, step)
+    prune(repo, spec, keep_versions, log=step)
+    result.seconds = time.perf_counter() - start
+    step(f"done: {spec.ensemble} v{version} ({backbone.weights} weights)")
+    return result
+
+
+def _built_backbone(
+    spec: ModelSpec, choice: WeightsChoice, labels: str | None, step: Callable[[str], None]
+) -> tuple[Backbone, list[str]]:
+    """The backbone with its weights loaded, and the class labels of the version (given or resolved)."""
+    given_labels = read_labels(Path(labels)) if labels else None
+    num_classes = len(given_labels) if given_labels else None
+    step(f"building {spec.builder} (weights: {choice.describe()})")
+    backbone = make_backbone(spec)
+    _build(spec, backbone, choice, num_classes)
+    label_list = given_labels or resolve_labels(spec.labels, backbone.num_classes)
+    step(f"weights: {backbone.weights}, {backbone.num_classes} classes")
+    return backbone, label_list
+
+
+def _stage_version(
+    spec: ModelSpec,
+    backbone: Backbone,
+    choice: WeightsChoice,
+    staging: Path,
+    result: ExportResult,
+    profile: Profile,
+    step: Callable[[str], None],
+) -> VersionInfo:
+    """Stage every model of version ``result.version`` (each artifact parity-checked); what ``version.json`` records.
+
+    Checked artifacts are appended to ``result.artifacts`` as they pass.
+    """
+    version = result.version
+    check = _batch(spec, CHECK_IMAGES, seed=202)
+    published, quantization = _stage_backbones(spec, backbone, staging, version, check, result, step)
+    tta = _stage_preprocess(spec, staging, version, profile)
+    if profile == "gpu":
+        result.artifacts.append(_stage_gpu(spec, backbone, staging, version, check, step))
+    return VersionInfo(
+        version=version,
+        weights=backbone.weights,
+        num_classes=backbone.num_classes,
+        formats=[f for f in spec.formats if f in published],
+        checkpoint=str(choice.checkpoint) if choice.checkpoint else None,
+        parity={e.fmt: e.max_abs_diff for e in result.artifacts},
+        profile=profile,
+        quantization=quantization,
+        tta=tta,
+    )
+
+
+def _stage_backbones(
+    spec: ModelSpec,
+    backbone: Backbone,
+    staging: Path,
+    version: int,
+    check: np.ndarray,
+    result: ExportResult,
+    step: Callable[[str], None],
+) -> tuple[list[str], dict[str, dict]]:
+    """Export and check every backbone format; the formats published and the INT8 agreement figures."""
+    # SavedModel first: tf2onnx then converts it instead of writing a scratch copy; INT8 is quantized
+    # from the ONNX after the loop
+    published = [f for f in spec.formats if f != INT8_FORMAT]
+    quantization: dict[str, dict] = {}
+    for fmt in sorted(published, key=lambda f: f != "savedmodel"):
+        step(f"exporting {fmt} …")
+        exported = backbone.export(fmt, staging / spec.backbone_model(fmt) / str(version), check)
+        result.artifacts.append(exported)
+        step(
+            f"{fmt}: {exported.size_bytes / 2**20:.1f} MiB, parity max |Δp| = {exported.max_abs_diff:.2e} "
+            f"on {CHECK_IMAGES} real images ({exported.seconds:.1f} s)"
+        )
+    if INT8_FORMAT in spec.formats:
+        step(f"quantizing {INT8_FORMAT} (static QDQ, {spec.quantization.calibration_images} calibration images) …")
+        int8, quantization[INT8_FORMAT] = _stage_int8(spec, staging, version, step)
+        if int8 is not None:
+            result.artifacts.append(int8)
+            published.append(INT8_FORMAT)
+    return published, quantization
+
+
+def _stage_preprocess(spec: ModelSpec, staging: Path, version: int, profile: Profile) -> list[str]:
+    """The preprocessing model and, on the CPU profile, each TTA view's mean model and ensemble; the views."""
+    pre_dir = staging / spec.preprocess_model / str(version)
+    pre_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
+    shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
+    tta = list(spec.tta) if profile == "cpu" else []  # the GPU model has no view rows
+    for view in tta:
+        stage_mean_model(staging / spec.tta_mean_model(view) / str(version))
+        (staging / spec.tta_ensemble(view) / str(version)).mkdir(parents=True, exist_ok=True)
+    return tta
+
+
+def _stage_gpu(
+    spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray, step: Callable[[str], None]
+) -> Exported:
+    """Stage the GPU model with its log lines; warns when this machine could not load it."""
+    step("staging the GPU model (nvJPEG decode, fp16 backbone from the ONNX) …")
+    gpu = _stage_gpu_model(spec, backbone, staging, version, check)
+    step(f"gpu: parity max |Δp| = {gpu.max_abs_diff:.2e} (onnx2torch, float32) ({gpu.seconds:.1f} s)")
+    if spec.gpu and spec.gpu.device == "gpu" and not _cuda_visible():
+        step(
+            "note: no GPU here; this version's <name>_gpu is KIND_GPU and loads only on a GPU machine "
+            "(models.yaml profiles.gpu.device: cpu runs the same model on a CPU device)"
+        )
+    return gpu
+
+
+def _publish(
+    repo: Path,
+    spec: ModelSpec,
+    version: int,
+    control: TritonControl | None,
+    canary_weight: float | None,
+    step: Callable[[str], None],
+) -> None:
+    """Serve the committed version: switch to it, or start a release with it as the canary."""
     if canary_weight is not None:
         step(f"published version {version} — starting a release with it as the canary ({canary_weight:.0%})")
         start_release(repo, spec, version, weight=canary_weight, shadow=0.0, control=control, log=step)
     else:
         step(f"published version {version}" + (" — switching the running server" if control else ""))
         switch_version(repo, spec, version, control, log=step)
-    prune(repo, spec, keep_versions, log=step)
-    result.seconds = time.perf_counter() - start
-    step(f"done: {spec.ensemble} v{version} ({backbone.weights} weights)")
-    return result

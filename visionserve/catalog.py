@@ -194,10 +194,35 @@ class GpuProfile(_Strict):
     hardware_decode_share: float = Field(default=1.0, ge=0, le=1)
 
 
-class ModelSpec(_Strict):
-    """One catalog entry."""
+class _Served(_Strict):
+    """What a catalog model and a committee share: a name users call, and the ensembles named after it."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+    @property
+    def ensemble(self) -> str:
+        """The ensemble users call: image bytes in, probabilities out."""
+        return self.name
+
+    @property
+    def canary_ensemble(self) -> str:
+        """The ensemble that serves the ``canary`` label during a release (steps pinned to it).
+
+        Triton keeps one config per model, so one ensemble cannot pin different steps per
+        version: the canary pipeline is a second ensemble over the same composing models.
+        Committees have none served (a new committee version is a plain publish).
+        """
+        return f"{self.name}_canary"
+
+
+def _sum_known(costs: list[float | None]) -> float | None:
+    """The sum of ``costs``; None when any of them is unknown."""
+    return None if any(c is None for c in costs) else sum(costs)  # type: ignore[arg-type]
+
+
+class ModelSpec(_Served):
+    """One catalog entry."""
+
     framework: Literal["keras", "torch"]
     builder: str
     input_size: int = Field(gt=0)
@@ -243,21 +268,7 @@ class ModelSpec(_Strict):
             raise ValueError(f"preprocessing yields {out}x{out} but input_size is {self.input_size}")
         return self
 
-    # -- names derived from the entry (the only place they are spelled) ------------------
-    @property
-    def ensemble(self) -> str:
-        """The ensemble users call: image bytes in, probabilities out."""
-        return self.name
-
-    @property
-    def canary_ensemble(self) -> str:
-        """The ensemble that serves the ``canary`` label during a release (steps pinned to it).
-
-        Triton keeps one config per model, so one ensemble cannot pin different steps per
-        version: the canary pipeline is a second ensemble over the same composing models.
-        """
-        return f"{self.name}_canary"
-
+    # -- names derived from the entry (the only place they are spelled; ensembles: _Served) --
     @property
     def preprocess_model(self) -> str:
         return f"{self.name}_preprocess"
@@ -328,7 +339,7 @@ class ModelSpec(_Strict):
         ]
 
 
-class CommitteeSpec(_Strict):
+class CommitteeSpec(_Served):
     """A committee: one upload through several catalog backbones, their probabilities averaged.
 
     Each member keeps its own preprocessing; a mean model weights and averages their outputs.
@@ -341,7 +352,6 @@ class CommitteeSpec(_Strict):
         member_specs: the members' catalog entries (filled in by ``load_catalog``).
     """
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     members: dict[str, float] = Field(min_length=2)
     top1_accuracy: float | None = Field(default=None, ge=0, le=1)
     member_specs: tuple[ModelSpec, ...] = ()
@@ -359,15 +369,6 @@ class CommitteeSpec(_Strict):
             if len(classes) != 1:
                 raise ValueError(f"members must share one class count, got {sorted(classes)}")
         return self
-
-    @property
-    def ensemble(self) -> str:
-        return self.name
-
-    @property
-    def canary_ensemble(self) -> str:
-        """Never served: committees have no releases (a new committee version is a plain publish)."""
-        return f"{self.name}_canary"
 
     @property
     def mean_model(self) -> str:
@@ -403,13 +404,11 @@ class CommitteeSpec(_Strict):
     @property
     def gflops(self) -> float | None:
         """Every member runs on every image: the committee costs the sum of its members."""
-        costs = [s.gflops for s in self.member_specs]
-        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+        return _sum_known([s.gflops for s in self.member_specs])
 
     @property
     def served_gflops(self) -> float | None:
-        costs = [s.served_gflops for s in self.member_specs]
-        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+        return _sum_known([s.served_gflops for s in self.member_specs])
 
     @property
     def triton_models(self) -> list[str]:
