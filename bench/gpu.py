@@ -37,7 +37,7 @@ import numpy as np
 
 from bench.report import machine, markdown_table, replace_block
 from bench.stats import percentile_ms
-from visionserve.catalog import ModelSpec, load_catalog
+from visionserve.catalog import Catalog, ModelSpec, load_catalog
 from visionserve.settings import PROJECT_ROOT, repository_path
 
 __all__ = ["main", "photo_jpegs"]
@@ -436,9 +436,6 @@ def main(argv: list[str]) -> int:
     """Measure every model; print and save the tables."""
     import torch
 
-    from export.repository import decoder_params
-    from serving.launcher import TritonServer, default_models, free_ports
-
     args = _args(argv)
     if not torch.cuda.is_available():
         print("bench gpu: no CUDA device visible to torch; run it on a GPU machine")
@@ -446,51 +443,16 @@ def main(argv: list[str]) -> int:
     catalog = load_catalog()
     repo = (args.repository or repository_path()).resolve()
     specs = catalog.select(args.models or None)
-    levels = [int(c) for c in args.concurrency.split(",")]
-    pers = [int(p) for p in args.per_request.split(",")]
     report: dict[str, Any] = {"machine": {**machine(), "gpu": torch.cuda.get_device_name(0)}, "models": {}}
     images = photo_jpegs(1024)
     for spec in specs:
-        row: dict[str, Any] = {}
-        pre, net = _parts(spec, repo)
-        row["graphs"] = sorted(net.graphs)
-        row["raw b32"], row["raw b256"] = raw_ceiling(net, 32), raw_ceiling(net, 256)
-        row["in-process"] = in_process(pre, net, images)
-        row["stages ms/256"] = stages(pre, net, images, spec.gpu.hardware_decode_share)
-        if not args.skip_parity:
-            row["parity"] = parity(spec, repo, pre, net)
-        del pre, net
-        torch.cuda.empty_cache()
+        row = _in_process_row(spec, repo, images, args)
         print(spec.name, json.dumps(row), flush=True)
-        row["served"] = {}
-        decoders = args.jpeg_decoders.split(",") if args.jpeg_decoders else [spec.gpu.jpeg_decoder]
-        layouts = ("fused", "split") if args.layout == "both" else (args.layout,)
-        for layout, decoder in ((lay, dec) for lay in layouts for dec in decoders):
-            served_repo = repo if layout == "fused" else split_variant(repo, spec, args.out.parent / "split-repository")
-            for name in (spec.gpu_model, f"{spec.gpu_model}_preprocess"):  # the split layout decodes in the 2nd
-                if (served_repo / name / "config.pbtxt").exists():
-                    count = args.instances if name == spec.gpu_model else None
-                    _rewrite_config(served_repo / name / "config.pbtxt", count, decoder_params(spec.gpu, decoder))
-            http, grpc, metrics = free_ports(3)
-            log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-triton.log"
-            models = default_models(catalog, served_repo, spec.name)
-            with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
-                              models=models, log_path=log) as server:  # fmt: skip
-                for per in pers:
-                    for c in levels:
-                        key = f"c{c} x{per}" + ("" if layout == "fused" else f" {layout}")
-                        key += "" if len(decoders) == 1 else f" {decoder}"
-                        cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
-                        row["served"][key] = cell
-                        print(spec.name, key, json.dumps(cell), flush=True)
-        if len(decoders) > 1:  # the repository as exported again
-            exported = decoder_params(spec.gpu, spec.gpu.jpeg_decoder)
-            _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, exported)
-        if args.skip_naive:
-            report["models"][spec.name] = row
-            continue
-        row["naive"] = naive(repo, spec, args.naive_concurrency, args.seconds, args.out.parent / "bench-gpu-naive.log")
-        print(spec.name, "naive", json.dumps(row["naive"]), flush=True)
+        row["served"] = _served_cells(catalog, spec, repo, args)
+        if not args.skip_naive:
+            log = args.out.parent / "bench-gpu-naive.log"
+            row["naive"] = naive(repo, spec, args.naive_concurrency, args.seconds, log)
+            print(spec.name, "naive", json.dumps(row["naive"]), flush=True)
         report["models"][spec.name] = row
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
@@ -500,6 +462,57 @@ def main(argv: list[str]) -> int:
         doc = DOC.read_text() if DOC.exists() else f"# GPU benchmarks\n\n{BEGIN}\n{END}\n"
         DOC.write_text(replace_block(doc, text, BEGIN, END))
     return 0
+
+
+def _in_process_row(spec: ModelSpec, repo: Path, images: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    """The raw and in-process ceilings, the stage times and (unless skipped) parity; the GPU freed after."""
+    import torch
+
+    row: dict[str, Any] = {}
+    pre, net = _parts(spec, repo)
+    row["graphs"] = sorted(net.graphs)
+    row["raw b32"], row["raw b256"] = raw_ceiling(net, 32), raw_ceiling(net, 256)
+    row["in-process"] = in_process(pre, net, images)
+    row["stages ms/256"] = stages(pre, net, images, spec.gpu.hardware_decode_share)
+    if not args.skip_parity:
+        row["parity"] = parity(spec, repo, pre, net)
+    del pre, net
+    torch.cuda.empty_cache()
+    return row
+
+
+def _served_cells(catalog: Catalog, spec: ModelSpec, repo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Served over gRPC per layout, JPEG decoder, images per request and concurrency; the repository restored."""
+    from export.repository import decoder_params
+    from serving.launcher import TritonServer, default_models, free_ports
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    pers = [int(p) for p in args.per_request.split(",")]
+    cells: dict[str, Any] = {}
+    decoders = args.jpeg_decoders.split(",") if args.jpeg_decoders else [spec.gpu.jpeg_decoder]
+    layouts = ("fused", "split") if args.layout == "both" else (args.layout,)
+    for layout, decoder in ((lay, dec) for lay in layouts for dec in decoders):
+        served_repo = repo if layout == "fused" else split_variant(repo, spec, args.out.parent / "split-repository")
+        for name in (spec.gpu_model, f"{spec.gpu_model}_preprocess"):  # the split layout decodes in the 2nd
+            if (served_repo / name / "config.pbtxt").exists():
+                count = args.instances if name == spec.gpu_model else None
+                _rewrite_config(served_repo / name / "config.pbtxt", count, decoder_params(spec.gpu, decoder))
+        http, grpc, metrics = free_ports(3)
+        log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-triton.log"
+        models = default_models(catalog, served_repo, spec.name)
+        with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
+                          models=models, log_path=log) as server:  # fmt: skip
+            for per in pers:
+                for c in levels:
+                    key = f"c{c} x{per}" + ("" if layout == "fused" else f" {layout}")
+                    key += "" if len(decoders) == 1 else f" {decoder}"
+                    cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
+                    cells[key] = cell
+                    print(spec.name, key, json.dumps(cell), flush=True)
+    if len(decoders) > 1:  # the repository as exported again
+        exported = decoder_params(spec.gpu, spec.gpu.jpeg_decoder)
+        _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, exported)
+    return cells
 
 
 def _rewrite_config(config: Path, instances: int | None, params: dict[str, str]) -> None:

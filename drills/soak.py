@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -67,54 +68,84 @@ def _worst(grown: dict[int, tuple[str, float]], series: dict[int, list[tuple[flo
     return f"{g * 100:+.1f} % ({name} {pid}, {values[0] / 2**20:.0f} -> {values[-1] / 2**20:.0f} MiB)"
 
 
-def run(stack: DrillStack, *, duration_s: float = 600.0) -> DrillResult:
-    """Misses, cache hits and history reads for ``duration_s``; memory growth after a warm-up of a fifth."""
-    key = stack.key()
+@dataclass
+class _Memory:
+    """Every stack process's memory over the measured time: its part, name, (time, bytes) series, and fate.
+
+    Args:
+        roles: pid -> the stack part it belongs to (``DrillStack.process_roles``).
+        names: pid -> process name.
+        rss / uss: pid -> (seconds since the start, bytes) samples.
+        alive: the pids still running at the end.
+    """
+
+    roles: dict[int, str]
+    names: dict[int, str] = field(default_factory=dict)
+    rss: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    uss: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    alive: set[int] = field(default_factory=set)
+
+    def grown(
+        self, series: dict[int, list[tuple[float, int]]], wanted: tuple[str, ...], start_s: float, end_s: float
+    ) -> dict[int, tuple[str, float]]:
+        """Each process of the ``wanted`` parts that has a growth figure: pid -> (name, growth)."""
+        out = {}
+        for pid, values in series.items():
+            g = growth(values, start_s, end_s)
+            if self.roles[pid] in wanted and g is not None:
+                out[pid] = (self.names.get(pid, "?"), g)
+        return out
+
+
+def _start_loads(stack: DrillStack, key: str) -> tuple[LoadLoop, ...]:
+    """Two senders of never-seen images, 20/s repeats of 20 images (cache hits), 2/s history reads."""
     repeated = [unique_jpeg() for _ in range(20)]
     counter = iter(range(10**9))
-    interval_s = min(5.0, max(1.0, duration_s / 100))
     misses = LoadLoop(stack.gateway_url, key, stack.model, concurrency=2).start()
     hits = LoadLoop(
         stack.gateway_url, key, stack.model, concurrency=1, rate_per_s=20,
         image=lambda: repeated[next(counter) % len(repeated)],
     ).start()  # fmt: skip
     reads = LoadLoop(stack.gateway_url, key, stack.model, concurrency=1, rate_per_s=2, path="/v1/history").start()
-    loops = (misses, hits, reads)
+    return misses, hits, reads
+
+
+def _sample_memory(stack: DrillStack, t0: float, duration_s: float, interval_s: float) -> _Memory:
+    """Sample every process the stack runs now (after the warm-up) every ``interval_s`` until ``duration_s``."""
+    memory = _Memory({pid: role for role, pids in stack.process_roles().items() for pid in pids})
+    for pid in memory.roles:
+        with contextlib.suppress(psutil.Error):
+            memory.names[pid] = psutil.Process(pid).name()
+    while (now := time.monotonic() - t0) < duration_s:
+        for pid in memory.roles:
+            measured = _memory(pid)
+            if measured is not None:
+                memory.rss.setdefault(pid, []).append((now, measured[0]))
+                memory.uss.setdefault(pid, []).append((now, measured[1]))
+        time.sleep(max(0.0, min(interval_s, duration_s - (time.monotonic() - t0))))
+    memory.alive = {pid for pid in memory.roles if _memory(pid) is not None}
+    return memory
+
+
+def run(stack: DrillStack, *, duration_s: float = 600.0) -> DrillResult:
+    """Misses, cache hits and history reads for ``duration_s``; memory growth after a warm-up of a fifth."""
+    key = stack.key()
+    interval_s = min(5.0, max(1.0, duration_s / 100))
+    loops = _start_loads(stack, key)
     t0 = time.monotonic()
     warmup_s = duration_s / 5
-    rss: dict[int, list[tuple[float, int]]] = {}
-    uss: dict[int, list[tuple[float, int]]] = {}
     try:
         time.sleep(warmup_s)
-        roles = {pid: role for role, pids in stack.process_roles().items() for pid in pids}
-        names = {}
-        for pid in roles:
-            with contextlib.suppress(psutil.Error):
-                names[pid] = psutil.Process(pid).name()
-        while (now := time.monotonic() - t0) < duration_s:
-            for pid in roles:
-                measured = _memory(pid)
-                if measured is not None:
-                    rss.setdefault(pid, []).append((now, measured[0]))
-                    uss.setdefault(pid, []).append((now, measured[1]))
-            time.sleep(max(0.0, min(interval_s, duration_s - (time.monotonic() - t0))))
-        alive = {pid for pid in roles if _memory(pid) is not None}
+        memory = _sample_memory(stack, t0, duration_s, interval_s)
     finally:
         samples = [s for loop in loops for s in loop.stop()]
-
-    def grown(series: dict[int, list[tuple[float, int]]], wanted: tuple[str, ...]) -> dict[int, tuple[str, float]]:
-        out = {}
-        for pid, values in series.items():
-            g = growth(values, warmup_s, duration_s)
-            if roles[pid] in wanted and g is not None:
-                out[pid] = (names.get(pid, "?"), g)
-        return out
-
-    ours_rss, ours_uss = grown(rss, JUDGED_ROLES), grown(uss, JUDGED_ROLES)
-    pg_rss, pg_uss = grown(rss, REPORTED_ROLES), grown(uss, REPORTED_ROLES)
-    ours = [pid for pid, role in roles.items() if role in JUDGED_ROLES]
-    per_role = {role: sum(1 for pid in ours_rss if roles[pid] == role) for role in JUDGED_ROLES}
-    gone = [pid for pid in ours if pid not in alive]
+    ours_rss = memory.grown(memory.rss, JUDGED_ROLES, warmup_s, duration_s)
+    ours_uss = memory.grown(memory.uss, JUDGED_ROLES, warmup_s, duration_s)
+    pg_rss = memory.grown(memory.rss, REPORTED_ROLES, warmup_s, duration_s)
+    pg_uss = memory.grown(memory.uss, REPORTED_ROLES, warmup_s, duration_s)
+    ours = [pid for pid, role in memory.roles.items() if role in JUDGED_ROLES]
+    per_role = {role: sum(1 for pid in ours_rss if memory.roles[pid] == role) for role in JUDGED_ROLES}
+    gone = [pid for pid in ours if pid not in memory.alive]
     unmeasured = [pid for pid in ours if pid not in ours_rss]
     worst_rss = max((g for _, g in ours_rss.values()), default=float("inf"))
     errors = [s for s in samples if s.status != 200]
@@ -122,6 +153,7 @@ def run(stack: DrillStack, *, duration_s: float = 600.0) -> DrillResult:
     window = duration_s / 5
     first = [s.latency_s for s in classify if warmup_s <= s.t_s < warmup_s + window]
     last = [s.latency_s for s in classify if s.t_s >= duration_s - window]
+    rss, uss = memory.rss, memory.uss
     figure = (
         f"{duration_s:g} s, {len(samples)} requests ({len(samples) / duration_s:.0f}/s: misses, cache hits, "
         f"history reads); {len(errors)} errors; memory growth after a {warmup_s:g} s warm-up (median of the "

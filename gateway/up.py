@@ -24,10 +24,12 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from serving.cli import repository_api_key
-from serving.launcher import DEFAULT_REPOSITORY_KEY_PATH, LOOPBACK, TritonServer, default_models
+from serving.launcher import DEFAULT_REPOSITORY_KEY_PATH, LOOPBACK, TritonServer
 from serving.processes import spawn, stop_group
+from serving.stack import triton_models
 from visionserve.catalog import load_catalog
 from visionserve.settings import (
     DEFAULT_GATEWAY_PORT,
@@ -77,20 +79,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Start Triton, then the gateway; stop both on Ctrl-C / SIGTERM or when either dies."""
     args = _parser().parse_args(argv)
-    catalog = load_catalog()
     repository = repository_path() if args.repository is None else Path(args.repository)
-    specs = catalog.select(args.models)
-    models = [name for name in default_models(catalog, repository) if any(name in s.triton_models for s in specs)]
+    models = triton_models(load_catalog(), repository, args.models)
     stop = threading.Event()
     serving = threading.Event()  # set once both are up: from then on a signal just ends the wait loop
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        print(f"\nvisionserve up: {signal.Signals(signum).name}, stopping…", file=sys.stderr, flush=True)
-        stop.set()
-        if not serving.is_set():
-            raise KeyboardInterrupt  # interrupt a Triton start that may take minutes
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = _catch_signals(stop, serving)
     server = TritonServer(
         repository,
         http_port=args.http_port,
@@ -113,30 +106,13 @@ def main(argv: list[str]) -> int:
             f"model-repository API {restricted}",
             flush=True,
         )
-        env = {**os.environ, "TRITON_URL": server.grpc_url}
-        # One machine, two servers: the gateway yields the cores to Triton when both want them.
-        cmd = ["nice", "-n", str(GATEWAY_NICENESS), sys.executable, "-m", "visionserve", "gateway"]
-        cmd += ["--host", args.host, "--port", str(args.port)]
-        if args.workers:
-            cmd += ["--workers", str(args.workers)]
-        gateway = spawn(cmd, env=env)
+        gateway = _start_gateway(args, server)
         serving.set()
         print(
             f"visionserve up: gateway on http://{args.host}:{args.port} (docs at /, API under /v1)",
             flush=True,
         )
-        while not stop.is_set():
-            if gateway.poll() is not None:
-                print(f"visionserve up: the gateway exited ({gateway.returncode})", file=sys.stderr)
-                code = gateway.returncode or 1
-                break
-            if not server.running:
-                print("visionserve up: tritonserver exited", file=sys.stderr)
-                code = 1
-                break
-            stop.wait(0.5)
-        else:
-            code = 0
+        code = _watch(gateway, server, stop)
     finally:
         if gateway is not None:
             stop_group(gateway, timeout_s=GATEWAY_STOP_TIMEOUT_S, linger_s=GATEWAY_LINGER_S)
@@ -145,3 +121,39 @@ def main(argv: list[str]) -> int:
             signal.signal(sig, handler)
         print("visionserve up: stopped", flush=True)
     return code
+
+
+def _catch_signals(stop: threading.Event, serving: threading.Event) -> dict[int, Any]:
+    """SIGINT/SIGTERM set ``stop`` (and interrupt a Triton start still under way); the handlers replaced."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nvisionserve up: {signal.Signals(signum).name}, stopping…", file=sys.stderr, flush=True)
+        stop.set()
+        if not serving.is_set():
+            raise KeyboardInterrupt  # interrupt a Triton start that may take minutes
+
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _start_gateway(args: argparse.Namespace, server: TritonServer) -> subprocess.Popen[bytes]:
+    """``visionserve gateway`` in a process group of its own, pointed at ``server``."""
+    env = {**os.environ, "TRITON_URL": server.grpc_url}
+    # One machine, two servers: the gateway yields the cores to Triton when both want them.
+    cmd = ["nice", "-n", str(GATEWAY_NICENESS), sys.executable, "-m", "visionserve", "gateway"]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    return spawn(cmd, env=env)
+
+
+def _watch(gateway: subprocess.Popen[bytes], server: TritonServer, stop: threading.Event) -> int:
+    """Wait until ``stop`` is set (exit 0) or either server exits (the gateway's code, or 1)."""
+    while not stop.is_set():
+        if gateway.poll() is not None:
+            print(f"visionserve up: the gateway exited ({gateway.returncode})", file=sys.stderr)
+            return gateway.returncode or 1
+        if not server.running:
+            print("visionserve up: tritonserver exited", file=sys.stderr)
+            return 1
+        stop.wait(0.5)
+    return 0

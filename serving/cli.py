@@ -150,21 +150,8 @@ def main(argv: list[str]) -> int:
         0 after a requested stop, 1 when the server died on its own.
     """
     args = _parser().parse_args(argv)
-    catalog = load_catalog()
     repository = (args.repository or repository_path()).resolve()
-    server = TritonServer(
-        repository,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        models=select_models(catalog, args.models, args.all_formats, repository),
-        listen_address=args.listen,
-        repository_api_key=repository_api_key(args.repository_api, args.listen, args.repository_key_file),
-        cache_size_bytes=args.cache_size,
-        exit_timeout_s=args.exit_timeout,
-        log_path=args.log_file,
-        extra_args=[f"--log-verbose={args.log_verbose}"] if args.log_verbose else [],
-    )
+    server = _server(args, repository)
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -179,20 +166,7 @@ def main(argv: list[str]) -> int:
     try:
         print(f"starting tritonserver on {repository} (log: {server.log_path}) ...", flush=True)
         server.start(ready_timeout_s=args.ready_timeout)
-        print(
-            f"ready in {server.ready_time_s:.1f} s: {len(server.models)} models: "
-            f"{', '.join(server.models)}\n"
-            f"  HTTP    http://{server.http_url}\n  gRPC    {server.grpc_url}\n"
-            f"  metrics {server.metrics_url}\n  listening on {args.listen}"
-            + (" (this machine only)" if is_loopback(args.listen) else "")
-            + (
-                f"; model-repository API restricted (key in {args.repository_key_file})"
-                if server.repository_api_key
-                else "; model-repository API open"
-            )
-            + "\nCtrl-C stops it.",
-            flush=True,
-        )
+        print(_ready_message(server, args), flush=True)
         while not stop.wait(0.5):
             if not server.running:
                 print(f"tritonserver exited on its own\n{server.log_tail()}", file=sys.stderr)
@@ -206,3 +180,37 @@ def main(argv: list[str]) -> int:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _server(args: argparse.Namespace, repository: Path) -> TritonServer:
+    """The server the options describe (not started)."""
+    return TritonServer(
+        repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        models=select_models(load_catalog(), args.models, args.all_formats, repository),
+        listen_address=args.listen,
+        repository_api_key=repository_api_key(args.repository_api, args.listen, args.repository_key_file),
+        cache_size_bytes=args.cache_size,
+        exit_timeout_s=args.exit_timeout,
+        log_path=args.log_file,
+        extra_args=[f"--log-verbose={args.log_verbose}"] if args.log_verbose else [],
+    )
+
+
+def _ready_message(server: TritonServer, args: argparse.Namespace) -> str:
+    """What a started server prints: its models, URLs, bind address and whether the repository API is locked."""
+    return (
+        f"ready in {server.ready_time_s:.1f} s: {len(server.models)} models: "
+        f"{', '.join(server.models)}\n"
+        f"  HTTP    http://{server.http_url}\n  gRPC    {server.grpc_url}\n"
+        f"  metrics {server.metrics_url}\n  listening on {args.listen}"
+        + (" (this machine only)" if is_loopback(args.listen) else "")
+        + (
+            f"; model-repository API restricted (key in {args.repository_key_file})"
+            if server.repository_api_key
+            else "; model-repository API open"
+        )
+        + "\nCtrl-C stops it."
+    )

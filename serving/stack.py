@@ -36,8 +36,8 @@ _POLL_S = 0.5
 _GATEWAY_START_S = 60.0
 
 
-def triton_models(catalog: Catalog, repository: Path, names: list[str] | None = None) -> list[str]:
-    """The Triton models ``make serve`` loads for the catalog models ``names`` (all when None)."""
+def triton_models(catalog: Catalog, repository: Path, names: str | list[str] | None = None) -> list[str]:
+    """The Triton models ``make serve`` loads for the catalog models ``names`` (list or comma-separated; all: empty)."""
     specs = catalog.select(names or None)
     wanted = {m for s in specs for m in s.triton_models}
     return [m for m in default_models(catalog, repository) if m in wanted]
