@@ -8,7 +8,8 @@ bench-gateway`` (``bench.gateway``). Each module is imported only when its bench
 from __future__ import annotations
 
 import importlib
-import sys
+
+from visionserve.cli import subcommand
 
 __all__ = ["BENCHMARKS", "main"]
 
@@ -30,12 +31,9 @@ def _usage() -> str:
 
 def main(argv: list[str]) -> int:
     """Dispatch to a benchmark's ``main(rest)``."""
-    if not argv or argv[0] in {"-h", "--help", "help"}:
-        print(_usage())
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in BENCHMARKS:
-        print(f"visionserve bench: unknown benchmark {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+    chosen = subcommand(argv, BENCHMARKS, _usage(), "visionserve bench: unknown benchmark")
+    if isinstance(chosen, int):
+        return chosen
+    name, rest = chosen
     module = importlib.import_module(BENCHMARKS[name][0])
     return int(module.main(rest) or 0)

@@ -14,7 +14,7 @@ import numpy as np
 from export.runners import load_runner
 from export.weights import WeightsChoice
 from visionserve.catalog import ARTIFACTS, Format, ModelSpec
-from visionserve.errors import ParityError
+from visionserve.errors import ParityError, WeightsError
 
 __all__ = ["PARITY_TOLERANCE", "Backbone", "Exported", "artifact_size", "resolve_builder"]
 
@@ -61,6 +61,16 @@ class Backbone(ABC):
     @abstractmethod
     def build(self, choice: WeightsChoice, num_classes: int | None, calibration: np.ndarray) -> None:
         """Create the source model; settles ``self.weights`` and ``self.num_classes``."""
+
+    def checkpoint_classes(self, checkpoint: Path | None, found: int | None, num_classes: int | None) -> int:
+        """The class count of a checkpoint's head: the labels' count, else the head's, else the catalog's.
+
+        Raises:
+            WeightsError: the head has ``found`` classes but the labels list ``num_classes``.
+        """
+        if found is not None and num_classes is not None and found != num_classes:
+            raise WeightsError(f"checkpoint {checkpoint} has a {found}-class head but the labels list {num_classes}")
+        return num_classes or found or self.spec.num_classes
 
     @abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:

@@ -54,12 +54,7 @@ class KerasBackbone(Backbone):
             self.num_classes, self.weights = 1000, "imagenet"
             return
         if choice.kind == "checkpoint":
-            found = checkpoint_classes(choice.checkpoint)
-            n = num_classes or found or self.spec.num_classes
-            if found is not None and num_classes is not None and found != num_classes:
-                raise WeightsError(
-                    f"checkpoint {choice.checkpoint} has a {found}-class head but the labels list {num_classes}"
-                )
+            n = self.checkpoint_classes(choice.checkpoint, checkpoint_classes(choice.checkpoint), num_classes)
             self.model = builder(weights=None, classes=n)
             try:
                 self.model.load_weights(str(choice.checkpoint))

@@ -66,11 +66,7 @@ class TorchBackbone(Backbone):
             state = _load_state_dict(choice.checkpoint)
             matrices = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
             found = int(matrices[-1].shape[0]) if matrices else None
-            if found is not None and num_classes is not None and found != num_classes:
-                raise WeightsError(
-                    f"checkpoint {choice.checkpoint} has a {found}-class head but the labels list {num_classes}"
-                )
-            n = num_classes or found or self.spec.num_classes
+            n = self.checkpoint_classes(choice.checkpoint, found, num_classes)
             model = builder(weights=None, num_classes=n)
             try:
                 model.load_state_dict(state, strict=True)

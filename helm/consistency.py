@@ -133,9 +133,7 @@ def gateway_env_names() -> dict[str, set[str]]:
     try:
         from gateway.settings import GatewaySettings
     except ImportError as exc:
-        raise ChartError(
-            f"cannot import gateway.settings to check the gateway's environment: {exc}"
-        ) from None
+        raise ChartError(f"cannot import gateway.settings to check the gateway's environment: {exc}") from None
     prefix = str(GatewaySettings.model_config.get("env_prefix", ""))
     names: dict[str, set[str]] = {}
     for field_name, info in GatewaySettings.model_fields.items():
@@ -196,38 +194,22 @@ def _check_triton(rendered: Rendered, values: dict[str, Any], catalog: Catalog) 
         problems.append(f"{label}: Triton loads {loaded}, values say {values['triton']['models']}")
     unknown = [m for m in loaded if m not in {s.ensemble for s in catalog.models.values()}]
     if unknown:
-        problems.append(
-            f"{label}: Triton would load {unknown}, which are not catalog ensembles ({catalog.names})"
-        )
+        problems.append(f"{label}: Triton would load {unknown}, which are not catalog ensembles ({catalog.names})")
     if _args(triton, "model-control-mode") != ["explicit"]:
         problems.append(f"{label}: Triton must run with --model-control-mode=explicit")
     ports = _port_numbers(triton)
     for name, number in values["triton"]["ports"].items():
         if ports.get(name) != number:
-            problems.append(
-                f"{label}: Triton container port {name!r} is {ports.get(name)}, values say {number}"
-            )
+            problems.append(f"{label}: Triton container port {name!r} is {ports.get(name)}, values say {number}")
         if _args(triton, f"{name}-port") != [str(number)]:
             problems.append(
                 f"{label}: Triton runs with --{name}-port={_args(triton, f'{name}-port')}, expected {number}"
             )
-    expected = {
-        "startupProbe": TRITON_LIVE_PATH,
-        "livenessProbe": TRITON_LIVE_PATH,
-        "readinessProbe": TRITON_READY_PATH,
-    }
-    for kind, path in expected.items():
-        got_path, got_port = _probe(triton, kind)
-        if (got_path, got_port) != (path, "http"):
-            problems.append(
-                f"{label}: Triton {kind} is {got_path} on {got_port!r}, expected {path} on 'http'"
-            )
+    problems += _probe_problems(f"{label}: Triton", triton, TRITON_LIVE_PATH, TRITON_READY_PATH)
     if not any(a.startswith("python,shm-default-byte-size=") for a in _args(triton, "backend-config")):
         problems.append(f"{label}: Triton lacks --backend-config=python,shm-default-byte-size=")
     mounts = {m["mountPath"]: m["name"] for m in triton.get("volumeMounts", [])}
-    volumes = {
-        v["name"]: v for v in rendered.one("Deployment", "triton")["spec"]["template"]["spec"]["volumes"]
-    }
+    volumes = {v["name"]: v for v in rendered.one("Deployment", "triton")["spec"]["template"]["spec"]["volumes"]}
     shm = volumes.get(mounts.get("/dev/shm", ""), {}).get("emptyDir", {})
     if shm.get("medium") != "Memory":
         problems.append(f"{label}: Triton's /dev/shm must be a memory-backed emptyDir")
@@ -235,6 +217,17 @@ def _check_triton(rendered: Rendered, values: dict[str, Any], catalog: Catalog) 
     for port in service["spec"]["ports"]:
         if port["targetPort"] not in ports or port["port"] != ports[port["targetPort"]]:
             problems.append(f"{label}: Triton Service port {port['name']} does not match a container port")
+    return problems
+
+
+def _probe_problems(who: str, container: dict[str, Any], live_path: str, ready_path: str) -> list[str]:
+    """The startup and liveness probes must ask ``live_path``, the readiness probe ``ready_path``, on port 'http'."""
+    expected = {"startupProbe": live_path, "livenessProbe": live_path, "readinessProbe": ready_path}
+    problems = []
+    for kind, path in expected.items():
+        got_path, got_port = _probe(container, kind)
+        if (got_path, got_port) != (path, "http"):
+            problems.append(f"{who} {kind} is {got_path} on {got_port!r}, expected {path} on 'http'")
     return problems
 
 
@@ -248,20 +241,8 @@ def _check_gateway(rendered: Rendered, values: dict[str, Any]) -> list[str]:
     if env.get("GATEWAY_PORT", {}).get("value") != str(values["gateway"]["port"]):
         problems.append(f"{label}: gateway GATEWAY_PORT is not gateway.port={values['gateway']['port']}")
     if gateway.get("args") != ["gateway"]:
-        problems.append(
-            f"{label}: the gateway container must run `visionserve gateway` (args {gateway.get('args')})"
-        )
-    expected = {
-        "startupProbe": GATEWAY_LIVE_PATH,
-        "livenessProbe": GATEWAY_LIVE_PATH,
-        "readinessProbe": GATEWAY_READY_PATH,
-    }
-    for kind, path in expected.items():
-        got_path, got_port = _probe(gateway, kind)
-        if (got_path, got_port) != (path, "http"):
-            problems.append(
-                f"{label}: gateway {kind} is {got_path} on {got_port!r}, expected {path} on 'http'"
-            )
+        problems.append(f"{label}: the gateway container must run `visionserve gateway` (args {gateway.get('args')})")
+    problems += _probe_problems(f"{label}: gateway", gateway, GATEWAY_LIVE_PATH, GATEWAY_READY_PATH)
     triton_service = rendered.one("Service", "triton")["metadata"]["name"]
     expected_url = f"{triton_service}:{values['triton']['ports']['grpc']}"
     if env.get("TRITON_URL", {}).get("value") != expected_url:
@@ -274,9 +255,7 @@ def _check_gateway(rendered: Rendered, values: dict[str, Any]) -> list[str]:
             component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
             ports = {p["name"] for p in rendered.one("Service", component)["spec"]["ports"]}
             if endpoint["port"] not in ports:
-                problems.append(
-                    f"{label}: ServiceMonitor {component} scrapes unknown port {endpoint['port']}"
-                )
+                problems.append(f"{label}: ServiceMonitor {component} scrapes unknown port {endpoint['port']}")
             if component == "gateway" and endpoint.get("path") != GATEWAY_METRICS_PATH:
                 problems.append(f"{label}: gateway metrics are on {GATEWAY_METRICS_PATH}")
     return problems
@@ -301,9 +280,7 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
     if triton.base_images[-1] != expected_base:
         problems.append(f"triton.Dockerfile derives {triton.base_images[-1]}, the chart runs {expected_base}")
     if set(triton.exposed_ports) != set(_TRITON_PORTS.values()):
-        problems.append(
-            f"triton.Dockerfile exposes {triton.exposed_ports}, expected {sorted(_TRITON_PORTS.values())}"
-        )
+        problems.append(f"triton.Dockerfile exposes {triton.exposed_ports}, expected {sorted(_TRITON_PORTS.values())}")
     pins = {p.lower() for p in triton.pip_pins}
     packages = {p.lower() for p in values["triton"]["pythonPackages"]["packages"]}
     if pins != packages:
@@ -315,9 +292,7 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
     if settings.DEFAULT_GATEWAY_PORT not in gateway.exposed_ports:
         problems.append(f"gateway.Dockerfile does not EXPOSE {settings.DEFAULT_GATEWAY_PORT}")
     if gateway.entrypoint != ("visionserve",):
-        problems.append(
-            f"gateway.Dockerfile ENTRYPOINT is {list(gateway.entrypoint)}, expected ['visionserve']"
-        )
+        problems.append(f"gateway.Dockerfile ENTRYPOINT is {list(gateway.entrypoint)}, expected ['visionserve']")
     if list(gateway.cmd) != ["gateway"] or "gateway" not in COMMANDS:
         problems.append(f"gateway.Dockerfile CMD {list(gateway.cmd)} must run the `gateway` subcommand")
     if gateway.env.get("GATEWAY_PORT") != str(settings.DEFAULT_GATEWAY_PORT):
@@ -326,9 +301,7 @@ def check_dockerfiles(values: dict[str, Any], docker_dir: Path = DOCKER_DIR) -> 
             f"expected DEFAULT_GATEWAY_PORT={settings.DEFAULT_GATEWAY_PORT}"
         )
     gateway_vars = {name for name in gateway.env if name.startswith("GATEWAY_")}
-    problems += [
-        f"gateway.Dockerfile: {p}" for p in check_gateway_env(gateway_vars) if p.startswith("gateway env ")
-    ]
+    problems += [f"gateway.Dockerfile: {p}" for p in check_gateway_env(gateway_vars) if p.startswith("gateway env ")]
     if "keys" not in COMMANDS:
         problems.append("visionserve.cli has no `keys` subcommand, which NOTES.txt tells users to run")
     if not gateway.base_images or not gateway.base_images[-1].startswith("python:3.11"):
@@ -371,9 +344,7 @@ def _check_gpu_dockerfile(values: dict[str, Any], docker_dir: Path, expected_bas
     numpy = pins.get("numpy", "")
     major = numpy.split(".")[0]
     if numpy and (not major.isdigit() or int(major) >= 2):
-        problems.append(
-            f"{path.name} pins numpy=={numpy}: the python backend's stub corrupts tensors under numpy 2"
-        )
+        problems.append(f"{path.name} pins numpy=={numpy}: the python backend's stub corrupts tensors under numpy 2")
     for name, version in _pyproject_pins().items():
         if name in pins and pins[name] != version:
             problems.append(f"{path.name} pins {name}=={pins[name]}, pyproject.toml pins {name}=={version}")
@@ -394,13 +365,9 @@ def check_adapter_rule(values: dict[str, Any], chart_dir: Path = CHART_DIR) -> l
     if not matching:
         return [f"{path.name}: no rule exposes {wanted!r} (triton.autoscaling.queueTime.metricName)"]
     query = matching[0].get("metricsQuery", "")
-    missing = [
-        m for m in ("nv_inference_queue_duration_us", "nv_inference_request_success") if m not in query
-    ]
+    missing = [m for m in ("nv_inference_queue_duration_us", "nv_inference_request_success") if m not in query]
     if missing:
         return [f"{path.name}: the {wanted} rule does not use {missing}"]
     if re.search(r"\(\s*1\s*\+", query):
-        return [
-            f"{path.name}: the {wanted} rule divides by 1 + requests, which under-reports (triton issue 8979)"
-        ]
+        return [f"{path.name}: the {wanted} rule divides by 1 + requests, which under-reports (triton issue 8979)"]
     return []

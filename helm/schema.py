@@ -102,19 +102,21 @@ def parse_params(text: str, source: str = "values.yaml") -> dict[str, Param]:
     return params
 
 
+#: Python type of a YAML value -> its JSON-schema type; bool before int (a bool is an int).
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
 def _inferred_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
+    for python_type, json_type in _JSON_TYPES:
+        if isinstance(value, python_type):
+            return json_type
     raise SchemaError(f"cannot infer a type for {value!r}")
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Collection
 
 from visionserve.errors import VisionServeError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "main", "subcommand"]
 
 #: subcommand -> ("module", "function", help). Each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -39,16 +40,30 @@ def _usage() -> str:
     return f"usage: visionserve <command> [options]\n\ncommands:\n{rows}\n\n`visionserve <command> -h` for options."
 
 
+def subcommand(argv: list[str], names: Collection[str], usage: str, unknown: str) -> tuple[str, list[str]] | int:
+    """The subcommand ``argv`` names and its arguments; or, for help or an unknown name, the exit code.
+
+    Shared by every dispatcher (``visionserve``, ``visionserve bench``) so they answer help and
+    typos alike: usage on stdout (exit 0; 2 without any argument), ``<unknown> 'name'`` and the
+    usage on stderr (exit 2).
+    """
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage)
+        return 0 if argv else 2
+    if argv[0] not in names:
+        print(f"{unknown} {argv[0]!r}\n\n{usage}", file=sys.stderr)
+        return 2
+    return argv[0], argv[1:]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; VisionServeError becomes a one-line message and exit 1."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help", "help"}:
-        print(_usage())
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"visionserve: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+    chosen = subcommand(
+        list(sys.argv[1:] if argv is None else argv), COMMANDS, _usage(), "visionserve: unknown command"
+    )
+    if isinstance(chosen, int):
+        return chosen
+    name, rest = chosen
     module, func, _ = COMMANDS[name]
     try:
         return int(getattr(importlib.import_module(module), func)(rest) or 0)
