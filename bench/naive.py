@@ -23,14 +23,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException
 
 from serving.launcher import free_port
-from serving.processes import http_ok, spawn, stop_group, wait_until_ready
+from serving.processes import Lifecycle, http_ok, spawn, stop_group, wait_until_ready
 
 __all__ = ["NaiveServer", "app"]
 
@@ -115,7 +114,7 @@ async def predict(
     }
 
 
-class NaiveServer:
+class NaiveServer(Lifecycle):
     """``uvicorn bench.naive:app`` on a free port, in its own process group.
 
     Args:
@@ -156,11 +155,3 @@ class NaiveServer:
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_group(proc, timeout_s=15)
-
-    def __enter__(self) -> NaiveServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

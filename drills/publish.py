@@ -21,7 +21,6 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +30,10 @@ from drills.report import DrillResult
 from drills.stack import DrillStack
 from export.publish import commit_staged, next_version, staging_dir
 from export.repository import LABELS_FILE, read_config, read_version, served_version, write_version_files
+from serving.stack import run_visionserve
 from visionserve.catalog import ARTIFACTS, ModelSpec, load_catalog
 from visionserve.errors import RepositoryError
-from visionserve.settings import PROJECT_ROOT, repository_path
+from visionserve.settings import repository_path
 
 __all__ = ["broken_version", "publish_under_load", "stage_broken_version"]
 
@@ -54,9 +54,8 @@ def _spec(stack: DrillStack) -> ModelSpec:
 def _visionserve(stack: DrillStack, *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI against the stack's repository and Triton (what ``make export``/``rollback`` run)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "visionserve", *args, "--repository", str(stack.repository),
-           "--server-url", stack.triton_grpc_url]  # fmt: skip
-    return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    where = ("--repository", str(stack.repository), "--server-url", stack.triton_grpc_url)
+    return run_visionserve(*args, *where, env=env, timeout_s=CLI_TIMEOUT_S)
 
 
 def _loads(stack: DrillStack, key: str, repeated: bytes) -> tuple[LoadLoop, LoadLoop]:

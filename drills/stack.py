@@ -13,18 +13,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
 from drills.services import DrillPostgres, DrillRedis
 from serving.launcher import TritonServer, free_port, free_ports
-from serving.processes import spawn, stop_group, wait_until_ready
-from serving.stack import triton_models
+from serving.processes import Lifecycle, http_ok, spawn, stop_group, wait_until_ready
+from serving.stack import create_key, run_visionserve, triton_models, visionserve_command
 from visionserve.catalog import load_catalog
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT, repository_path
@@ -52,7 +50,7 @@ def copy_repository(target: Path, model: str = DRILL_MODEL) -> Path:
     return target
 
 
-class DrillStack:
+class DrillStack(Lifecycle):
     """Triton (one catalog model), Redis, PostgreSQL and a gateway with ``workers`` workers.
 
     Args:
@@ -153,17 +151,11 @@ class DrillStack:
         if env is not None:
             self.stop_gateway()
             self._gateway_env_extra = dict(env)
-        cmd = [sys.executable, "-m", "visionserve", "gateway", "--host", "127.0.0.1",
-               "--port", str(self.gateway_port), "--workers", str(self.workers)]  # fmt: skip
+        cmd = visionserve_command("gateway", "--host", "127.0.0.1", "--port", str(self.gateway_port),
+                                  "--workers", str(self.workers))  # fmt: skip
         self._gateway = spawn(cmd, log_path=self.workdir / "gateway.log", env=self.env, cwd=PROJECT_ROOT)
-
-        def ready() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(self.gateway_url + "/readyz", timeout=2).status_code == 200
-            return False
-
-        wait_until_ready(self._gateway, ready, timeout_s=GATEWAY_START_TIMEOUT_S, what="the gateway",
-                         log_tail=self.log_tail)  # fmt: skip
+        wait_until_ready(self._gateway, lambda: http_ok(self.gateway_url + "/readyz"),
+                         timeout_s=GATEWAY_START_TIMEOUT_S, what="the gateway", log_tail=self.log_tail)  # fmt: skip
 
     def stop_gateway(self) -> None:
         if self._gateway is not None:
@@ -185,30 +177,13 @@ class DrillStack:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> DrillStack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- keys ------------------------------------------------------------------------------
-    def _keys(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "visionserve", "keys", *args],
-            env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-
     def key(self, name: str | None = None, role: str = "user") -> str:
         """A new API key for user ``name`` (a unique one when None)."""
-        run = self._keys("create", "--name", name or f"drill-{uuid.uuid4().hex[:8]}", "--role", role)
-        if run.returncode != 0:
-            raise ServerError(f"`visionserve keys create` failed: {run.stderr[-800:]}")
-        return run.stdout.strip().splitlines()[-1]
+        return create_key(self.env, name or f"drill-{uuid.uuid4().hex[:8]}", role)
 
     def revoke(self, name: str) -> None:
-        run = self._keys("revoke", "--name", name)
+        run = run_visionserve("keys", "revoke", "--name", name, env=self.env)
         if run.returncode != 0:
             raise ServerError(f"`visionserve keys revoke` failed: {run.stderr[-800:]}")
 

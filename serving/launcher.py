@@ -24,13 +24,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from serving.backend_dir import assemble_backend_directory
 from serving.install import check_stub_numpy, find_install, server_environment
 from serving.model_config import ensemble_steps, item_bytes, list_models, read_model_config
-from serving.processes import http_ok, spawn, stop_group, wait_until_ready
+from serving.processes import Lifecycle, http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog
 from visionserve.errors import RepositoryError, ServerError
 from visionserve.release import read_labels
@@ -224,7 +223,7 @@ def shm_byte_sizes(repository: Path, models: Sequence[str]) -> tuple[int, int]:
     return default, default
 
 
-class TritonServer:
+class TritonServer(Lifecycle):
     """The bundled tritonserver on one repository, with explicit model control and a response cache.
 
     Args:
@@ -329,14 +328,6 @@ class TritonServer:
         return self._proc is not None and self._proc.poll() is None
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self) -> TritonServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self, ready_timeout_s: float = 120) -> None:
         """Start tritonserver and wait until it and every requested model are ready.

@@ -21,15 +21,44 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from visionserve.errors import ServerError
 
-__all__ = ["http_ok", "signal_group", "spawn", "stop_group", "wait_group_gone", "wait_until_ready"]
+__all__ = ["Lifecycle", "http_ok", "signal_group", "spawn", "stop_group", "wait_group_gone", "wait_until_ready"]
 
 #: How long a stopped group's leader may take to exit before the group is SIGKILLed.
 DEFAULT_STOP_TIMEOUT_S = 20.0
+
+
+class Lifecycle(ABC):
+    """Something started by ``start()`` and stopped by ``stop()``: ``with`` starts it and stops it on exit.
+
+    Every server and stack the project starts (Triton, ``up`` in the background, the drills'
+    stack, the naive baseline, a load loop) is one, so a block that raises never leaves a
+    process group behind.
+    """
+
+    @abstractmethod
+    def start(self) -> object:
+        """Start it (and wait until it is ready); a failed start stops what it began."""
+
+    @abstractmethod
+    def stop(self) -> object:
+        """Stop everything it started; idempotent."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 def spawn(

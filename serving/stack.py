@@ -15,18 +15,26 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import psutil
 
 from serving.launcher import TritonServer, default_models, free_ports
-from serving.processes import http_ok, spawn, stop_group, wait_until_ready
+from serving.processes import Lifecycle, http_ok, spawn, stop_group, wait_until_ready
 from visionserve.catalog import Catalog, load_catalog
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT, repository_path
 
-__all__ = ["LOAD_TEST_LIMITS", "GatewayStack", "start_triton", "triton_models"]
+__all__ = [
+    "LOAD_TEST_LIMITS",
+    "GatewayStack",
+    "create_key",
+    "run_visionserve",
+    "start_triton",
+    "triton_models",
+    "visionserve_command",
+]
 
 #: Gateway settings of a stack started for load: quotas would otherwise be what is measured.
 LOAD_TEST_LIMITS = {"GATEWAY_RATE_PER_S": "1000000", "GATEWAY_RATE_BURST": "1000000"}
@@ -54,7 +62,32 @@ def start_triton(
     return server
 
 
-class GatewayStack:
+def visionserve_command(*args: str) -> list[str]:
+    """The command line of ``visionserve ARGS`` run by this interpreter (the project's environment)."""
+    return [sys.executable, "-m", "visionserve", *args]
+
+
+def run_visionserve(*args: str, env: Mapping[str, str], timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``visionserve ARGS`` to completion from the project root, output captured as text."""
+    return subprocess.run(
+        visionserve_command(*args), env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def create_key(env: Mapping[str, str], name: str, role: str = "user") -> str:
+    """A new API key in the database ``env`` names (``visionserve keys create``: the last line of its output).
+
+    Raises:
+        ServerError: the command failed or printed nothing.
+    """
+    proc = run_visionserve("keys", "create", "--name", name, "--role", role, env=env)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise ServerError(f"`visionserve keys create` failed ({proc.returncode}): {proc.stderr[-800:]}")
+    return lines[-1].strip()
+
+
+class GatewayStack(Lifecycle):
     """``visionserve up`` in the background, on free ports, with an API key for the load.
 
     Args:
@@ -104,19 +137,9 @@ class GatewayStack:
     def triton_grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def _visionserve(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "visionserve", *args]
-
     def create_key(self, name: str = "loadtest") -> str:
-        """A new API key in the stack's database (``visionserve keys create``; last line of stdout)."""
-        proc = subprocess.run(
-            self._visionserve("keys", "create", "--name", name),
-            env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            raise ServerError(f"`visionserve keys create` failed ({proc.returncode}): {proc.stderr[-800:]}")
-        return lines[-1].strip()
+        """A new API key in the stack's database (``visionserve keys create``)."""
+        return create_key(self.env, name)
 
     def start(self) -> GatewayStack:
         """Create a key, start ``visionserve up``, wait for the gateway to be ready.
@@ -125,7 +148,7 @@ class GatewayStack:
             ServerError: ``up`` exited or was not ready in time (its log tail is in the message).
         """
         self.api_key = self.create_key()
-        cmd = self._visionserve(
+        cmd = visionserve_command(
             "up", "--host", "127.0.0.1", "--port", str(self.gateway_port),
             "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
             "--metrics-port", str(self.metrics_port), "--repository", str(self.repository),
@@ -189,14 +212,6 @@ class GatewayStack:
                 self._remember_children()
             finally:
                 self._proc = None
-
-    def __enter__(self) -> GatewayStack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _alive(process: psutil.Process) -> bool:
