@@ -1,6 +1,8 @@
 """Shared pytest configuration: fixtures live in tests/fixtures/ (one module per service)."""
 
-import torchvision  # noqa: F401  (load torch + triton before TensorFlow: both ship LLVM, the other order aborts)
+from tests.fixtures import import_order
+
+import_order.install()  # torchvision before TensorFlow, loaded only in sessions that use TensorFlow
 
 pytest_plugins = [
     "tests.fixtures.repository",

@@ -1,7 +1,8 @@
 """The import graph of every package, read with ``ast``: no cycle anywhere, and imports flow one way.
 
 ``visionserve`` is the core every component imports; ``serving``, ``export`` and ``client``
-build on it; ``gateway``, ``loadtest`` and ``bench`` on those; ``drills`` on everything. The
+build on it; ``gateway``, ``loadtest`` and ``bench`` on those; ``helm`` (the chart's checks) on
+the core and the gateway's settings; ``drills`` on everything. The
 load tests and the benchmarks share one workload layer (``visionserve.samples``,
 ``serving.processes`` / ``serving.stack``, the client's requests and checks) and never import
 each other. Every import counts, also those inside functions and under ``TYPE_CHECKING``:
@@ -19,7 +20,7 @@ import pytest
 from visionserve.settings import PROJECT_ROOT
 
 #: Every package of the distribution, and the tests (walked for cycles only).
-PACKAGES = ("bench", "client", "drills", "export", "gateway", "loadtest", "serving", "visionserve")
+PACKAGES = ("bench", "client", "drills", "export", "gateway", "helm", "loadtest", "serving", "visionserve")
 WALKED = (*PACKAGES, "tests")
 #: Code that runs inside Triton's python stubs: its imports are resolved there, not here.
 TRITON_SIDE = ("serving/backends",)
@@ -30,6 +31,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # bench also measures export's runners in-process (the ceiling, the GPU benchmark): export
     # sits on the same tier as serving and client.
     "bench": frozenset({"visionserve", "serving", "client", "export"}),
+    # the chart's checks read the catalog, the CLI's commands and the gateway's settings they render
+    "helm": frozenset({"visionserve", "gateway"}),
 }
 #: Pairs that never import each other, in either direction.
 APART = (("loadtest", "bench"),)
