@@ -13,12 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -89,19 +86,11 @@ def triton_install():
         pytest.skip(f"bundled tritonserver not available: {exc}")
 
 
-def test_rendered_init_script_and_command_give_the_stub_the_packages(triton_install, tmp_path: Path) -> None:
-    from serving.backend_dir import assemble_backend_directory
-    from serving.launcher import free_ports
-
-    venv = tmp_path / "venv"
+def _install_packages(init: list[str], venv: Path, tmp_path: Path) -> Path:
+    """Run the chart's init script on Debian's Python with a local wheel index; the venv's site-packages."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     _wheel(wheels)
-    rendered = render({"triton": {"pythonPackages": {"packages": ["vsprobe==1.0"]}}})
-    pod = rendered.one("Deployment", "triton")["spec"]["template"]["spec"]
-    init = [arg.replace(CHART_VENV, str(venv)) for arg in pod["initContainers"][0]["command"]]
-    command = [arg.replace(CHART_VENV, str(venv)) for arg in pod["containers"][0]["command"]]
-
     # The image's "system": Debian's python3 and a pip3 (this venv's pip, same Python version).
     system_bin = tmp_path / "system-bin"
     system_bin.mkdir()
@@ -120,11 +109,23 @@ def test_rendered_init_script_and_command_give_the_stub_the_packages(triton_inst
     # The NGC image has numpy system-wide; Debian's Python does not: lend it this venv's.
     numpy_site = Path(__import__("numpy").__file__).parent.parent
     (site / "system-numpy.pth").write_text(f"{numpy_site}\n")
+    return site
 
-    repo = tmp_path / "repo"
-    (repo / "probe" / "1").mkdir(parents=True)
-    (repo / "probe" / "config.pbtxt").write_text(PROBE_CONFIG)
-    (repo / "probe" / "1" / "model.py").write_text(PROBE_MODEL)
+
+def _probe_repository(root: Path) -> Path:
+    """A repository of one python model that reports the stub's prefix and where ``vsprobe`` came from."""
+    (root / "probe" / "1").mkdir(parents=True)
+    (root / "probe" / "config.pbtxt").write_text(PROBE_CONFIG)
+    (root / "probe" / "1" / "model.py").write_text(PROBE_MODEL)
+    return root
+
+
+def _ask_the_probe(command: list[str], triton_install, repo: Path, tmp_path: Path) -> dict:  # noqa: ANN001
+    """Start tritonserver with the rendered command (PYTHONPATH set, to show it is ignored); the probe's answer."""
+    from serving.backend_dir import assemble_backend_directory
+    from serving.launcher import free_ports
+    from serving.processes import http_ok, spawn, stop_group, wait_until_ready
+
     backends = assemble_backend_directory(tmp_path / "backends", triton_install)
     http, grpc, metrics = free_ports(3)
     args = [
@@ -144,20 +145,11 @@ def test_rendered_init_script_and_command_give_the_stub_the_packages(triton_inst
         "PYTHONPATH": str(tmp_path / "ignored"),  # the stub ignores it: the venv must do the work
     }
     log = tmp_path / "triton.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            command + args, env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = spawn(command + args, log_path=log, env=server_env, append=False)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        assert proc.poll() is None, log.read_text()[-3000:]
+        ready = f"http://127.0.0.1:{http}/v2/health/ready"
+        wait_until_ready(proc, lambda: http_ok(ready, timeout_s=1), timeout_s=90, what="tritonserver",
+                         poll_s=0.3, log_tail=lambda: log.read_text()[-3000:])  # fmt: skip
         # `exec`: tritonserver itself is the container's main process and gets SIGTERM.
         assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == "tritonserver"
         body = json.dumps({"inputs": [{"name": "IN", "shape": [1], "datatype": "BYTES", "data": ["x"]}]})
@@ -167,14 +159,19 @@ def test_rendered_init_script_and_command_give_the_stub_the_packages(triton_inst
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as resp:
-            info = json.loads(json.loads(resp.read())["outputs"][0]["data"][0])
+            return json.loads(json.loads(resp.read())["outputs"][0]["data"][0])
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_group(proc, timeout_s=15)
         shutil.rmtree(backends, ignore_errors=True)
+
+
+def test_rendered_init_script_and_command_give_the_stub_the_packages(triton_install, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    rendered = render({"triton": {"pythonPackages": {"packages": ["vsprobe==1.0"]}}})
+    pod = rendered.one("Deployment", "triton")["spec"]["template"]["spec"]
+    init = [arg.replace(CHART_VENV, str(venv)) for arg in pod["initContainers"][0]["command"]]
+    command = [arg.replace(CHART_VENV, str(venv)) for arg in pod["containers"][0]["command"]]
+    site = _install_packages(init, venv, tmp_path)
+    info = _ask_the_probe(command, triton_install, _probe_repository(tmp_path / "repo"), tmp_path)
     assert info["prefix"] == str(venv)
     assert info["probe"].startswith(str(site))
