@@ -21,8 +21,8 @@ import httpx
 
 from drills.services import DrillPostgres, DrillRedis
 from serving.launcher import TritonServer, free_port, free_ports
-from serving.processes import Lifecycle, http_ok, spawn, stop_group, wait_until_ready
-from serving.stack import create_key, run_visionserve, triton_models, visionserve_command
+from serving.processes import http_ok, spawn, stop_group, wait_until_ready
+from serving.stack import LocalStack, create_key, run_visionserve, triton_models, visionserve_command
 from visionserve.catalog import load_catalog
 from visionserve.errors import ServerError
 from visionserve.settings import PROJECT_ROOT, repository_path
@@ -50,7 +50,7 @@ def copy_repository(target: Path, model: str = DRILL_MODEL) -> Path:
     return target
 
 
-class DrillStack(Lifecycle):
+class DrillStack(LocalStack):
     """Triton (one catalog model), Redis, PostgreSQL and a gateway with ``workers`` workers.
 
     Args:
@@ -83,15 +83,7 @@ class DrillStack(Lifecycle):
         self._gateway_env_extra = dict(gateway_env or {})
         self.pepper = uuid.uuid4().hex
 
-    # -- urls ------------------------------------------------------------------------------
-    @property
-    def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
-
-    @property
-    def triton_grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
+    # -- urls: gateway_url, triton_grpc_url (LocalStack) ----------------------------------
     @property
     def gateway_pid(self) -> int | None:
         return self._gateway.pid if self._gateway else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,19 @@ class Backbone(ABC):
     @abstractmethod
     def build(self, choice: WeightsChoice, num_classes: int | None, calibration: np.ndarray) -> None:
         """Create the source model; settles ``self.weights`` and ``self.num_classes``."""
+
+    def imagenet_model(self, build: Callable[[], Any], hint: str) -> Any:
+        """``build()``, the model with ImageNet weights; it settles 1000 classes and ``imagenet`` weights.
+
+        Raises:
+            WeightsError: the weights cannot be had (no network, no cache); ``hint`` says what to do.
+        """
+        try:
+            model = build()
+        except Exception as exc:
+            raise WeightsError(f"{self.spec.name}: ImageNet weights cannot be had ({exc}); {hint}") from None
+        self.num_classes, self.weights = 1000, "imagenet"
+        return model
 
     def checkpoint_classes(self, checkpoint: Path | None, found: int | None, num_classes: int | None) -> int:
         """The class count of a checkpoint's head: the labels' count, else the head's, else the catalog's.

@@ -44,14 +44,10 @@ class KerasBackbone(Backbone):
 
         builder = resolve_builder(self.spec.builder)
         if choice.kind == "imagenet":
-            try:
-                self.model = builder(weights="imagenet")
-            except Exception as exc:
-                raise WeightsError(
-                    f"{self.spec.name}: ImageNet weights cannot be had ({exc}); "
-                    "use WEIGHTS=demo, or a checkpoint, or warm ~/.keras/models on a machine with internet"
-                ) from None
-            self.num_classes, self.weights = 1000, "imagenet"
+            self.model = self.imagenet_model(
+                lambda: builder(weights="imagenet"),
+                "use WEIGHTS=demo, or a checkpoint, or warm ~/.keras/models on a machine with internet",
+            )
             return
         if choice.kind == "checkpoint":
             n = self.checkpoint_classes(choice.checkpoint, checkpoint_classes(choice.checkpoint), num_classes)

@@ -54,14 +54,11 @@ class TorchBackbone(Backbone):
 
         builder = resolve_builder(self.spec.builder)
         if choice.kind == "imagenet":
-            try:
-                model = builder(weights="DEFAULT")
-            except Exception as exc:
-                raise WeightsError(
-                    f"{self.spec.name}: ImageNet weights cannot be had ({exc}); use WEIGHTS=demo, a checkpoint, "
-                    "or warm the torch hub cache (~/.cache/torch/hub/checkpoints) on a machine with internet"
-                ) from None
-            self.num_classes, self.weights = 1000, "imagenet"
+            model = self.imagenet_model(
+                lambda: builder(weights="DEFAULT"),
+                "use WEIGHTS=demo, a checkpoint, "
+                "or warm the torch hub cache (~/.cache/torch/hub/checkpoints) on a machine with internet",
+            )
         elif choice.kind == "checkpoint":
             state = _load_state_dict(choice.checkpoint)
             matrices = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]

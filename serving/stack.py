@@ -29,6 +29,7 @@ from visionserve.settings import PROJECT_ROOT, repository_path
 __all__ = [
     "LOAD_TEST_LIMITS",
     "GatewayStack",
+    "LocalStack",
     "create_key",
     "run_visionserve",
     "start_triton",
@@ -87,7 +88,22 @@ def create_key(env: Mapping[str, str], name: str, role: str = "user") -> str:
     return lines[-1].strip()
 
 
-class GatewayStack(Lifecycle):
+class LocalStack(Lifecycle):
+    """A gateway and a tritonserver on this machine, reached on loopback at ``gateway_port`` and ``grpc_port``."""
+
+    gateway_port: int
+    grpc_port: int
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
+class GatewayStack(LocalStack):
     """``visionserve up`` in the background, on free ports, with an API key for the load.
 
     Args:
@@ -128,14 +144,6 @@ class GatewayStack(Lifecycle):
     def pid(self) -> int | None:
         """Process id of ``visionserve up`` (the root of Triton's and the gateway's processes)."""
         return self._proc.pid if self._proc else None
-
-    @property
-    def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
-
-    @property
-    def triton_grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     def create_key(self, name: str = "loadtest") -> str:
         """A new API key in the stack's database (``visionserve keys create``)."""
