@@ -327,8 +327,7 @@ class TritonServer(Lifecycle):
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    # -- lifecycle ----------------------------------------------------------------------
-
+    # -- lifecycle (with-blocks: Lifecycle) -----------------------------------------------
     def start(self, ready_timeout_s: float = 120) -> None:
         """Start tritonserver and wait until it and every requested model are ready.
 
