@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage, UpstreamUnavailable
+from gateway.errors import BadImage, ImageTooLarge, UnsupportedImage, UpstreamUnavailable
 from gateway.uploads import UploadPolicy
 from visionserve.errors import ImageError, InvalidVideo, UnsupportedVideo, VideoTooLarge
 from visionserve.video import Frame, Sampling, VideoInfo, VideoLimits
@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_MEMORY_BYTES", "DecodePool"]
 log = logging.getLogger("visionserve.gateway.decode_pool")
 _HEAD = struct.Struct("<I")
 _ERRORS: dict[str, type[ImageError]] = {
-    "InvalidImage": InvalidImage,
+    "BadImage": BadImage,
     "ImageTooLarge": ImageTooLarge,
     "UnsupportedImage": UnsupportedImage,
     "InvalidVideo": InvalidVideo,
@@ -252,14 +252,14 @@ class DecodePool:
         except (OSError, EOFError, RuntimeError) as exc:  # the process died on this upload
             self._discard(worker)
             log.warning("decode worker died checking a %s upload (%d bytes): %s", what, len(data), exc)
-            raise InvalidImage(f"the {what} crashed its decoder", code="corrupt_image") from None
+            raise BadImage(f"the {what} crashed its decoder", code="corrupt_image") from None
         except BaseException:  # cancelled: the job's state is unknown
             self._discard(worker)
             raise
         worker.jobs += 1
         ready.put_nowait(worker)
         if "error" in reply:
-            cls = _ERRORS.get(str(reply["error"]), InvalidImage)
+            cls = _ERRORS.get(str(reply["error"]), BadImage)
             raise cls(str(reply["message"]), code=str(reply["code"]))  # type: ignore[call-arg]
         return reply, blob
 

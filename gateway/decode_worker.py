@@ -63,7 +63,7 @@ def _answer(data: bytes, fmt: str, policy: UploadPolicy) -> dict[str, object]:
     except MemoryError:
         return {"error": "ImageTooLarge", "code": "image_too_costly", "message": "the image needs too much memory"}
     except Exception as exc:  # a decoder bug on crafted data is still the upload's fault
-        return {"error": "InvalidImage", "code": "corrupt_image", "message": f"the {fmt} image does not decode: {exc}"}
+        return {"error": "BadImage", "code": "corrupt_image", "message": f"the {fmt} image does not decode: {exc}"}
     return {"ok": True}
 
 

@@ -13,7 +13,8 @@ Error tree (all under ``visionserve.errors.VisionServeError``)::
     ├── UpstreamError        502  Triton rejected an inference
     └── UpstreamUnavailable  503  Triton unreachable, the model not ready, or the database down (``Retry-After``)
     ImageError (visionserve)      an upload that is not an acceptable image
-    ├── InvalidImage         400  empty, truncated, corrupt, polyglot
+    ├── BadImage             400  empty, truncated, corrupt, polyglot (code ``invalid_image``,
+    │                             refined: ``empty_image``, ``truncated_image``, ``corrupt_image``…)
     ├── ImageTooLarge        413  bytes or pixels over the format's limit
     └── UnsupportedImage     415  not JPEG/PNG/WebP/BMP/GIF (PDF, ZIP, executables, …)
 
@@ -27,11 +28,11 @@ from typing import Any
 from visionserve.errors import ImageError, VisionServeError
 
 __all__ = [
+    "BadImage",
     "BadRequest",
     "Forbidden",
     "GatewayError",
     "ImageTooLarge",
-    "InvalidImage",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -118,8 +119,14 @@ class UpstreamUnavailable(GatewayError):
     code = "triton_unavailable"
 
 
-class InvalidImage(_Coded, ImageError):
-    """Bytes that claim to be an image but are empty, truncated, corrupt or carry another file."""
+class BadImage(_Coded, ImageError):
+    """Bytes that claim to be an image but are empty, truncated, corrupt or carry another file.
+
+    The gateway's 400 for an image, named like its siblings after the HTTP status it answers
+    (``BadRequest`` 400, ``ImageTooLarge`` 413, ``UnsupportedImage`` 415); not
+    ``visionserve.imaging.InvalidImage``, the decoder's own ValueError, which ``uploads``
+    translates into this.
+    """
 
     error_code = 400
     code = "invalid_image"

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from gateway.errors import BadImage, ImageTooLarge, UnsupportedImage
 from gateway.settings import DEFAULT_MAX_BYTES
 from visionserve import imaging
 
@@ -295,12 +295,12 @@ def sniff(data: bytes, policy: UploadPolicy) -> str:
         One of ``ALLOWED_FORMATS``.
 
     Raises:
-        InvalidImage: no bytes (400).
+        BadImage: no bytes (400).
         UnsupportedImage: not an allowed format, whatever it was declared as (415).
         ImageTooLarge: over the format's byte limit (413).
     """
     if not data:
-        raise InvalidImage("the image is empty (0 bytes)", code="empty_image")
+        raise BadImage("the image is empty (0 bytes)", code="empty_image")
     if data.startswith(b"\xff\xd8\xff"):
         fmt = "JPEG"
     elif data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -652,31 +652,31 @@ def inspect(data: bytes, fmt: str, policy: UploadPolicy, *, max_steps: int | Non
 
     Raises:
         ImageTooLarge: more pixels (read from the header) or animation frames than allowed (413).
-        InvalidImage: unreadable header, truncated, bad shape, or another file inside (400).
+        BadImage: unreadable header, truncated, bad shape, or another file inside (400).
         CheckTooCostly: the walk needed more than ``max_steps`` steps.
     """
     multi_picture = fmt == "JPEG"  # every JPEG behind the first is walked; Pillow says MPO below
     try:
         end = _image_end(data, fmt, multi_picture, _Steps(max_steps), policy.max_frames)
     except _Truncated:
-        raise InvalidImage(f"the {fmt} image is truncated", code="truncated_image") from None
+        raise BadImage(f"the {fmt} image is truncated", code="truncated_image") from None
     except _Corrupt as exc:
-        raise InvalidImage(f"the {fmt} image is corrupt: {exc}", code="corrupt_image") from None
+        raise BadImage(f"the {fmt} image is corrupt: {exc}", code="corrupt_image") from None
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as img:
             width, height = img.size
             is_mpo = img.format == "MPO"
     except Exception as exc:  # Pillow raises many types for malformed headers
-        raise InvalidImage(f"unreadable {fmt} header: {exc}", code="corrupt_image") from None
+        raise BadImage(f"unreadable {fmt} header: {exc}", code="corrupt_image") from None
     if width < 1 or height < 1:
-        raise InvalidImage(f"the image has no pixels ({width}x{height})", code="corrupt_image")
+        raise BadImage(f"the image has no pixels ({width}x{height})", code="corrupt_image")
     if width * height > policy.max_pixels:
         raise ImageTooLarge(
             f"the image is {width}x{height} = {width * height:,} pixels; the limit is {policy.max_pixels:,}",
             code="too_many_pixels",
         )
     if max(width, height) > policy.max_aspect_ratio * min(width, height):
-        raise InvalidImage(
+        raise BadImage(
             f"the image is {width}x{height}; aspect ratios above {policy.max_aspect_ratio:g}:1 are not accepted",
             code="bad_aspect_ratio",
         )
@@ -684,15 +684,15 @@ def inspect(data: bytes, fmt: str, policy: UploadPolicy, *, max_steps: int | Non
         end = _jpeg_walk(data, 0, _Steps(None), _JpegWalk()).end
     trailing = data[end:]
     if trailing.strip(b"\x00"):
-        raise InvalidImage(
+        raise BadImage(
             f"{len(trailing):,} bytes follow the end of the {fmt} image; files with other data appended "
             "(polyglots such as an image with a ZIP/JAR behind it) are not accepted",
             code="polyglot",
         )
     if _hidden_zip(data) or b"%PDF-" in data[:1024]:
-        raise InvalidImage(f"the {fmt} image also carries a ZIP or PDF file (polyglot)", code="polyglot")
+        raise BadImage(f"the {fmt} image also carries a ZIP or PDF file (polyglot)", code="polyglot")
     if _ACTIVE_CONTENT.search(data):
-        raise InvalidImage(f"the {fmt} image carries HTML, script or PHP markup (polyglot)", code="polyglot")
+        raise BadImage(f"the {fmt} image carries HTML, script or PHP markup (polyglot)", code="polyglot")
     return ImageInfo(format=fmt, width=width, height=height, size_bytes=len(data))
 
 
@@ -711,7 +711,7 @@ def verify_decodes(data: bytes, fmt: str, policy: UploadPolicy) -> None:
         policy: the upload limits.
 
     Raises:
-        InvalidImage: truncated or corrupt pixel data (400).
+        BadImage: truncated or corrupt pixel data (400).
     """
     if fmt == "PNG" and not (len(data) > 24 and data[24] == 16):
         return
@@ -723,7 +723,7 @@ def verify_decodes(data: bytes, fmt: str, policy: UploadPolicy) -> None:
             max_aspect_ratio=policy.max_aspect_ratio,
         )
     except imaging.InvalidImage as exc:
-        raise InvalidImage(str(exc), code="corrupt_image") from None
+        raise BadImage(str(exc), code="corrupt_image") from None
     except MemoryError:
         raise ImageTooLarge("the image needs more memory to decode than allowed", code="image_too_costly") from None
 

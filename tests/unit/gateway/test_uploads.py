@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from gateway.errors import BadImage, ImageTooLarge, UnsupportedImage
 from gateway.uploads import UploadPolicy, check_upload, inspect, sniff
 from tests.fixtures.corpus import hostile_corpus, photo, valid_corpus
 from visionserve.errors import ImageError
@@ -90,7 +90,7 @@ def test_pixel_limit_is_read_from_the_header_before_decoding() -> None:
 def test_trailing_padding_is_tolerated_but_trailing_data_is_not() -> None:
     jpeg = next(d for n, d in valid_corpus() if n == "baseline.jpg")
     check_upload(jpeg + b"\x00" * 100, POLICY)
-    with pytest.raises(InvalidImage) as info:
+    with pytest.raises(BadImage) as info:
         check_upload(jpeg + b"\x00" * 10 + b"X", POLICY)
     assert info.value.code == "polyglot"
 
@@ -107,5 +107,5 @@ def test_png_corruption_anywhere_fails_its_chunk_crc_without_a_decode() -> None:
     for offset in (idat + 8, idat + (len(png) - idat) // 2):  # first and middle bytes of the pixel data
         damaged = bytearray(png)
         damaged[offset] ^= 0x01  # one flipped bit
-        with pytest.raises(InvalidImage, match="fails its CRC check"):
+        with pytest.raises(BadImage, match="fails its CRC check"):
             check_upload(bytes(damaged), UploadPolicy())

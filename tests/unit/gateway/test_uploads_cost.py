@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from gateway.decode_pool import DecodePool
-from gateway.errors import ImageTooLarge, InvalidImage
+from gateway.errors import BadImage, ImageTooLarge
 from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_upload, inspect, sniff
 from tests.fixtures.corpus import (
     _animated,
@@ -120,7 +120,7 @@ def test_16bit_pngs_are_decode_checked_by_the_gateway() -> None:
         + _png_chunk(b"IDAT", b"not zlib data at all")
         + _png_chunk(b"IEND", b"")
     )  # every CRC valid: only a decode finds the fault
-    with pytest.raises(InvalidImage) as info:
+    with pytest.raises(BadImage) as info:
         check_upload(bad, POLICY)
     assert info.value.code == "corrupt_image"
 
@@ -157,7 +157,7 @@ async def pool():
 async def test_pool_answers_like_the_checks(pool: DecodePool) -> None:
     jpeg = _encode(photo(), "JPEG")
     await pool.check(jpeg, "JPEG")
-    with pytest.raises(InvalidImage) as info:
+    with pytest.raises(BadImage) as info:
         await pool.check(jpeg[: len(jpeg) // 2], "JPEG")
     assert (info.value.error_code, info.value.code) == (400, "truncated_image")
     with pytest.raises(ImageTooLarge) as too_big:
