@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from client._base import ClientBase, version_text
-from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._base import Call, ClientBase, reload_delay_s, version_text
+from client._codec import weights_of
+from client._config import DEFAULT_TOP_K
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
-from client._video import VideoClassification, chunked, frame_plan, summarize
+from client._video import VideoClassification, frame_plan
 from visionserve.video import DEFAULT_VIDEO_LIMITS, Frame, Sampling, VideoLimits, sample_video, sniff_container
 
 __all__ = ["AsyncTritonClient"]
@@ -42,19 +42,10 @@ class AsyncTritonClient(ClientBase):
         InvalidRequest: unknown protocol or non-positive timeout.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        protocol: Protocol = "grpc",
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        repository_key: str | None = None,
-    ) -> None:
-        super().__init__(url, protocol=protocol, timeout_s=timeout_s, repository_key=repository_key)
-        self._connection: Any = None
-        self._closed = False
-
     # -- lifecycle ------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self._connection: Any = None  # made on the first call, inside the running loop
+
     def _client(self) -> Any:
         # No await between the check and the assignment: coroutines cannot race here.
         if self._closed:
@@ -92,16 +83,7 @@ class AsyncTritonClient(ClientBase):
         """The top-k classes of several images in ONE request; see ``TritonClient.classify_batch``."""
         if not images:
             return []
-        version = version_text(version)
-        inputs, outputs = self._classify_request(images, top_k)
-        result = await self._infer_retrying(
-            model,
-            version,
-            lambda: self._client().infer(
-                model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
-            ),
-        )
-        return self._classify_response(result, model, expected=len(images))
+        return await self._run(self._classify_call(images, model, top_k, version))
 
     async def classify_video(
         self,
@@ -134,19 +116,17 @@ class AsyncTritonClient(ClientBase):
         version: str | int = "",
     ) -> VideoClassification:
         """Classify sampled frames; see ``TritonClient.classify_frames``. Chunks after the first run concurrently."""
-        if top_k < 1:
-            raise InvalidRequest(f"top_k must be >= 1, got {top_k}")
-        parts = chunked(frames, batch_size)
+        chunks = self._frame_chunks(frames, batch_size, top_k)
         pinned = version_text(version)
         answers: list[Classification] = []
-        if parts:
-            answers = await self.classify_batch([f.jpeg for f in parts[0]], model, top_k=num_classes, version=pinned)
+        if chunks:
+            answers = await self.classify_batch(chunks[0], model, top_k=num_classes, version=pinned)
             pinned = pinned or answers[0].version  # the rest: the version the first chunk got
             rest = await asyncio.gather(
-                *(self.classify_batch([f.jpeg for f in p], model, top_k=num_classes, version=pinned) for p in parts[1:])
+                *(self.classify_batch(chunk, model, top_k=num_classes, version=pinned) for chunk in chunks[1:])
             )
-            answers += [a for chunk in rest for a in chunk]
-        return summarize(model, [(f.t_s, f.keyframe) for f in frames], answers, top_k=top_k, duration_s=duration_s)
+            answers += [a for part in rest for a in part]
+        return self._video_result(model, frames, answers, top_k, duration_s)
 
     async def infer(
         self,
@@ -157,65 +137,46 @@ class AsyncTritonClient(ClientBase):
         version: str | int = "",
     ) -> dict[str, np.ndarray]:
         """Raw tensors in, raw tensors out; see ``TritonClient.infer``."""
-        version = version_text(version)
-        request_inputs, request_outputs = self._infer_request(inputs, outputs)
-        result = await self._infer_retrying(
-            model,
-            version,
-            lambda: self._client().infer(
-                model,
-                request_inputs,
-                model_version=version,
-                outputs=request_outputs,
-                **self._adapter.call_kwargs,
-            ),
-        )
-        return self._infer_response(result, model, outputs)
+        return await self._run(self._infer_call(model, inputs, outputs, version))
 
-    async def _infer_retrying(self, model: str, version: str, send: Callable[[], Awaitable[Any]]) -> Any:
-        """Send an inference; retry while a reload has swapped the model out (ModelReloading)."""
-        for attempt in range(RELOAD_RETRIES + 1):
+    async def _run(self, call: Call) -> Any:
+        """Make ``call``, its failures as ClientError; retry while a reload has swapped the model out."""
+        for attempt in range(call.retries + 1):
             try:
-                with self._translate(model=model, version=version):
-                    return await send()
+                with self._translate(model=call.model, version=call.version, action=call.action):
+                    raw = await call.send()
             except ModelReloading:
-                if attempt == RELOAD_RETRIES:
+                if attempt == call.retries:
                     raise
-                await asyncio.sleep(RELOAD_RETRY_DELAY_S * 2**attempt)
+                await asyncio.sleep(reload_delay_s(attempt))
+                continue
+            return call.finish(raw)
         raise AssertionError("unreachable")
 
     # -- health ---------------------------------------------------------------------------
     async def is_live(self) -> bool:
         """Whether the server answers; False (not an error) when it cannot be reached."""
         try:
-            with self._translate():
-                return bool(await self._client().is_server_live(**self._adapter.call_kwargs))
+            return await self._run(self._live_call())
         except ServerUnavailable:
             return False
 
     async def is_ready(self, model: str | None = None, version: str | int = "") -> bool:
         """Whether the server (``model`` None) or a model version is ready; see ``TritonClient.is_ready``."""
-        version = version_text(version)
+        call = self._ready_call(model, version)
         try:
-            with self._translate(model=model or "", version=version):
-                if not model:
-                    return bool(await self._client().is_server_ready(**self._adapter.call_kwargs))
-                return bool(await self._client().is_model_ready(model, version, **self._adapter.call_kwargs))
+            return await self._run(call)
         except ServerUnavailable:
             return False
 
     # -- repository and configuration -----------------------------------------------------
     async def models(self) -> list[ModelStatus]:
         """Every (model, version) of the repository index; see ``TritonClient.models``."""
-        with self._translate():
-            raw = await self._client().get_model_repository_index(**self._repository_call_kwargs)
-        return model_statuses(self._adapter.index_rows(raw))
+        return await self._run(self._models_call())
 
     async def model_config(self, model: str) -> dict[str, Any]:
         """The model's configuration; see ``TritonClient.model_config``."""
-        with self._translate(model=model):
-            raw = await self._client().get_model_config(model, **self._adapter.call_kwargs)
-        return self._adapter.config_dict(raw)
+        return await self._run(self._config_call(model))
 
     async def weights(self, model: str) -> str:
         """The ``weights`` parameter of the model's config; see ``TritonClient.weights``."""
@@ -223,17 +184,12 @@ class AsyncTritonClient(ClientBase):
 
     async def statistics(self, model: str = "", version: str | int = "") -> dict[str, Any]:
         """Triton's statistics extension; see ``TritonClient.statistics``."""
-        version = version_text(version)
-        with self._translate(model=model, version=version):
-            raw = await self._client().get_inference_statistics(model, version, **self._adapter.call_kwargs)
-        return self._adapter.stats_dict(raw)
+        return await self._run(self._statistics_call(model, version))
 
     async def load(self, model: str, config: str | None = None) -> None:
         """Load (or reload) a model; see ``TritonClient.load``."""
-        with self._translate(model=model, action="load"):
-            await self._client().load_model(model, config=config, **self._repository_call_kwargs)
+        await self._run(self._load_call(model, config))
 
     async def unload(self, model: str) -> None:
         """Unload a model; see ``TritonClient.unload``."""
-        with self._translate(model=model, action="unload"):
-            await self._client().unload_model(model, **self._repository_call_kwargs)
+        await self._run(self._unload_call(model))

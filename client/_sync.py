@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from client._base import ClientBase, version_text
-from client._codec import model_statuses, weights_of
-from client._config import DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, RELOAD_RETRIES, RELOAD_RETRY_DELAY_S, Protocol
+from client._base import Call, ClientBase, reload_delay_s, version_text
+from client._codec import weights_of
+from client._config import DEFAULT_TOP_K
 from client._errors import InvalidRequest, ModelReloading, ServerUnavailable
 from client._types import Classification, ModelStatus
-from client._video import VideoClassification, chunked, frame_plan, summarize
+from client._video import VideoClassification, frame_plan
 from visionserve.video import DEFAULT_VIDEO_LIMITS, Frame, Sampling, VideoLimits, sample_video, sniff_container
 
 __all__ = ["TritonClient"]
@@ -46,22 +46,13 @@ class TritonClient(ClientBase):
         InvalidRequest: unknown protocol, non-positive timeout, or a malformed URL.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        protocol: Protocol = "grpc",
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        repository_key: str | None = None,
-    ) -> None:
-        super().__init__(url, protocol=protocol, timeout_s=timeout_s, repository_key=repository_key)
+    # -- lifecycle ------------------------------------------------------------------------
+    def _connect(self) -> None:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._made: list[Any] = []
-        self._closed = False
-        self._shared = self._new_client() if protocol == "grpc" else None
+        self._shared = self._new_client() if self.protocol == "grpc" else None
 
-    # -- lifecycle ------------------------------------------------------------------------
     def _new_client(self) -> Any:
         with self._translate():
             client = self._adapter.sync_client(self._url)
@@ -135,16 +126,7 @@ class TritonClient(ClientBase):
         """
         if not images:
             return []
-        version = version_text(version)
-        inputs, outputs = self._classify_request(images, top_k)
-        result = self._infer_retrying(
-            model,
-            version,
-            lambda: self._client().infer(
-                model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
-            ),
-        )
-        return self._classify_response(result, model, expected=len(images))
+        return self._run(self._classify_call(images, model, top_k, version))
 
     def classify_video(
         self,
@@ -196,14 +178,13 @@ class TritonClient(ClientBase):
         Raises:
             InvalidRequest: ``top_k`` < 1. Same as ``classify`` otherwise.
         """
-        if top_k < 1:
-            raise InvalidRequest(f"top_k must be >= 1, got {top_k}")
+        chunks = self._frame_chunks(frames, batch_size, top_k)
         pinned = version_text(version)
         answers: list[Classification] = []
-        for part in chunked(frames, batch_size):
-            answers += self.classify_batch([f.jpeg for f in part], model, top_k=num_classes, version=pinned)
+        for chunk in chunks:
+            answers += self.classify_batch(chunk, model, top_k=num_classes, version=pinned)
             pinned = pinned or answers[0].version  # the rest: the version the first chunk got
-        return summarize(model, [(f.t_s, f.keyframe) for f in frames], answers, top_k=top_k, duration_s=duration_s)
+        return self._video_result(model, frames, answers, top_k, duration_s)
 
     def infer(
         self,
@@ -228,39 +209,27 @@ class TritonClient(ClientBase):
         Raises:
             ServerUnavailable, ModelNotFound, InferenceError, InvalidRequest.
         """
-        version = version_text(version)
-        request_inputs, request_outputs = self._infer_request(inputs, outputs)
-        result = self._infer_retrying(
-            model,
-            version,
-            lambda: self._client().infer(
-                model,
-                request_inputs,
-                model_version=version,
-                outputs=request_outputs,
-                **self._adapter.call_kwargs,
-            ),
-        )
-        return self._infer_response(result, model, outputs)
+        return self._run(self._infer_call(model, inputs, outputs, version))
 
-    def _infer_retrying(self, model: str, version: str, send: Callable[[], Any]) -> Any:
-        """Send an inference; retry while a reload has swapped the model out (ModelReloading)."""
-        for attempt in range(RELOAD_RETRIES + 1):
+    def _run(self, call: Call) -> Any:
+        """Make ``call``, its failures as ClientError; retry while a reload has swapped the model out."""
+        for attempt in range(call.retries + 1):
             try:
-                with self._translate(model=model, version=version):
-                    return send()
+                with self._translate(model=call.model, version=call.version, action=call.action):
+                    raw = call.send()
             except ModelReloading:
-                if attempt == RELOAD_RETRIES:
+                if attempt == call.retries:
                     raise
-                time.sleep(RELOAD_RETRY_DELAY_S * 2**attempt)
+                time.sleep(reload_delay_s(attempt))
+                continue
+            return call.finish(raw)
         raise AssertionError("unreachable")
 
     # -- health ---------------------------------------------------------------------------
     def is_live(self) -> bool:
         """Whether the server answers; False (not an error) when it cannot be reached."""
         try:
-            with self._translate():
-                return bool(self._client().is_server_live(**self._adapter.call_kwargs))
+            return self._run(self._live_call())
         except ServerUnavailable:
             return False
 
@@ -270,21 +239,16 @@ class TritonClient(ClientBase):
         False, not an error, for an unknown model or an unreachable server: this is what
         readiness probes ask.
         """
-        version = version_text(version)
+        call = self._ready_call(model, version)
         try:
-            with self._translate(model=model or "", version=version):
-                if not model:
-                    return bool(self._client().is_server_ready(**self._adapter.call_kwargs))
-                return bool(self._client().is_model_ready(model, version, **self._adapter.call_kwargs))
+            return self._run(call)
         except ServerUnavailable:
             return False
 
     # -- repository and configuration -----------------------------------------------------
     def models(self) -> list[ModelStatus]:
         """Every (model, version) of the repository index, loaded or not, sorted by name and version."""
-        with self._translate():
-            raw = self._client().get_model_repository_index(**self._repository_call_kwargs)
-        return model_statuses(self._adapter.index_rows(raw))
+        return self._run(self._models_call())
 
     def model_config(self, model: str) -> dict[str, Any]:
         """The model's configuration as Triton serves it (the same dict over both protocols).
@@ -292,9 +256,7 @@ class TritonClient(ClientBase):
         Raises:
             ModelNotFound: the model is not loaded.
         """
-        with self._translate(model=model):
-            raw = self._client().get_model_config(model, **self._adapter.call_kwargs)
-        return self._adapter.config_dict(raw)
+        return self._run(self._config_call(model))
 
     def weights(self, model: str) -> str:
         """The ``weights`` parameter of the model's config: ``"demo"`` flags untrained demo weights.
@@ -310,10 +272,7 @@ class TritonClient(ClientBase):
         Counts are ints over both protocols (``inference_count`` counts images,
         ``execution_count`` batches run, ``inference_stats.success.count`` requests).
         """
-        version = version_text(version)
-        with self._translate(model=model, version=version):
-            raw = self._client().get_inference_statistics(model, version, **self._adapter.call_kwargs)
-        return self._adapter.stats_dict(raw)
+        return self._run(self._statistics_call(model, version))
 
     def load(self, model: str, config: str | None = None) -> None:
         """Load (or reload) a model through the repository API (explicit model control).
@@ -326,8 +285,7 @@ class TritonClient(ClientBase):
             ModelNotFound: the repository has no such model.
             ModelLoadError: Triton could not load it (its message says why).
         """
-        with self._translate(model=model, action="load"):
-            self._client().load_model(model, config=config, **self._repository_call_kwargs)
+        self._run(self._load_call(model, config))
 
     def unload(self, model: str) -> None:
         """Unload a model through the repository API (explicit model control).
@@ -335,5 +293,4 @@ class TritonClient(ClientBase):
         Raises:
             ModelLoadError: Triton refused.
         """
-        with self._translate(model=model, action="unload"):
-            self._client().unload_model(model, **self._repository_call_kwargs)
+        self._run(self._unload_call(model))
