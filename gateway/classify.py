@@ -31,6 +31,7 @@ from client import (
     ModelReloading,
     Prediction,
     ServerUnavailable,
+    VideoClassification,
 )
 from gateway.admission import Charge
 from gateway.auth import Identity
@@ -48,6 +49,7 @@ from gateway.versions import VersionTracker
 from visionserve.catalog import Catalog
 from visionserve.errors import VisionServeError
 from visionserve.release import ReleaseLabels
+from visionserve.video import Frame
 
 __all__ = [
     "INLINE_HASH_BYTES",
@@ -83,11 +85,15 @@ class ShadowSink(Protocol):
 
 
 class TritonClassifier(Protocol):
-    """What the flow asks of Triton (``client.AsyncTritonClient`` is one)."""
+    """What the image, video and shadow flows ask of Triton (``client.AsyncTritonClient`` is one)."""
 
     async def classify_batch(
         self, images: Sequence[bytes], model: str, *, top_k: int = ..., version: str | int = ...
     ) -> list[Classification]: ...
+
+    async def classify_frames(
+        self, frames: Sequence[Frame], model: str, *, top_k: int, batch_size: int, num_classes: int, duration_s: float
+    ) -> VideoClassification: ...
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Protocol
 
 from client import ClientError, ModelNotFound, ModelReloading, VideoClassification
 from gateway.admission import Charge
@@ -31,23 +29,7 @@ from gateway.release_routing import Route
 from visionserve.errors import VisionServeError
 from visionserve.video import Frame, Sampling, VideoLimits, sniff_container
 
-__all__ = ["FrameClassifier", "VideoAnswer", "VideoClassifier", "sampling_tag"]
-
-
-class FrameClassifier(Protocol):
-    """What the flow asks of Triton (``client.AsyncTritonClient`` is one)."""
-
-    async def classify_frames(
-        self,
-        frames: Sequence[Frame],
-        model: str,
-        *,
-        top_k: int,
-        batch_size: int,
-        num_classes: int,
-        duration_s: float,
-        version: str | int = ...,
-    ) -> VideoClassification: ...
+__all__ = ["VideoAnswer", "VideoClassifier", "sampling_tag"]
 
 
 @dataclass(frozen=True)
@@ -75,18 +57,14 @@ class VideoClassifier:
     """Classifies videos with the image flow's parts (model choice, cache, Triton, history).
 
     Args:
-        images: the image ``Classifier`` whose catalog, cache, tracker, decode pool, metrics
-            and history this uses.
-        triton: the client that classifies frames.
+        images: the image ``Classifier`` whose catalog, Triton client (``TritonClassifier``),
+            cache, tracker, decode pool, metrics and history this uses.
         limits: what one video may cost.
         decode_timeout_s: the most sampling one video may take.
     """
 
-    def __init__(
-        self, images: Classifier, triton: FrameClassifier, *, limits: VideoLimits, decode_timeout_s: float
-    ) -> None:
+    def __init__(self, images: Classifier, *, limits: VideoLimits, decode_timeout_s: float) -> None:
         self.images = images
-        self.triton = triton
         self.limits = limits
         self.decode_timeout_s = decode_timeout_s
         self._limits_tag = _fingerprint(limits)
@@ -153,7 +131,7 @@ class VideoClassifier:
         spec = images.catalog.served[model]
         started = time.perf_counter()
         try:
-            result = await self.triton.classify_frames(
+            result = await images.triton.classify_frames(
                 frames, route.ensemble, top_k=top_k, batch_size=spec.max_batch_size, num_classes=spec.num_classes,
                 duration_s=duration_s,
             )  # fmt: skip

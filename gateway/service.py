@@ -346,7 +346,7 @@ class Gateway:
             max_tokens=settings.rate_burst,
         )
         self.videos = VideoClassifier(
-            self.classifier, self.triton, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
+            self.classifier, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
         )
         self.shadow = ShadowQueue(
             self.catalog, self.triton, self.history, self.metrics, self.classifier,
