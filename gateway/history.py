@@ -34,6 +34,7 @@ from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from client import Prediction
+from gateway.background import LoopTask
 from gateway.db import ClassificationRecord
 from gateway.errors import BadRequest
 
@@ -153,7 +154,7 @@ class HistoryWriter:
         self._pending: deque[HistoryRow] = deque()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._task = LoopTask("history-writer")
         self._writes: set[asyncio.Future[bool]] = set()
         self._closed = False
 
@@ -163,8 +164,7 @@ class HistoryWriter:
 
     def start(self) -> None:
         """Start the background writer on the running loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="history-writer")
+        self._task.start(self._run)
 
     def add(self, row: HistoryRow) -> None:
         """Queue a row; returns at once."""
@@ -205,9 +205,7 @@ class HistoryWriter:
         """Stop the background task and write what is left."""
         self._closed = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await self._task.join()
         if self._writes:  # batches whose flush was cancelled: let them land (or come back)
             await asyncio.gather(*self._writes, return_exceptions=True)
         if not await self.flush() and self._pending:

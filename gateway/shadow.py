@@ -14,7 +14,6 @@ feeds the shadow metrics. Canary answers are not cached: they are for comparison
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from client import ClientError
+from gateway.background import LoopTask
 from gateway.classify import Answer, ClassifyRequest, TritonClassifier
 from gateway.db import utcnow
 from gateway.history import HistoryRow, HistoryWriter
@@ -88,7 +88,7 @@ class ShadowQueue:
         self._max_wait_s = max_wait_s
         self._sample = sample
         self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max_jobs)
-        self._task: asyncio.Task[None] | None = None
+        self._task = LoopTask("shadow")
         self.done = 0
 
     @property
@@ -117,16 +117,11 @@ class ShadowQueue:
             self._metrics.child(self._metrics.shadow_dropped, model).inc()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow")
+        self._task.start(self._run)
 
     async def close(self) -> None:
         """Stop the task; jobs still queued are dropped (and counted)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.cancel()
         while not self._queue.empty():
             job = self._queue.get_nowait()
             self._metrics.child(self._metrics.shadow_dropped, job.model).inc()

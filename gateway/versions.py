@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from client import ClientError, ServerUnavailable, weights_of
+from gateway.background import LoopTask
 from gateway.release_state import CanaryState, poll_release
 from visionserve.catalog import Catalog
 from visionserve.release import ReleaseLabels
@@ -115,7 +116,7 @@ class VersionTracker:
         self._weights: dict[tuple[str, int], str | None] = {}
         self._last_served: dict[str, int] = {}
         self._raw_reasons: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = LoopTask("version-tracker")
         self._poke = asyncio.Event()
         self.reachable = False
         self.last_poll_s: float | None = None
@@ -212,8 +213,7 @@ class VersionTracker:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="version-tracker")
+        self._task.start(self._run)
 
     async def _run(self) -> None:
         while True:
@@ -223,8 +223,4 @@ class VersionTracker:
                 await asyncio.wait_for(self._poke.wait(), self._interval_s)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.cancel()
