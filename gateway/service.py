@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -45,10 +47,10 @@ from starlette.routing import Match
 
 from client import AsyncTritonClient
 from gateway import forms, history
-from gateway.admission import Admission, Charge, Quota
+from gateway.admission import Admission, Quota
 from gateway.auth import Identity, KeyStore
 from gateway.cache import LocalCache, RedisCache, ResultCache
-from gateway.classify import Classifier, ClassifyRequest
+from gateway.classify import Classifier, ClassifyRequest, ItemOutcome
 from gateway.classify_video import VideoClassifier
 from gateway.console import ConsoleMiddleware
 from gateway.db import make_engine, migrate
@@ -80,6 +82,7 @@ from gateway.schemas import (
     BatchResponse,
     ClassifyForm,
     ClassifyJSON,
+    ClassifyOptions,
     ClassifyResponse,
     ErrorDetail,
     HistoryPage,
@@ -176,6 +179,21 @@ def _labels(state: ModelState) -> dict[str, int]:
 def _json(model: BaseModel, status_code: int = 200) -> Response:
     """Serialise with pydantic-core directly (the response model is still what the docs show)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+@dataclass
+class Served:
+    """What a classify route reports to the request metrics, filled in as the request goes."""
+
+    started_s: float
+    model: str = "unknown"
+    status: int = 500
+    cached: bool = False
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds since the request arrived, as the answer reports them."""
+        return round((time.perf_counter() - self.started_s) * 1000.0, 3)
 
 
 #: Unix seconds accepted for ``since`` / ``until`` (2000-01-01 to 2100-01-01): a bare number
@@ -284,10 +302,7 @@ class Gateway:
         self.engine = make_engine(settings.sqlalchemy_url)
         self.keys = KeyStore(self.engine, load_pepper(settings), cache_ttl_s=settings.auth_cache_ttl_s)
         self.metrics = get_metrics()
-        self.policy = UploadPolicy(
-            settings.max_bytes, settings.max_pixels, settings.max_aspect_ratio, settings.max_jpeg_scans,
-            settings.max_rle_pixels, max_frames=settings.max_frames,
-        )  # fmt: skip
+        self.policy = UploadPolicy.from_settings(settings)
         self.bodies = forms.BodyBudget(
             settings.max_inflight_body_bytes,
             largest=max(settings.max_request_bytes, settings.max_batch_request_bytes),
@@ -302,11 +317,6 @@ class Gateway:
         # Clients connect lazily: the gRPC channel and the Redis pool open on first use.
         self.triton = AsyncTritonClient(settings.triton_url, protocol="grpc", timeout_s=settings.triton_timeout_s)
         self.redis = self._redis_link()
-        cache: ResultCache = (
-            RedisCache(self.redis, settings.cache_ttl_s)
-            if self.redis is not None
-            else LocalCache(settings.cache_max_bytes, settings.cache_ttl_s)
-        )
         self.admission = Admission(
             self.keys,
             RateLimiter(self.redis),
@@ -330,30 +340,27 @@ class Gateway:
             on_result=lambda kind, n: self.metrics.history_rows.labels(kind).inc(n),
         )
         self.classifier = Classifier(
-            catalog=self.catalog,
-            triton=self.triton,
-            cache=cache,
-            tracker=self.tracker,
-            router=self.router,
-            history=self.history,
-            metrics=self.metrics,
-            policy=self.policy,
-            max_top_k=settings.max_top_k,
-            retry_after_s=settings.retry_after_s,
-            decode_pool=self.decode_pool,
-            default_budget_ms=settings.auto_budget_ms,
-            decode_ms_per_token=settings.decode_ms_per_token,
-            max_tokens=settings.rate_burst,
-        )
+            catalog=self.catalog, triton=self.triton, cache=self._result_cache(), tracker=self.tracker,
+            router=self.router, history=self.history, metrics=self.metrics, policy=self.policy,
+            max_top_k=settings.max_top_k, retry_after_s=settings.retry_after_s, decode_pool=self.decode_pool,
+            default_budget_ms=settings.auto_budget_ms, decode_ms_per_token=settings.decode_ms_per_token,
+            max_tokens=settings.rate_burst, assigner=KeyAssigner(self.redis),
+        )  # fmt: skip
         self.videos = VideoClassifier(
             self.classifier, limits=settings.video_limits, decode_timeout_s=settings.video_decode_timeout_s
         )
+        # The shadow queue waits for the classifier's Triton calls; the classifier offers it answers.
         self.shadow = ShadowQueue(
             self.catalog, self.triton, self.history, self.metrics, self.classifier,
             max_jobs=settings.shadow_queue_max,
         )  # fmt: skip
         self.classifier.shadow = self.shadow
-        self.classifier.assigner = KeyAssigner(self.redis)
+
+    def _result_cache(self) -> ResultCache:
+        """Redis when the link is configured (shared by the workers), else an in-process LRU."""
+        if self.redis is not None:
+            return RedisCache(self.redis, self.settings.cache_ttl_s)
+        return LocalCache(self.settings.cache_max_bytes, self.settings.cache_ttl_s)
 
     def _redis_link(self) -> RedisLink | None:
         """The shared Redis (cache and rate limits) when ``REDIS_URL`` is set; None keeps both in the process."""
@@ -410,15 +417,27 @@ class Gateway:
             return False
         return any(answers)
 
-    def _observe(self, endpoint: str, model: str, status: int, cached: bool, started_s: float) -> None:
-        # Label values must come from bounded sets: a caller's unknown model name is "unknown".
-        label = model if model == "auto" or model in self.catalog.served else "unknown"
-        child = self.metrics.child(self.metrics.request_seconds, endpoint, label, str(status), str(cached).lower())
-        child.observe(time.perf_counter() - started_s)
+    @contextmanager
+    def _served(self, request: Request, endpoint: str, *, count_rejected: bool = True) -> Iterator[Served]:
+        """Time a classify route into ``request_seconds``, with what it fills in as it goes.
 
-    def _decode_charge(self, request: Request, caller: Identity) -> Charge:
-        """Takes an image's tokens beyond the first from the caller's bucket (``Classifier._check``)."""
-        return lambda extra: self.admission.charge(request.scope, caller, extra, unit="decode tokens")
+        A refusal (a VisionServeError) is observed with its status; with ``count_rejected`` a
+        refused upload (400/413/415) is also counted by its code.
+        """
+        served = Served(request.scope["state"].get("started_s", time.perf_counter()))
+        try:
+            yield served
+        except VisionServeError as exc:
+            served.status = self._rejected(exc) if count_rejected else exc.error_code
+            raise
+        finally:
+            # Label values must come from bounded sets: a caller's unknown model name is "unknown".
+            model = served.model
+            label = model if model == "auto" or model in self.catalog.served else "unknown"
+            child = self.metrics.child(
+                self.metrics.request_seconds, endpoint, label, str(served.status), str(served.cached).lower()
+            )
+            child.observe(time.perf_counter() - served.started_s)
 
     def _rejected(self, exc: VisionServeError) -> int:
         """Count a refused upload (400/413/415) by its code; the error's status."""
@@ -426,21 +445,29 @@ class Gateway:
             self.metrics.child(self.metrics.uploads_rejected, exc.code).inc()
         return exc.error_code
 
+    def _classify_request(
+        self, request: Request, caller: Identity, options: ClassifyOptions, budget_ms: float | None, started_s: float
+    ) -> ClassifyRequest:
+        """The flow's request for an image route: its options, and a charge for costly decodes.
+
+        The charge takes an image's tokens beyond the first from the caller's bucket
+        (``Classifier._check``).
+        """
+        return ClassifyRequest(
+            caller, request.scope["state"]["request_id"], options.model, options.top_k, options.min_score, budget_ms,
+            started_s, Pin(options.label, options.version),
+            charge=lambda extra: self.admission.charge(request.scope, caller, extra, unit="decode tokens"),
+            tta=None if options.tta == "none" else options.tta,
+        )  # fmt: skip
+
     # -- what the routes do ------------------------------------------------------------------
     async def classify(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
-        state = request.scope["state"]
-        started = state.get("started_s", time.perf_counter())
-        model, status, cached = "unknown", 500, False
-        try:
+        with self._served(request, "classify") as served:
             options, upload = await forms.read_single(request, max(self.settings.max_bytes.values()))
-            model = options.model
-            req = ClassifyRequest(
-                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
-                Pin(options.label, options.version), charge=self._decode_charge(request, caller),
-                tta=None if options.tta == "none" else options.tta,
-            )  # fmt: skip
+            served.model = options.model
+            req = self._classify_request(request, caller, options, budget_ms, served.started_s)
             answer = await self.classifier.classify_one(req, upload.data)
-            model, status, cached = answer.model, 200, answer.cached
+            served.model, served.status, served.cached = answer.model, 200, answer.cached
             return _json(
                 ClassifyResponse(
                     request_id=req.request_id,
@@ -451,84 +478,66 @@ class Gateway:
                     cached=answer.cached,
                     route=answer.route,
                     tta=answer.tta,
-                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                    latency_ms=served.latency_ms,
                 )
             )
-        except VisionServeError as exc:
-            status = self._rejected(exc)
-            raise
-        finally:
-            self._observe("classify", model, status, cached, started)
 
     async def classify_batch(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
-        state = request.scope["state"]
-        started = state.get("started_s", time.perf_counter())
-        model, status = "unknown", 500
-        try:
+        # a refusal of the whole batch is not an upload's: its images' refusals are counted one by one
+        with self._served(request, "classify_batch", count_rejected=False) as served:
             # one token per image, taken once the part headers are read and before any image is checked
             options, uploads = await forms.read_batch(
                 request,
                 self.settings.batch_max_images,
                 charge=lambda n: self.admission.charge(request.scope, caller, n - 1),
             )
-            model = options.model
-            req = ClassifyRequest(
-                caller, state["request_id"], options.model, options.top_k, options.min_score, budget_ms, started,
-                Pin(options.label, options.version), charge=self._decode_charge(request, caller),
-                tta=None if options.tta == "none" else options.tta,
-            )  # fmt: skip
+            served.model = options.model
+            req = self._classify_request(request, caller, options, budget_ms, served.started_s)
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
-            items = []
-            for o in outcomes:
-                if o.error is not None:
-                    if o.error.error_code in (400, 413, 415):
-                        self.metrics.child(self.metrics.uploads_rejected, o.error.code).inc()
-                    error = ErrorDetail(code=o.error.code, message=str(o.error))
-                    items.append(BatchItem(index=o.index, filename=o.filename, status="error", error=error))
-                else:
-                    assert o.answer is not None
-                    items.append(
-                        BatchItem(
-                            index=o.index,
-                            filename=o.filename,
-                            status="ok",
-                            version=o.answer.version,
-                            cached=o.answer.cached,
-                            route=o.answer.route,
-                            predictions=o.answer.predictions,  # type: ignore[arg-type]
-                        )
-                    )
-            status = 200
+            served.model, served.status = model, 200
             return _json(
                 BatchResponse(
                     request_id=req.request_id,
                     model=model,
                     weights=self.tracker.weights(model, self.tracker.served_version(model)),
-                    results=items,
-                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                    results=[self._batch_item(o) for o in outcomes],
+                    latency_ms=served.latency_ms,
                 )
             )
-        except VisionServeError as exc:
-            status = exc.error_code
-            raise
-        finally:
-            self._observe("classify_batch", model, status, False, started)
+
+    def _batch_item(self, outcome: ItemOutcome) -> BatchItem:
+        """One image's entry of a batch answer (a refused upload is counted, as for one image)."""
+        if outcome.error is not None:
+            self._rejected(outcome.error)
+            error = ErrorDetail(code=outcome.error.code, message=str(outcome.error))
+            return BatchItem(index=outcome.index, filename=outcome.filename, status="error", error=error)
+        answer = outcome.answer
+        assert answer is not None
+        return BatchItem(
+            index=outcome.index,
+            filename=outcome.filename,
+            status="ok",
+            version=answer.version,
+            cached=answer.cached,
+            route=answer.route,
+            predictions=answer.predictions,  # type: ignore[arg-type]
+        )
 
     async def classify_video(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
-        state = request.scope["state"]
-        started = state.get("started_s", time.perf_counter())
-        model, status, cached = "unknown", 500, False
-        try:
+        with self._served(request, "classify_video") as served:
             options, upload = await forms.read_video(request, self.settings.video_max_bytes)
-            model = options.model
-            req = ClassifyRequest(caller, state["request_id"], options.model, options.top_k, 0.0, budget_ms, started)
+            served.model = options.model
+            req = ClassifyRequest(
+                caller, request.scope["state"]["request_id"], options.model, options.top_k, 0.0, budget_ms,
+                served.started_s,
+            )  # fmt: skip
             sampling = options.sampling
             answer = await self.videos.classify(
                 req, upload.data, sampling,
                 charge=lambda frames: self.admission.charge(request.scope, caller, frames - 1, unit="sampled frames"),
             )  # fmt: skip
             result = answer.result
-            model, status, cached = result.model, 200, answer.cached
+            served.model, served.status, served.cached = result.model, 200, answer.cached
             return _json(
                 VideoResponse(
                     request_id=req.request_id,
@@ -542,14 +551,9 @@ class Gateway:
                     segments=result.segments,  # type: ignore[arg-type]
                     cached=answer.cached,
                     route=answer.route,
-                    latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                    latency_ms=served.latency_ms,
                 )
             )
-        except VisionServeError as exc:
-            status = self._rejected(exc)
-            raise
-        finally:
-            self._observe("classify_video", model, status, cached, started)
 
     def models(self) -> ModelsResponse:
         infos = []

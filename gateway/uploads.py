@@ -37,12 +37,12 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from PIL import Image
 
 from gateway.errors import BadImage, ImageTooLarge, UnsupportedImage
-from gateway.settings import DEFAULT_MAX_BYTES
+from gateway.settings import DEFAULT_MAX_BYTES, GatewaySettings
 from visionserve import imaging
 
 __all__ = [
@@ -153,6 +153,11 @@ class UploadPolicy:
     max_jpeg_scans: int = 32
     max_rle_pixels: int = 4_000_000
     max_frames: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> UploadPolicy:
+        """The limits the gateway is configured with: each field is the setting of its name."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
     @property
     def fingerprint(self) -> str:

@@ -86,3 +86,13 @@ def test_by_default_a_video_within_the_limits_fits_a_full_bucket(monkeypatch: py
     settings = GatewaySettings()
     assert settings.rate_burst >= settings.video_max_sampled_frames >= 30
     assert settings.video_limits.max_sampled_frames == settings.video_max_sampled_frames
+
+
+def test_the_upload_policy_is_the_settings_of_its_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.uploads import UploadPolicy
+
+    assert UploadPolicy.from_settings(GatewaySettings()) == UploadPolicy()  # the same defaults
+    monkeypatch.setenv("GATEWAY_MAX_PIXELS", "1234")
+    monkeypatch.setenv("GATEWAY_MAX_JPEG_SCANS", "7")
+    policy = UploadPolicy.from_settings(GatewaySettings())
+    assert (policy.max_pixels, policy.max_jpeg_scans) == (1234, 7)
