@@ -25,6 +25,8 @@ into the tree above so callers never see protocol-specific exceptions.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from tritonclient.utils import InferenceServerException
 
@@ -178,6 +180,108 @@ def _is_network_error(exc: BaseException) -> bool:
     return aiohttp is not None and isinstance(exc, aiohttp.ClientConnectionError)
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A failed call as its error message names it: where, about what, what Triton said."""
+
+    url: str
+    protocol: str
+    timeout_s: float | None
+    model: str
+    version: str
+    action: str
+    status: str | None = None
+    message: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"Triton at {self.url} ({self.protocol})"
+
+    @property
+    def subject(self) -> str:
+        return _describe_model(self.model, self.version)
+
+    @property
+    def said(self) -> str:
+        """Triton's message, lower case, for the wording rules."""
+        return self.message.lower()
+
+    def too_slow(self) -> ServerUnavailable:
+        limit = f" within {self.timeout_s:g} s" if self.timeout_s else " in time"
+        return ServerUnavailable(f"{self.where} did not answer{limit}: {_START_HINT}")
+
+
+# -- what Triton answered: one rule per client error, tried in this order ----------------------
+def _reloading(f: _Failed) -> ClientError | None:
+    if "is not at ready state" not in f.said:
+        return None
+    return ModelReloading(f"{f.subject} on {f.where} is reloading: {f.message}", detail=f.message)
+
+
+def _restricted(f: _Failed) -> ClientError | None:
+    if not any(marker in f.said for marker in _RESTRICTED_MARKERS):
+        return None
+    return RepositoryRestricted(
+        f"the model-repository API of {f.where} is restricted and this call carried no valid key "
+        f"({f.message}): set VISIONSERVE_TRITON_REPOSITORY_KEY, or pass --repository-key-file "
+        "(`make up` writes the key to .state/triton_repository_key)",
+        detail=f.message,
+    )
+
+
+def _unavailable(f: _Failed) -> ClientError | None:
+    if f.status not in _UNAVAILABLE:
+        return None
+    if f.status == "StatusCode.DEADLINE_EXCEEDED":
+        return f.too_slow()
+    return ServerUnavailable(f"cannot reach {f.where}: {f.message or f.status}; {_START_HINT}")
+
+
+def _not_found(f: _Failed) -> ClientError | None:
+    if not f.model or not (f.status in _NOT_FOUND or any(marker in f.said for marker in _NOT_FOUND_MARKERS)):
+        return None
+    return ModelNotFound(
+        f"{f.subject} is not served by {f.where}: {f.message} (`visionserve models` lists what is served)"
+    )
+
+
+def _not_sent(f: _Failed) -> ClientError | None:
+    """Tritonclient itself refused the call before sending anything (no status)."""
+    return InvalidRequest(f.message) if f.status is None else None
+
+
+def _load_failed(f: _Failed) -> ClientError | None:
+    if f.action not in {"load", "unload"}:
+        return None
+    return ModelLoadError(f"cannot {f.action} {f.subject} on {f.where}: {f.message}", detail=f.message)
+
+
+def _rejected(f: _Failed) -> ClientError:
+    subject = f" for {f.subject}" if f.model else ""
+    status = str(f.status)
+    return InferenceError(
+        f"{f.where} rejected the request{subject} ({_status_text(status)}): {f.message}",
+        status=status,
+        detail=f.message,
+    )
+
+
+_TRITON_RULES: tuple[Callable[[_Failed], ClientError | None], ...] = (
+    _reloading,
+    _restricted,
+    _unavailable,
+    _not_found,
+    _not_sent,
+    _load_failed,
+)
+
+
+def _network_error(f: _Failed, exc: BaseException) -> ServerUnavailable:
+    if isinstance(exc, TimeoutError):
+        return f.too_slow()
+    return ServerUnavailable(f"cannot reach {f.where}: {str(exc) or type(exc).__name__}; {_START_HINT}")
+
+
 def to_client_error(
     exc: BaseException,
     *,
@@ -189,6 +293,10 @@ def to_client_error(
     action: str = "",
 ) -> ClientError | None:
     """Translate a tritonclient / network exception into a ``ClientError``.
+
+    What Triton answered (``InferenceServerException``) goes through ``_TRITON_RULES`` in
+    order, first match wins (an unmatched answer is an ``InferenceError``); what the network
+    did becomes ``ServerUnavailable``.
 
     Args:
         exc: what tritonclient raised.
@@ -205,48 +313,14 @@ def to_client_error(
     """
     if isinstance(exc, ClientError):
         return exc
-    where = f"Triton at {url} ({protocol})"
+    failed = _Failed(url, protocol, timeout_s, model, version, action)
     if isinstance(exc, InferenceServerException):
-        status = exc.status()
-        message = exc.message() or str(exc)
-        lowered = message.lower()
-        if "is not at ready state" in lowered:
-            return ModelReloading(
-                f"{_describe_model(model, version)} on {where} is reloading: {message}", detail=message
-            )
-        if any(marker in lowered for marker in _RESTRICTED_MARKERS):
-            return RepositoryRestricted(
-                f"the model-repository API of {where} is restricted and this call carried no valid key "
-                f"({message}): set VISIONSERVE_TRITON_REPOSITORY_KEY, or pass --repository-key-file "
-                "(`make up` writes the key to .state/triton_repository_key)",
-                detail=message,
-            )
-        if status in _UNAVAILABLE:
-            if status == "StatusCode.DEADLINE_EXCEEDED":
-                limit = f" within {timeout_s:g} s" if timeout_s else " in time"
-                return ServerUnavailable(f"{where} did not answer{limit}: {_START_HINT}")
-            return ServerUnavailable(f"cannot reach {where}: {message or status}; {_START_HINT}")
-        if model and (status in _NOT_FOUND or any(marker in lowered for marker in _NOT_FOUND_MARKERS)):
-            return ModelNotFound(
-                f"{_describe_model(model, version)} is not served by {where}: {message} "
-                "(`visionserve models` lists what is served)"
-            )
-        if status is None:  # raised by tritonclient itself, before sending anything
-            return InvalidRequest(message)
-        if action in {"load", "unload"}:
-            return ModelLoadError(
-                f"cannot {action} {_describe_model(model, version)} on {where}: {message}", detail=message
-            )
-        subject = f" for {_describe_model(model, version)}" if model else ""
-        return InferenceError(
-            f"{where} rejected the request{subject} ({_status_text(status)}): {message}",
-            status=status,
-            detail=message,
-        )
+        failed = replace(failed, status=exc.status(), message=exc.message() or str(exc))
+        for rule in _TRITON_RULES:
+            error = rule(failed)
+            if error is not None:
+                return error
+        return _rejected(failed)
     if _is_network_error(exc):
-        if isinstance(exc, TimeoutError):
-            limit = f" within {timeout_s:g} s" if timeout_s else " in time"
-            return ServerUnavailable(f"{where} did not answer{limit}: {_START_HINT}")
-        reason = str(exc) or type(exc).__name__
-        return ServerUnavailable(f"cannot reach {where}: {reason}; {_START_HINT}")
+        return _network_error(failed, exc)
     return None
