@@ -90,9 +90,7 @@ def test_unknown_model(message: str, status: str) -> None:
 
 
 def test_unknown_version_names_it() -> None:
-    error = _map(
-        _triton("Request for unknown model: 'm' version 7 is not found", "404"), model="m", version="7"
-    )
+    error = _map(_triton("Request for unknown model: 'm' version 7 is not found", "404"), model="m", version="7")
     assert isinstance(error, ModelNotFound)
     assert "model 'm' version 7" in str(error)
 
@@ -130,7 +128,10 @@ def test_client_errors_pass_through_and_unknown_errors_do_not_map() -> None:
 
 @pytest.mark.parametrize(
     ("message", "status"),
-    [("This protocol is restricted, expecting header 'x'", "StatusCode.UNAVAILABLE"), ("This API is restricted", "403")],
+    [
+        ("This protocol is restricted, expecting header 'x'", "StatusCode.UNAVAILABLE"),
+        ("This API is restricted", "403"),
+    ],
 )
 def test_a_restricted_repository_is_not_a_server_down(message: str, status: str) -> None:
     """The rules run in order: Triton's restricted wording wins over the UNAVAILABLE status it comes with."""
