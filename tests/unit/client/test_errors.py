@@ -14,6 +14,7 @@ from client import (
     InvalidRequest,
     ModelLoadError,
     ModelNotFound,
+    RepositoryRestricted,
     ServerUnavailable,
 )
 from client._errors import to_client_error
@@ -135,8 +136,6 @@ def test_client_errors_pass_through_and_unknown_errors_do_not_map() -> None:
 )
 def test_a_restricted_repository_is_not_a_server_down(message: str, status: str) -> None:
     """The rules run in order: Triton's restricted wording wins over the UNAVAILABLE status it comes with."""
-    from client import RepositoryRestricted
-
     error = _map(_triton(message, status), action="load", model="resnet18")
     assert isinstance(error, RepositoryRestricted) and not isinstance(error, ServerUnavailable)
     assert "VISIONSERVE_TRITON_REPOSITORY_KEY" in str(error) and error.detail == message
