@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from client import RepositoryRestricted, TritonClient
-from serving.launcher import REPOSITORY_KEY_ENV, TritonServer, free_ports, write_repository_key
-from tests.integration.client.conftest import READY_TIMEOUT_S
+from serving.launcher import REPOSITORY_KEY_ENV, TritonServer, write_repository_key
+from tests.integration.client.conftest import serve_toy_models
 from tests.integration.client.test_cli import assert_clean_failure, visionserve
 from tests.integration.client.toy_repository import ToyRepository
 
@@ -33,23 +33,9 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def restricted(
     toy_repo: ToyRepository, key_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(
-        toy_repo.path,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        metrics_port=metrics_port,
-        models=toy_repo.loaded,
-        cache_size_bytes=0,
-        exit_timeout_s=2,
-        log_path=tmp_path_factory.mktemp("restricted_triton") / "tritonserver.log",
-        repository_api_key=key_file.read_text().strip(),
+    yield from serve_toy_models(
+        toy_repo, tmp_path_factory.mktemp("restricted_triton"), repository_api_key=key_file.read_text().strip()
     )
-    server.start(ready_timeout_s=READY_TIMEOUT_S)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
