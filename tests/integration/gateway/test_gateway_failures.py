@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.launcher import TritonServer, free_ports
+from serving.launcher import TritonServer
 from tests.fixtures.services import PostgresServer, RedisServer
-from tests.integration.gateway.conftest import GatewayProcess, running_gateway, unique_jpeg
+from tests.integration.gateway.conftest import GatewayProcess, own_triton_of, running_gateway, unique_jpeg
 from visionserve.catalog import load_catalog
 
 pytestmark = pytest.mark.integration
@@ -84,15 +84,7 @@ def test_database_down_is_503_with_retry_after_never_a_500(triton, tmp_path: Pat
 @pytest.fixture
 def own_triton(exported_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
     """A tritonserver of our own, serving resnet18 only, that the test may stop."""
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(exported_repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          models=SPEC.triton_models[:2] + [SPEC.backbone_model()], exit_timeout_s=1,
-                          log_path=tmp_path / "triton.log")  # fmt: skip
-    server.start(ready_timeout_s=300)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_triton_of(exported_repository, MODEL, tmp_path / "triton.log")
 
 
 def test_triton_down_is_503_with_retry_after_and_a_recorded_failure(own_triton: TritonServer, tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from client import TritonClient
 from export.publish import TritonControl, switch_version
-from serving.launcher import TritonServer, free_ports
+from serving.launcher import TritonServer
 from tests.fixtures.versions import stage_copy
-from tests.integration.gateway.conftest import running_gateway, unique_jpeg
+from tests.integration.gateway.conftest import own_triton_of, running_gateway, unique_jpeg
 from visionserve.catalog import load_catalog
 
 pytestmark = pytest.mark.integration
@@ -30,15 +30,7 @@ FAVOURED = 7  # the class version 2 prefers for every image
 
 @pytest.fixture
 def live_triton(fresh_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(fresh_repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          models=[SPEC.ensemble, SPEC.preprocess_model, SPEC.backbone_model()], exit_timeout_s=1,
-                          log_path=tmp_path / "triton.log")  # fmt: skip
-    server.start(ready_timeout_s=300)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from own_triton_of(fresh_repository, SPEC.name, tmp_path / "triton.log")
 
 
 def test_no_stale_answer_survives_a_publish(live_triton: TritonServer, fresh_repository: Path, tmp_path: Path) -> None:
