@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -417,27 +417,29 @@ class Gateway:
             return False
         return any(answers)
 
-    @contextmanager
-    def _served(self, request: Request, endpoint: str, *, count_rejected: bool = True) -> Iterator[Served]:
-        """Time a classify route into ``request_seconds``, with what it fills in as it goes.
+    @asynccontextmanager
+    async def _upload(self, request: Request, endpoint: str, *, count_rejected: bool = True) -> AsyncIterator[Served]:
+        """What every upload route runs in: the body budget, then its ``request_seconds`` timing.
 
-        A refusal (a VisionServeError) is observed with its status; with ``count_rejected`` a
-        refused upload (400/413/415) is also counted by its code.
+        Bodies in flight share a byte budget (503 ``server_busy`` past it, not timed). A refusal
+        (a VisionServeError) is timed with its status; with ``count_rejected`` a refused upload
+        (400/413/415) is also counted by its code.
         """
-        served = Served(request.scope["state"].get("started_s", time.perf_counter()))
-        try:
-            yield served
-        except VisionServeError as exc:
-            served.status = self._rejected(exc) if count_rejected else exc.error_code
-            raise
-        finally:
-            # Label values must come from bounded sets: a caller's unknown model name is "unknown".
-            model = served.model
-            label = model if model == "auto" or model in self.catalog.served else "unknown"
-            child = self.metrics.child(
-                self.metrics.request_seconds, endpoint, label, str(served.status), str(served.cached).lower()
-            )
-            child.observe(time.perf_counter() - served.started_s)
+        async with self.bodies.reserve(request):
+            served = Served(request.scope["state"].get("started_s", time.perf_counter()))
+            try:
+                yield served
+            except VisionServeError as exc:
+                served.status = self._rejected(exc) if count_rejected else exc.error_code
+                raise
+            finally:
+                # Label values must come from bounded sets: a caller's unknown model name is "unknown".
+                model = served.model
+                label = model if model == "auto" or model in self.catalog.served else "unknown"
+                child = self.metrics.child(
+                    self.metrics.request_seconds, endpoint, label, str(served.status), str(served.cached).lower()
+                )
+                child.observe(time.perf_counter() - served.started_s)
 
     def _rejected(self, exc: VisionServeError) -> int:
         """Count a refused upload (400/413/415) by its code; the error's status."""
@@ -462,7 +464,7 @@ class Gateway:
 
     # -- what the routes do ------------------------------------------------------------------
     async def classify(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
-        with self._served(request, "classify") as served:
+        async with self._upload(request, "classify") as served:
             options, upload = await forms.read_single(request, max(self.settings.max_bytes.values()))
             served.model = options.model
             req = self._classify_request(request, caller, options, budget_ms, served.started_s)
@@ -484,7 +486,7 @@ class Gateway:
 
     async def classify_batch(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
         # a refusal of the whole batch is not an upload's: its images' refusals are counted one by one
-        with self._served(request, "classify_batch", count_rejected=False) as served:
+        async with self._upload(request, "classify_batch", count_rejected=False) as served:
             # one token per image, taken once the part headers are read and before any image is checked
             options, uploads = await forms.read_batch(
                 request,
@@ -524,7 +526,7 @@ class Gateway:
         )
 
     async def classify_video(self, request: Request, caller: Identity, budget_ms: float | None) -> Response:
-        with self._served(request, "classify_video") as served:
+        async with self._upload(request, "classify_video") as served:
             options, upload = await forms.read_video(request, self.settings.video_max_bytes)
             served.model = options.model
             req = ClassifyRequest(
@@ -686,8 +688,7 @@ Filters = Annotated[HistoryFilters, Depends(history_filters)]
 )
 async def classify(svc: Svc, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
     """Top-k classes of one image: multipart field `image`, or JSON `image_base64`."""
-    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
-        return await svc.classify(request, caller, budget_ms)
+    return await svc.classify(request, caller, budget_ms)
 
 
 @api.post(
@@ -699,8 +700,7 @@ async def classify(svc: Svc, request: Request, caller: Caller, budget_ms: Budget
 )
 async def classify_batch(svc: Svc, request: Request, caller: Caller, budget_ms: Budget = None) -> Response:
     """Up to `GATEWAY_BATCH_MAX_IMAGES` images (field `image` repeated); one result or error per image."""
-    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
-        return await svc.classify_batch(request, caller, budget_ms)
+    return await svc.classify_batch(request, caller, budget_ms)
 
 
 @api.post(
@@ -715,8 +715,7 @@ async def classify_video(svc: Svc, request: Request, caller: Caller, budget_ms: 
 
     One rate-limit token per sampled frame; limits: `GATEWAY_VIDEO_*` (docs/gateway.md).
     """
-    async with svc.bodies.reserve(request):  # bodies in flight share a byte budget (503 past it)
-        return await svc.classify_video(request, caller, budget_ms)
+    return await svc.classify_video(request, caller, budget_ms)
 
 
 @api.get("/models", response_model=ModelsResponse, responses=error_responses(), summary="Served models")
