@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import uuid
+from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from gateway.history import (
     get_record,
     list_page,
 )
+from gateway.schemas import HistoryRecord
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
 
@@ -216,3 +218,18 @@ def test_csv_export_reads_its_first_page_before_returning(tmp_path: Path) -> Non
     with pytest.raises(Exception) as caught:
         csv_lines(broken, HistoryQuery(user="alice"), max_rows=10)
     assert "classifications" in str(caught.value)
+
+
+def test_the_api_record_is_a_view_of_the_one_row_type() -> None:
+    """``schemas.HistoryRecord`` declares the public columns of ``HistoryRow`` (names and order), nothing of its own."""
+    columns = [f.name for f in fields(HistoryRow)]
+    public = list(HistoryRecord.model_fields)
+    assert public == [c for c in columns if c in public]  # same names, same order
+    assert set(columns) - set(public) == {"key_id", "route", "upstream_ms"}  # kept from callers
+    stored = row(1, frames=3, duration_s=2.5, tta="hflip", route="stable", upstream_ms=4.0)
+    shown = HistoryRecord.model_validate(stored).model_dump()
+    assert shown == {name: getattr(stored, name) for name in public} | {
+        "created_at": stored.created_at.replace(tzinfo=shown["created_at"].tzinfo),
+        "predictions": [{"label": "tabby", "index": 281, "score": 0.5}],
+    }
+    assert shown["created_at"].utcoffset().total_seconds() == 0
