@@ -56,7 +56,6 @@ __all__ = [
     "UploadPolicy",
     "assess",
     "check_image",
-    "check_upload",
     "inspect",
     "sniff",
     "verify_decodes",
@@ -744,11 +743,3 @@ def check_image(data: bytes, fmt: str, policy: UploadPolicy, *, max_steps: int |
     info = inspect(data, fmt, policy, max_steps=max_steps)
     verify_decodes(data, fmt, policy)
     return info
-
-
-def check_upload(data: bytes, policy: UploadPolicy) -> ImageInfo:
-    """All checks in order, in this thread: ``sniff``, ``assess``, ``inspect``, ``verify_decodes``.
-
-    For tools and tests; the gateway runs the costly ones in ``gateway.decode_pool``.
-    """
-    return check_image(data, sniff(data, policy), policy)

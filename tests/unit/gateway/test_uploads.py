@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import BadImage, ImageTooLarge, UnsupportedImage
-from gateway.uploads import UploadPolicy, check_upload, inspect, sniff
+from gateway.uploads import UploadPolicy, inspect, sniff
 from tests.fixtures.corpus import hostile_corpus, photo, valid_corpus
+from tests.fixtures.uploads import check_upload
 from visionserve.errors import ImageError
 from visionserve.samples import sample_images
 

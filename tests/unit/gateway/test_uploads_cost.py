@@ -14,7 +14,7 @@ from PIL import Image
 
 from gateway.decode_pool import DecodePool
 from gateway.errors import BadImage, ImageTooLarge
-from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, check_upload, inspect, sniff
+from gateway.uploads import INLINE_MAX_STEPS, CheckTooCostly, UploadPolicy, assess, inspect, sniff
 from tests.fixtures.corpus import (
     _animated,
     _encode,
@@ -25,6 +25,7 @@ from tests.fixtures.corpus import (
     photo,
     rle_bmp,
 )
+from tests.fixtures.uploads import check_upload
 from visionserve import imaging
 
 POLICY = UploadPolicy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.uploads import UploadPolicy, check_upload
+from gateway.uploads import UploadPolicy
+from tests.fixtures.uploads import check_upload
 from visionserve.imaging import decode_rgb
 from visionserve.samples import UNIQUE_FORMATS, make_unique, sample_images
 
