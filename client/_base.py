@@ -150,18 +150,16 @@ class ClientBase:
         """One batched request: ``image`` [batch, 1] BYTES, ``probabilities`` with class_count."""
         return self._adapter.classification_request(images, top_k)
 
-    def _infer(self, model: str, version: str, inputs: list[Any], outputs: list[Any]) -> Call:
-        def send() -> Any:
-            return self._client().infer(
-                model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
-            )
-
-        return Call(send, model=model, version=version, retries=RELOAD_RETRIES)
+    def _infer_send(self, model: str, version: str, inputs: list[Any], outputs: list[Any]) -> Callable[[], Any]:
+        """The ``infer`` of built inputs and requested outputs, to be made (and retried) later."""
+        return lambda: self._client().infer(
+            model, inputs, model_version=version, outputs=outputs, **self._adapter.call_kwargs
+        )
 
     def _classify_call(self, images: Sequence[bytes], model: str, top_k: int, version: str | int) -> Call:
         """``classify_batch`` of a non-empty ``images``."""
         version = version_text(version)
-        call = self._infer(model, version, *self._classify_request(images, top_k))
+        send = self._infer_send(model, version, *self._classify_request(images, top_k))
         expected = len(images)
 
         def finish(result: Any) -> list[Classification]:
@@ -171,7 +169,7 @@ class ClientBase:
                 raise InferenceError(f"model {model!r} answered {len(classifications)} results for {expected} images")
             return classifications
 
-        return Call(call.send, finish, model, version, retries=call.retries)
+        return Call(send, finish, model, version, retries=RELOAD_RETRIES)
 
     def _infer_call(
         self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], version: str | int
@@ -183,7 +181,9 @@ class ClientBase:
         if isinstance(outputs, str):
             raise InvalidRequest(f"outputs must be a sequence of names, got the string {outputs!r}")
         names = list(outputs)
-        call = self._infer(model, version, self._adapter.infer_inputs(inputs), self._adapter.requested_outputs(names))
+        send = self._infer_send(
+            model, version, self._adapter.infer_inputs(inputs), self._adapter.requested_outputs(names)
+        )
 
         def finish(result: Any) -> dict[str, np.ndarray]:
             tensors: dict[str, np.ndarray] = {}
@@ -194,7 +194,7 @@ class ClientBase:
                 tensors[name] = array
             return tensors
 
-        return Call(call.send, finish, model, version, retries=call.retries)
+        return Call(send, finish, model, version, retries=RELOAD_RETRIES)
 
     def _live_call(self) -> Call:
         return Call(lambda: self._client().is_server_live(**self._adapter.call_kwargs), bool)
