@@ -16,7 +16,8 @@ Everything else lives in sibling modules: ``admission`` (key + rate limit, the o
 front of every route, run by the middleware), ``auth`` (keys), ``limits`` (token buckets),
 ``uploads`` (checks), ``cache``, ``history``, ``routing`` (``auto``), ``versions`` (served
 versions), ``classify`` (the flow), ``forms`` (request bodies), ``middleware`` (headers,
-body cap, request id, admission before routing), ``metrics``. ``docs/decisions.md`` says why
+body cap, request id, admission before routing), ``metrics``, ``background`` (the one task each
+of the tracker, the history writer and the shadow queue runs). ``docs/decisions.md`` says why
 ``/v1`` is a mounted FastAPI app.
 """
 
