@@ -497,13 +497,15 @@ class Gateway:
             served.model = options.model
             req = self._classify_request(request, caller, options, budget_ms, served.started_s)
             model, outcomes = await self.classifier.classify_batch(req, [(u.data, u.filename) for u in uploads])
-            served.model, served.status = model, 200
+            served.model = model
+            results = [self._batch_item(o) for o in outcomes]
+            served.status = 200
             return _json(
                 BatchResponse(
                     request_id=req.request_id,
                     model=model,
                     weights=self.tracker.weights(model, self.tracker.served_version(model)),
-                    results=[self._batch_item(o) for o in outcomes],
+                    results=results,
                     latency_ms=served.latency_ms,
                 )
             )
