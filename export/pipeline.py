@@ -27,7 +27,7 @@ from export.quantize import CALIBRATION_SEED, HOLDOUT_SEED, QuantizationRefused,
 from export.release import require_no_release, start_release
 from export.repository import VersionInfo, stage_mean_model, write_version_files
 from export.weights import WeightsChoice, warn_demo
-from visionserve import imaging
+from visionserve import triton_sources
 from visionserve.catalog import ARTIFACTS, INT8_FORMAT, ModelSpec, Profile
 from visionserve.errors import CatalogError, WeightsError
 from visionserve.files import link_or_copy
@@ -37,8 +37,6 @@ __all__ = ["ExportResult", "export_model", "make_backbone"]
 
 #: Real sample images each artifact is checked on before it is published.
 CHECK_IMAGES = 16
-_MODEL_PY = Path(__file__).with_name("triton_model.py")
-_GPU_MODEL_PY = Path(__file__).with_name("gpu_model.py")
 
 
 @dataclass
@@ -116,7 +114,7 @@ def _stage_int8(
 
 
 def _stage_gpu_model(spec: ModelSpec, backbone: Backbone, staging: Path, version: int, check: np.ndarray) -> Exported:
-    """``<name>_gpu/V``: the GPU model, the two modules it imports, and the ONNX backbone (hard-linked).
+    """``<name>_gpu/V``: the GPU model, the modules it imports, and the ONNX backbone (hard-linked).
 
     The parity check runs the very module the GPU model builds from that ONNX (onnx2torch), in
     float32 on the CPU, against the source model; fp16 on the GPU is measured by ``bench gpu``.
@@ -129,11 +127,7 @@ def _stage_gpu_model(spec: ModelSpec, backbone: Backbone, staging: Path, version
     onnx_file = staging / spec.backbone_model("onnx") / str(version) / ARTIFACTS["onnx"]
     if not onnx_file.is_file():
         raise CatalogError(f"{spec.name}: the GPU profile runs the ONNX backbone: add onnx to its formats")
-    gpu_dir = staging / spec.gpu_model / str(version)
-    gpu_dir.mkdir(parents=True, exist_ok=True)
-    sources = {"model.py": _GPU_MODEL_PY, "gpu_pipeline.py": gpu_pipeline.__file__, "imaging.py": imaging.__file__}
-    for name, source in sources.items():
-        shutil.copyfile(source, gpu_dir / name)
+    gpu_dir = triton_sources.stage("gpu", staging / spec.gpu_model / str(version))
     artifact = gpu_dir / ARTIFACTS["onnx"]
     link_or_copy(onnx_file, artifact)  # one file on disk; publishing never rewrites a file in place
     module = gpu_pipeline.load_onnx_module(str(artifact))
@@ -274,10 +268,7 @@ def _stage_backbones(
 
 def _stage_preprocess(spec: ModelSpec, staging: Path, version: int, profile: Profile) -> list[str]:
     """The preprocessing model and, on the CPU profile, each TTA view's mean model and ensemble; the views."""
-    pre_dir = staging / spec.preprocess_model / str(version)
-    pre_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_MODEL_PY, pre_dir / "model.py")
-    shutil.copyfile(imaging.__file__, pre_dir / "imaging.py")
+    triton_sources.stage("preprocess", staging / spec.preprocess_model / str(version))
     tta = list(spec.tta) if profile == "cpu" else []  # the GPU model has no view rows
     for view in tta:
         stage_mean_model(staging / spec.tta_mean_model(view) / str(version))

@@ -17,6 +17,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from visionserve import triton_sources
 from visionserve.catalog import (
     ARTIFACTS,
     IMAGE_INPUT,
@@ -48,7 +49,6 @@ __all__ = [
 
 VERSION_FILE = "version.json"
 LABELS_FILE = "labels.txt"
-_MEAN_MODEL_PY = Path(__file__).with_name("mean_model.py")
 
 
 @dataclass
@@ -196,7 +196,7 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
 def mean_config(
     name: str, inputs: list[str], weights: list[float], views: int, versions: list[int], classes: int, batch: int
 ) -> mc.ModelConfig:
-    """An averaging step (``export/mean_model.py``): a committee's members, or TTA's view rows.
+    """An averaging step (``triton_python/models/mean_model.py``): a committee's members, or TTA's view rows.
 
     No dynamic batching: each request is averaged on its own (its rows belong to its images).
     """
@@ -343,9 +343,8 @@ def tta_ensembles(repo: Path, spec: ModelSpec) -> list[str]:
 
 
 def stage_mean_model(version_dir: Path) -> None:
-    """An averaging step's version directory: ``export/mean_model.py`` as its ``model.py``."""
-    version_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_MEAN_MODEL_PY, version_dir / "model.py")
+    """An averaging step's version directory: ``mean_model.py`` as its ``model.py``, and its companion."""
+    triton_sources.stage("mean", version_dir)
 
 
 def write_version_files(version_dir: Path, info: VersionInfo, labels: list[str]) -> None:

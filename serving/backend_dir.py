@@ -7,6 +7,9 @@ Layout::
     <dest>/pytorch/       model.py + backend_common.py   (serves platform "pytorch_libtorch")
     <dest>/tensorflow/    model.py + backend_common.py   (serves platform "tensorflow_savedmodel")
 
+One folder per value of ``visionserve.catalog.BACKENDS``; what goes into it, from
+``triton_python/backends/``, is ``visionserve.triton_sources``' call.
+
 Triton maps a standard platform name to the backend of that name and, finding a ``model.py``
 instead of a shared library there, runs it as a *Python-based backend*. The repository
 therefore loads unchanged on the stock NGC image (native backends) and here.
@@ -19,14 +22,10 @@ import tempfile
 from pathlib import Path
 
 from serving.install import TritonInstall, find_install
+from visionserve import triton_sources
 
-__all__ = ["BACKEND_NAMES", "BACKEND_SOURCES", "assemble_backend_directory"]
+__all__ = ["assemble_backend_directory"]
 
-#: Source of the Python-based backends shipped with visionserve.
-BACKEND_SOURCES = Path(__file__).resolve().parent / "backends"
-#: Backend directory names; they must equal visionserve.catalog.BACKENDS' values.
-BACKEND_NAMES: tuple[str, ...] = ("onnxruntime", "pytorch", "tensorflow")
-_COMMON = "backend_common.py"
 _PYTHON_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 
 
@@ -57,11 +56,10 @@ def assemble_backend_directory(dest: Path | None = None, install: TritonInstall 
         shutil.copy2(install.python_backend_dir / name, python_dir / name)
     shutil.copy2(install.stub, python_dir / install.stub.name)
 
-    for name in BACKEND_NAMES:
+    for name in triton_sources.backend_names():
         target = dest / name
         _fresh(target)
-        shutil.copy2(BACKEND_SOURCES / name / "model.py", target / "model.py")
-        shutil.copy2(BACKEND_SOURCES / _COMMON, target / _COMMON)
+        triton_sources.stage(name, target)
     return dest
 
 

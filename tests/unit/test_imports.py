@@ -2,10 +2,11 @@
 
 ``visionserve`` is the core every component imports; ``serving``, ``export`` and ``client``
 build on it; ``gateway``, ``loadtest`` and ``bench`` on those; ``helm`` (the chart's checks) on
-the core and the gateway's settings; ``drills`` on everything. The
-load tests and the benchmarks share one workload layer (``visionserve.samples``,
-``serving.processes`` / ``serving.stack``, the client's requests and checks) and never import
-each other. Every import counts, also those inside functions and under ``TYPE_CHECKING``:
+the core and the gateway's settings; ``drills`` on everything. ``triton_python`` (what runs
+inside Triton's python stubs) imports no project package at all: its files import only the
+companions copied beside them (tests/unit/triton_python). The load tests and the benchmarks
+share one workload layer (``visionserve.samples``, ``serving.processes`` / ``serving.stack``,
+the client's requests and checks) and never import each other. Every import counts, also those inside functions and under ``TYPE_CHECKING``:
 a cycle that only type checkers see is still two modules that cannot be read apart.
 """
 
@@ -20,13 +21,14 @@ import pytest
 from visionserve.settings import PROJECT_ROOT
 
 #: Every package of the distribution, and the tests (walked for cycles only).
-PACKAGES = ("bench", "client", "drills", "export", "gateway", "helm", "loadtest", "serving", "visionserve")
+PACKAGES = (
+    "bench", "client", "drills", "export", "gateway", "helm", "loadtest", "serving", "triton_python", "visionserve",
+)  # fmt: skip
 WALKED = (*PACKAGES, "tests")
-#: Code that runs inside Triton's python stubs: its imports are resolved there, not here.
-TRITON_SIDE = ("serving/backends",)
 #: The other packages each package may import; a package missing here may import any.
 ALLOWED: dict[str, frozenset[str]] = {
     "visionserve": frozenset(),
+    "triton_python": frozenset(),
     "loadtest": frozenset({"visionserve", "serving", "client"}),
     # bench also measures export's runners in-process (the ceiling, the GPU benchmark): export
     # sits on the same tier as serving and client.
@@ -45,10 +47,7 @@ def _module_name(path: Path) -> str:
 
 def _sources() -> Iterator[Path]:
     for package in WALKED:
-        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
-            rel = path.relative_to(PROJECT_ROOT).as_posix()
-            if not any(rel.startswith(side) for side in TRITON_SIDE):
-                yield path
+        yield from sorted((PROJECT_ROOT / package).rglob("*.py"))
 
 
 MODULES = {_module_name(path): path for path in _sources()}

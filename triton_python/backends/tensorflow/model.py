@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
-from backend_common import BackendSettings, execute_requests, warm_up  # noqa: E402
+from backend_common import BackendSettings, execute_requests, require_tensor_names, warm_up  # noqa: E402
 
 #: The native backend's default directory name and signature.
 DEFAULT_MODEL_FILENAME = "model.savedmodel"
@@ -46,15 +46,12 @@ class TritonPythonModel:
         if SIGNATURE not in self.loaded.signatures:
             raise ValueError(f"{path}: no {SIGNATURE!r} signature (it has {sorted(self.loaded.signatures)})")
         self.signature = self.loaded.signatures[SIGNATURE]
-        have_in = set(self.signature.structured_input_signature[1])
-        have_out = set(self.signature.structured_outputs)
-        missing_in = [s.name for s in self.settings.inputs if s.name not in have_in]
-        missing_out = [s.name for s in self.settings.outputs if s.name not in have_out]
-        if missing_in or missing_out:
-            raise ValueError(
-                f"{path}: config names inputs {missing_in} / outputs {missing_out} that signature "
-                f"{SIGNATURE!r} lacks; it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
-            )
+        require_tensor_names(
+            self.settings,
+            self.signature.structured_input_signature[1],
+            self.signature.structured_outputs,
+            f"signature {SIGNATURE!r}",
+        )
         warmed = warm_up(self.settings, self._run)
         pb_utils.Logger.log_info(
             f"{self.settings.model_name} v{self.settings.model_version}: tensorflow {tf.__version__} "

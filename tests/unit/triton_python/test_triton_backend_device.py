@@ -7,58 +7,32 @@ GPU case is skipped elsewhere).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.fixtures.triton_tree import TRITON_TREE, fake_pb_utils, load_model_files
+
 torch = pytest.importorskip("torch")
 
-#: serving/backends, found by path: this test needs only numpy and torch (GPU images lack the rest).
-BACKEND_SOURCES = Path(__file__).resolve().parents[3] / "serving" / "backends"
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
-
-
-def _load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def _fake_pb_utils() -> ModuleType:
-    fake = ModuleType("triton_python_backend_utils")
-
-    class TritonError:
-        INVALID_ARG, INTERNAL = 3, 13
-
-        def __init__(self, message: str, code: int = 0) -> None:
-            self.message, self.code = message, code
-
-    fake.TritonError = TritonError  # type: ignore[attr-defined]
-    fake.Tensor = lambda name, array: SimpleNamespace(name=name, array=array)  # type: ignore[attr-defined]
-    fake.InferenceResponse = lambda output_tensors, error=None: SimpleNamespace(  # type: ignore[attr-defined]
-        output_tensors=output_tensors, error=error
-    )
-    fake.get_input_tensor_by_name = lambda request, name: (  # type: ignore[attr-defined]
-        SimpleNamespace(as_numpy=lambda: request[name]) if name in request else None
-    )
-    fake.Logger = SimpleNamespace(log_info=lambda message: None)  # type: ignore[attr-defined]
-    return fake
 
 
 @pytest.fixture
 def pytorch_backend(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
-    _load("backend_common", BACKEND_SOURCES / "backend_common.py", monkeypatch)
-    return _load("vs_pytorch_backend", BACKEND_SOURCES / "pytorch" / "model.py", monkeypatch)
+    """The pytorch backend's model.py as the stub imports it, backend_common beside it.
+
+    The files are found by path (not through visionserve.triton_sources): this test needs only
+    numpy and torch (GPU images lack the rest).
+    """
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
+    backends = TRITON_TREE / "backends"
+    files = {"model.py": backends / "pytorch" / "model.py", "backend_common.py": backends / "backend_common.py"}
+    return load_model_files(files, "vs_pytorch_backend", monkeypatch)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""The python-backend averaging model; copied into ``<model>_hflip_mean/V/`` and ``<committee>_mean/V/``.
+"""The python-backend averaging model: ``model.py`` of ``<model>_hflip_mean/V/`` and ``<committee>_mean/V/``.
+
+Beside it lies ``python_model_common.py`` (``visionserve.triton_sources`` puts it there).
 
 One model file does both kinds of averaging, read from its config: ``weights`` (one per input,
 summing to 1: a committee's member weights, or ``[1]`` for TTA) and ``views`` (rows per image
@@ -12,12 +14,12 @@ import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from python_model_common import failure, read_config
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = read_config(args)
         self.inputs = [i["name"] for i in config["input"]]
         self.weights = np.asarray(json.loads(params["weights"]), dtype=np.float64)
         self.views = int(params.get("views", "1"))
@@ -40,6 +42,5 @@ class TritonPythonModel:
                 out = pb_utils.Tensor(self.output_name, total.astype(np.float32))
                 responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             except Exception as exc:  # one bad request never takes the stub down
-                error = pb_utils.TritonError(f"averaging failed: {type(exc).__name__}: {exc}")
-                responses.append(pb_utils.InferenceResponse(error=error))
+                responses.append(pb_utils.InferenceResponse(error=failure("averaging", exc)))
         return responses

@@ -1,7 +1,8 @@
 """The GPU profile's python-backend model; copied into ``<model>_gpu/<version>/model.py``.
 
-Beside it lie ``imaging.py``, ``gpu_pipeline.py`` and the backbone's ``model.onnx``. Its
-config says which stage it runs (``stage`` parameter):
+Beside it lie ``imaging.py``, ``gpu_pipeline.py``, ``python_model_common.py`` (put there by
+``visionserve.triton_sources``, imported as plain modules: the stub has that directory on
+``sys.path``) and the backbone's ``model.onnx``. Its config says which stage it runs (``stage`` parameter):
 
 - ``fused`` (what the ensemble serves): encoded images -> probabilities in one execute, the
   decoded and preprocessed batch never leaving the GPU;
@@ -14,30 +15,22 @@ error and the rest of the batch is served.
 
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
+from gpu_pipeline import Backbone, Preprocessor, jpeg_decoder, load_onnx_module
+from imaging import Pipeline
+from python_model_common import failure, invalid_argument, read_config
 from torch.utils import dlpack
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_pipeline import Backbone, Preprocessor, jpeg_decoder, load_onnx_module  # noqa: E402  (copied beside)
-from imaging import Pipeline  # noqa: E402
 
 _DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 _CONFIG_DTYPES = {"TYPE_FP16": torch.float16, "TYPE_FP32": torch.float32}
 
 
-def _invalid(message):
-    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
-    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
-
-
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = read_config(args)
         self.stage = params.get("stage", "fused")
         on_gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
         self.device = torch.device(f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu")
@@ -109,13 +102,12 @@ class TritonPythonModel:
                 result = self.net(batch)
                 result = result.cpu().numpy() if result.device.type != "cpu" else result.numpy()
         except Exception as exc:  # never let a batch take the stub down
-            error = pb_utils.TritonError(f"GPU pipeline failed: {type(exc).__name__}: {exc}")
-            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+            return [pb_utils.InferenceResponse(error=failure("GPU pipeline", exc)) for _ in requests]
         responses = []
         for start, count in spans:
             bad = [e for e in errors[start : start + count] if e is not None]
             if bad:
-                responses.append(pb_utils.InferenceResponse(error=_invalid(f"invalid image: {bad[0]}")))
+                responses.append(pb_utils.InferenceResponse(error=invalid_argument(f"invalid image: {bad[0]}")))
                 continue
             part = result[start : start + count]
             if isinstance(part, np.ndarray):

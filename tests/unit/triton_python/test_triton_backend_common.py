@@ -13,16 +13,19 @@ import pytest
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
-from serving.backends.backend_common import (
-    BackendSettings,
-    RequestError,
-    TensorSpec,
-    execute_requests,
-    run_batched,
-    threads_per_instance,
-    torch_tensor_order,
-    warm_up,
-)
+from tests.fixtures.triton_tree import TRITON_TREE, load_module
+
+#: Imported as the backends import it: the plain module ``backend_common``.
+backend_common = load_module(TRITON_TREE / "backends" / "backend_common.py", "backend_common")
+BackendSettings = backend_common.BackendSettings
+RequestError = backend_common.RequestError
+TensorSpec = backend_common.TensorSpec
+execute_requests = backend_common.execute_requests
+require_tensor_names = backend_common.require_tensor_names
+run_batched = backend_common.run_batched
+threads_per_instance = backend_common.threads_per_instance
+torch_tensor_order = backend_common.torch_tensor_order
+warm_up = backend_common.warm_up
 
 CONFIG = """
 name: "m"
@@ -87,6 +90,17 @@ def test_default_model_filename_wins_over_the_backend_default() -> None:
 def test_missing_artifact_names_the_path() -> None:
     with pytest.raises(FileNotFoundError, match=r"/repo/m/3/model\.onnx"):
         _settings().require_artifact()
+
+
+def test_tensor_names_the_artifact_lacks_fail_the_load_with_both_lists() -> None:
+    settings = _settings()
+    require_tensor_names(settings, {"x"}, ["y", "extra"], "the ONNX model")  # a superset is fine
+    with pytest.raises(ValueError) as raised:
+        require_tensor_names(settings, ["input_1"], ["y"], "signature 'serving_default'")
+    assert str(raised.value) == (
+        "/repo/m/3/model.onnx: config names inputs ['x'] / outputs [] that signature 'serving_default' lacks; "
+        "it has inputs ['input_1'] and outputs ['y']"
+    )
 
 
 def test_gpu_instance_kind_and_device() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
-from backend_common import BackendSettings, execute_requests, warm_up
+from backend_common import BackendSettings, execute_requests, require_tensor_names, warm_up
 
 #: The native backend's default file name, and its thread-count parameter names.
 DEFAULT_MODEL_FILENAME = "model.onnx"
@@ -50,16 +50,8 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(
             str(path), sess_options=session_options(self.settings), providers=providers(self.settings)
         )
-        have_in = {i.name for i in self.session.get_inputs()}
-        have_out = {o.name for o in self.session.get_outputs()}
-        missing_in = [s.name for s in self.settings.inputs if s.name not in have_in]
-        missing_out = [s.name for s in self.settings.outputs if s.name not in have_out]
-        if missing_in or missing_out:
-            raise ValueError(
-                f"{path}: config names inputs {missing_in} / outputs {missing_out} that the ONNX "
-                f"model lacks; "
-                f"it has inputs {sorted(have_in)} and outputs {sorted(have_out)}"
-            )
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        require_tensor_names(self.settings, [i.name for i in inputs], [o.name for o in outputs], "the ONNX model")
         self.output_names = [s.name for s in self.settings.outputs]
         warmed = warm_up(self.settings, self._run)
         pb_utils.Logger.log_info(

@@ -1,1 +1,0 @@
-"""Python-based tensorflow backend (copied into the backend directory as <dir>/tensorflow/model.py)."""
