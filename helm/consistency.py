@@ -52,7 +52,7 @@ GATEWAY_METRICS_PATH = "/metrics"
 #: The encoded image size the GPU profile's python-backend shm is sized for (640x480 photos
 #: are ~74 KB; 256 KiB leaves room): one region holds a whole max_batch_size batch of them.
 GPU_ENCODED_IMAGE_BYTES = 256 * 1024
-#: What the ``<name>_gpu`` models import, besides the stub's own modules (export/gpu_model.py,
+#: What the ``<name>_gpu`` models import, besides the stub's own modules (triton_python/models/gpu_model.py,
 #: visionserve/gpu_pipeline.py, visionserve/imaging.py).
 GPU_PACKAGES = ("numpy", "nvidia-nvimgcodec-cu13", "onnx", "onnx2torch", "pillow", "torch", "torchvision")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"

@@ -20,7 +20,7 @@ from visionserve.errors import ServerError
 __all__ = ["TritonInstall", "check_stub_numpy", "find_install", "server_environment"]
 
 #: Environment defaults for the server and its stubs: no stray OpenMP/BLAS pools. Each backend
-#: sizes its own framework pool explicitly (see serving/backends/backend_common.py).
+#: sizes its own framework pool explicitly (see triton_python/backends/backend_common.py).
 THREAD_ENV_DEFAULTS: dict[str, str] = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
