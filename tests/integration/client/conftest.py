@@ -17,9 +17,8 @@ import pytest
 
 from client import AsyncTritonClient, TritonClient
 from serving.launcher import TritonServer, free_ports
+from tests.fixtures.triton import serving
 from tests.integration.client.toy_repository import ToyRepository, build_toy_repository
-
-READY_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="session")
@@ -27,37 +26,12 @@ def toy_repo(tmp_path_factory: pytest.TempPathFactory) -> ToyRepository:
     return build_toy_repository(tmp_path_factory.mktemp("toy_repository"))
 
 
-def serve_toy_models(toy_repo: ToyRepository, log_dir: Path, **options: Any) -> Iterator[TritonServer]:
-    """A started tritonserver on free ports serving the toy models (the spare one stays unloaded), stopped after.
-
-    Args:
-        toy_repo: the repository.
-        log_dir: where its log goes.
-        options: more ``TritonServer`` arguments (``repository_api_key``…).
-    """
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(
-        toy_repo.path,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        metrics_port=metrics_port,
-        models=toy_repo.loaded,
-        cache_size_bytes=0,  # the toy answers must come from the model, every time
-        exit_timeout_s=2,
-        log_path=log_dir / "tritonserver.log",
-        **options,
-    )
-    server.start(ready_timeout_s=READY_TIMEOUT_S)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def toy_triton(toy_repo: ToyRepository, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """A tritonserver serving the toy models."""
-    yield from serve_toy_models(toy_repo, tmp_path_factory.mktemp("toy_triton"))
+    """A tritonserver serving the toy models (the spare one stays unloaded), without a response cache."""
+    # the toy answers must come from the model, every time
+    with serving(toy_repo.path, tmp_path_factory.mktemp("toy_triton"), toy_repo.loaded, cache_size_bytes=0) as server:
+        yield server
 
 
 def url_of(server: TritonServer, protocol: str) -> str:

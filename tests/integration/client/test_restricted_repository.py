@@ -15,7 +15,7 @@ import pytest
 
 from client import RepositoryRestricted, TritonClient
 from serving.launcher import REPOSITORY_KEY_ENV, TritonServer, write_repository_key
-from tests.integration.client.conftest import serve_toy_models
+from tests.fixtures.triton import serving
 from tests.integration.client.test_cli import assert_clean_failure, visionserve
 from tests.integration.client.toy_repository import ToyRepository
 
@@ -33,9 +33,10 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def restricted(
     toy_repo: ToyRepository, key_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
-    yield from serve_toy_models(
-        toy_repo, tmp_path_factory.mktemp("restricted_triton"), repository_api_key=key_file.read_text().strip()
-    )
+    log_dir = tmp_path_factory.mktemp("restricted_triton")
+    key = key_file.read_text().strip()
+    with serving(toy_repo.path, log_dir, toy_repo.loaded, cache_size_bytes=0, repository_api_key=key) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

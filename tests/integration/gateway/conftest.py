@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.launcher import TritonServer, free_ports
+from serving.launcher import TritonServer
 from tests.fixtures.services import free_tcp_port
+from tests.fixtures.triton import serving
 from visionserve.catalog import load_catalog
 from visionserve.settings import PROJECT_ROOT
 
@@ -167,21 +168,16 @@ def shared_gateways(triton, redis_url: str, postgres_url: str, tmp_path_factory:
 _SEEDS = iter(range(10_000, 10**9))
 
 
-def own_triton_of(repository: Path, model: str, log_path: Path) -> Iterator[TritonServer]:
+@contextlib.contextmanager
+def own_triton_of(repository: Path, model: str, log_dir: Path) -> Iterator[TritonServer]:
     """A tritonserver of the test's own, serving ``model`` alone (ensemble, preprocessing, backbone), stopped after.
 
     For tests that stop it, publish into its repository or otherwise must not share one.
     """
     spec = load_catalog().get(model)
-    http_port, grpc_port, metrics_port = free_ports(3)
-    server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          models=[spec.ensemble, spec.preprocess_model, spec.backbone_model()], exit_timeout_s=1,
-                          log_path=log_path)  # fmt: skip
-    server.start(ready_timeout_s=300)
-    try:
+    models = [spec.ensemble, spec.preprocess_model, spec.backbone_model()]
+    with serving(repository, log_dir, models, exit_timeout_s=1) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def unique_jpeg(size: tuple[int, int] = (160, 120)) -> bytes:

@@ -84,7 +84,8 @@ def test_database_down_is_503_with_retry_after_never_a_500(triton, tmp_path: Pat
 @pytest.fixture
 def own_triton(exported_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
     """A tritonserver of our own, serving resnet18 only, that the test may stop."""
-    yield from own_triton_of(exported_repository, MODEL, tmp_path / "triton.log")
+    with own_triton_of(exported_repository, MODEL, tmp_path) as server:
+        yield server
 
 
 def test_triton_down_is_503_with_retry_after_and_a_recorded_failure(own_triton: TritonServer, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ FAVOURED = 7  # the class version 2 prefers for every image
 
 @pytest.fixture
 def live_triton(fresh_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    yield from own_triton_of(fresh_repository, SPEC.name, tmp_path / "triton.log")
+    with own_triton_of(fresh_repository, SPEC.name, tmp_path) as server:
+        yield server
 
 
 def test_no_stale_answer_survives_a_publish(live_triton: TritonServer, fresh_repository: Path, tmp_path: Path) -> None:
