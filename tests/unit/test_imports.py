@@ -6,8 +6,9 @@ the core and the gateway's settings; ``drills`` on everything. ``triton_python``
 inside Triton's python stubs) imports no project package at all: its files import only the
 companions copied beside them (tests/unit/triton_python). The load tests and the benchmarks
 share one workload layer (``visionserve.samples``, ``serving.processes`` / ``serving.stack``,
-the client's requests and checks) and never import each other. Every import counts, also those inside functions and under ``TYPE_CHECKING``:
-a cycle that only type checkers see is still two modules that cannot be read apart.
+the client's requests and checks) and never import each other. Every import counts, also
+those inside functions and under ``TYPE_CHECKING``: a cycle that only type checkers see is
+still two modules that cannot be read apart.
 """
 
 from __future__ import annotations
