@@ -13,7 +13,6 @@ p99 per phase kind and the on/off ratios; the bar is ≤ 1.05.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from export.release import abort_release, start_release
 from export.repository import served_version
 from serving.stack import GatewayStack
 from visionserve.catalog import load_catalog
-from visionserve.files import copy_repository
+from visionserve.files import copy_repository, link_or_copy
 from visionserve.samples import make_unique, sample_images
 from visionserve.settings import repository_path
 
@@ -43,7 +42,7 @@ def _stage_identical(repo: Path, model: str) -> int:
     for name in spec.triton_models:
         src = repo / name / str(served)
         if src.is_dir():
-            shutil.copytree(src, staging / name / str(version), copy_function=os.link)
+            shutil.copytree(src, staging / name / str(version), copy_function=link_or_copy)
     meta = staging / spec.ensemble / str(version) / "version.json"
     text = meta.read_text().replace(f'"version": {served}', f'"version": {version}')
     meta.unlink()

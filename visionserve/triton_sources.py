@@ -37,9 +37,6 @@ TRITON_TREE: Path = Path(__file__).resolve().parent.parent / "triton_python"
 #: The name Triton looks for, in a model's version directory and in a backend's directory.
 MODEL_FILE = "model.py"
 
-#: The python-backend models the exporter stages, by what they do.
-PYTHON_MODELS: tuple[str, ...] = ("preprocess", "gpu", "mean")
-
 _CORE = Path(__file__).resolve().parent
 _MODELS = TRITON_TREE / "models"
 _BACKENDS = TRITON_TREE / "backends"
@@ -56,6 +53,8 @@ _PYTHON_MODEL_FILES: dict[str, tuple[Path, tuple[str, ...]]] = {
     "gpu": (_MODELS / "gpu_model.py", ("python_model_common.py", "imaging.py", "gpu_pipeline.py")),
     "mean": (_MODELS / "mean_model.py", ("python_model_common.py",)),
 }
+#: The python-backend models the exporter stages, by what they do.
+PYTHON_MODELS: tuple[str, ...] = tuple(_PYTHON_MODEL_FILES)
 
 
 def backend_names() -> tuple[str, ...]:
