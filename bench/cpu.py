@@ -107,4 +107,3 @@ def isolate(stack_pid: int) -> dict[str, set[int]]:
 def spent(before: Reading, after: Reading) -> Reading:
     """CPU seconds by role between two readings (a process that exited in between counts 0)."""
     return {role: max(0.0, after[role] - before.get(role, 0.0)) for role in after}
-

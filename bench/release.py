@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 
 from bench.stats import percentile
-from export.publish import TritonControl, commit_staged, next_version, staging_dir
+from export.publish import TritonControl, commit_staged, next_version, stage_copy
 from export.release import abort_release, start_release
 from export.repository import served_version
 from serving.stack import GatewayStack
 from visionserve.catalog import load_catalog
-from visionserve.files import copy_repository, link_or_copy
+from visionserve.files import copy_repository
 from visionserve.samples import make_unique, sample_images
 from visionserve.settings import repository_path
 
@@ -36,18 +36,8 @@ __all__ = ["main"]
 
 def _stage_identical(repo: Path, model: str) -> int:
     spec = load_catalog().get(model)
-    served = served_version(repo, spec)
     version = next_version(repo, spec)
-    staging = staging_dir(repo, spec, version)
-    for name in spec.triton_models:
-        src = repo / name / str(served)
-        if src.is_dir():
-            shutil.copytree(src, staging / name / str(version), copy_function=link_or_copy)
-    meta = staging / spec.ensemble / str(version) / "version.json"
-    text = meta.read_text().replace(f'"version": {served}', f'"version": {version}')
-    meta.unlink()
-    meta.write_text(text)
-    commit_staged(staging, repo, spec, version)
+    commit_staged(stage_copy(repo, spec, served_version(repo, spec), version), repo, spec, version)
     return version
 
 

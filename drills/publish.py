@@ -17,9 +17,7 @@ versions, which the project's ``model_repository/`` must never get from a drill.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,8 +26,8 @@ from pathlib import Path
 from drills.load import LoadLoop, Sample, unique_jpeg
 from drills.report import DrillResult
 from drills.stack import DrillStack
-from export.publish import commit_staged, next_version, staging_dir
-from export.repository import LABELS_FILE, read_config, read_version, served_version, write_version_files
+from export.publish import commit_staged, next_version, stage_copy
+from export.repository import read_config, served_version
 from serving.stack import run_visionserve
 from visionserve.catalog import ARTIFACTS, ModelSpec, load_catalog
 from visionserve.errors import RepositoryError
@@ -149,18 +147,11 @@ def stage_broken_version(repo: Path, spec: ModelSpec) -> int:
     if current is None:
         raise RepositoryError(f"{spec.name} has no served version in {repo}")
     version = next_version(repo, spec)
-    staging = staging_dir(repo, spec, version)
-    shutil.rmtree(staging, ignore_errors=True)
-    for name in spec.triton_models:
-        src = repo / name / str(current)
-        if name != spec.ensemble and src.is_dir():
-            shutil.copytree(src, staging / name / str(version))
+    staging = stage_copy(repo, spec, current, version)
     artifact = staging / spec.backbone_model() / str(version) / ARTIFACTS[spec.serve_format]
     data = artifact.read_bytes()
+    artifact.unlink()  # a hard link to the served version's file: replace it, never write through
     artifact.write_bytes(data[: len(data) // 2])
-    info = dataclasses.replace(read_version(repo, spec, current), version=version)
-    labels = (repo / spec.ensemble / str(current) / LABELS_FILE).read_text().splitlines()
-    write_version_files(staging / spec.ensemble / str(version), info, labels)
     commit_staged(staging, repo, spec, version)
     return version
 

@@ -24,14 +24,19 @@ an old answer for the new version.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import asdict
 from pathlib import Path
 
 from export.repository import (
+    VERSION_FILE,
+    atomic_write,
     committed_versions,
     pinned_elsewhere,
     pipeline_models,
@@ -45,6 +50,7 @@ from export.repository import (
 from serving.launcher import read_repository_key, repository_key_headers
 from visionserve.catalog import ModelSpec
 from visionserve.errors import RepositoryError, ServerError
+from visionserve.files import link_or_copy
 from visionserve.release import read_labels, write_labels
 
 __all__ = [
@@ -187,6 +193,26 @@ def next_version(repo: Path, spec: ModelSpec) -> int:
         if root.is_dir():
             seen += [int(p.name) for p in root.iterdir() if p.name.isdigit()]
     return max(seen) + 1
+
+
+def stage_copy(repo: Path, spec: ModelSpec, source: int, version: int) -> Path:
+    """Stage ``version`` as committed version ``source``, file for file; returns the staging dir.
+
+    Why: releases, drills and tests need a new version that is an existing one, byte for byte or
+    with one deliberate change. Files are hard links where the filesystem allows (instant, no
+    disk), so a caller changing a staged file must replace it (``atomic_write``, or unlink
+    first), never write through it. Only the commit marker differs: its version number.
+    Publish with ``commit_staged``.
+    """
+    staging = staging_dir(repo, spec, version)
+    shutil.rmtree(staging, ignore_errors=True)
+    for name in spec.triton_models:
+        src = repo / name / str(source)
+        if src.is_dir():
+            shutil.copytree(src, staging / name / str(version), copy_function=link_or_copy)
+    info = dataclasses.replace(read_version(repo, spec, source), version=version)
+    atomic_write(staging / spec.ensemble / str(version) / VERSION_FILE, json.dumps(asdict(info), indent=2) + "\n")
+    return staging
 
 
 def commit_staged(staging: Path, repo: Path, spec: ModelSpec, version: int) -> None:
