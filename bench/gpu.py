@@ -425,6 +425,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
         default="",
         help="serve with each of these JPEG decoders in turn, e.g. nvimgcodec,torchvision (default: the catalog's)",
     )
+    p.add_argument(
+        "--pipeline-chunks",
+        default="",
+        help="serve with each of these pipeline_chunk values in turn, e.g. 0,128 (0: no overlap; default: catalog)",
+    )
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-parity", action="store_true", help="e.g. for weights that are not the exported ones")
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "bench-gpu.json")
@@ -483,22 +488,24 @@ def _in_process_row(spec: ModelSpec, repo: Path, images: list[bytes], args: argp
 
 def _served_cells(catalog: Catalog, spec: ModelSpec, repo: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Served over gRPC per layout, JPEG decoder, images per request and concurrency; the repository restored."""
-    from export.repository import decoder_params
+    from export.repository import tuning_params
     from serving.launcher import TritonServer, default_models, free_ports
 
     levels = [int(c) for c in args.concurrency.split(",")]
     pers = [int(p) for p in args.per_request.split(",")]
     cells: dict[str, Any] = {}
     decoders = args.jpeg_decoders.split(",") if args.jpeg_decoders else [spec.gpu.jpeg_decoder]
+    chunks = [int(c) for c in args.pipeline_chunks.split(",")] if args.pipeline_chunks else [None]
     layouts = ("fused", "split") if args.layout == "both" else (args.layout,)
-    for layout, decoder in ((lay, dec) for lay in layouts for dec in decoders):
+    for layout, decoder, chunk in ((lay, dec, ch) for lay in layouts for dec in decoders for ch in chunks):
         served_repo = repo if layout == "fused" else split_variant(repo, spec, args.out.parent / "split-repository")
+        params = tuning_params(spec.gpu, decoder, chunk)
         for name in (spec.gpu_model, f"{spec.gpu_model}_preprocess"):  # the split layout decodes in the 2nd
             if (served_repo / name / "config.pbtxt").exists():
                 count = args.instances if name == spec.gpu_model else None
-                _rewrite_config(served_repo / name / "config.pbtxt", count, decoder_params(spec.gpu, decoder))
+                _rewrite_config(served_repo / name / "config.pbtxt", count, params)
         http, grpc, metrics = free_ports(3)
-        log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-triton.log"
+        log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-chunk{'catalog' if chunk is None else chunk}-triton.log"
         models = default_models(catalog, served_repo, spec.name)
         with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
                           models=models, log_path=log) as server:  # fmt: skip
@@ -506,12 +513,12 @@ def _served_cells(catalog: Catalog, spec: ModelSpec, repo: Path, args: argparse.
                 for c in levels:
                     key = f"c{c} x{per}" + ("" if layout == "fused" else f" {layout}")
                     key += "" if len(decoders) == 1 else f" {decoder}"
+                    key += "" if len(chunks) == 1 else f" chunk{chunk}"
                     cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
                     cells[key] = cell
                     print(spec.name, key, json.dumps(cell), flush=True)
-    if len(decoders) > 1:  # the repository as exported again
-        exported = decoder_params(spec.gpu, spec.gpu.jpeg_decoder)
-        _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, exported)
+    if len(decoders) > 1 or len(chunks) > 1:  # the repository as exported again
+        _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, tuning_params(spec.gpu))
     return cells
 
 

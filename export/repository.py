@@ -36,7 +36,7 @@ __all__ = [
     "VersionInfo",
     "atomic_write",
     "committed_versions",
-    "decoder_params",
+    "tuning_params",
     "gpu_config",
     "pinned_elsewhere",
     "pipeline_models",
@@ -161,9 +161,16 @@ def backbone_config(spec: ModelSpec, fmt: str, versions: list[int], info: Versio
     return cfg
 
 
-def decoder_params(gpu: GpuProfile, decoder: str) -> dict[str, str]:
-    """The GPU model's JPEG-decoder parameters for ``decoder`` (``bench gpu`` swaps the decoder)."""
-    return {"jpeg_decoder": decoder, "hardware_decode_share": str(gpu.hardware_decode_share)}
+def tuning_params(gpu: GpuProfile, decoder: str | None = None, chunk: int | None = None) -> dict[str, str]:
+    """The GPU model's decoder and overlap parameters: the profile's, or ``bench gpu``'s variants.
+
+    ``chunk`` 0 turns the overlap off; None (like ``decoder`` None) keeps the profile's.
+    """
+    return {
+        "jpeg_decoder": decoder or gpu.jpeg_decoder,
+        "hardware_decode_share": str(gpu.hardware_decode_share),
+        "pipeline_chunk": str(gpu.pipeline_chunk or 0 if chunk is None else chunk),
+    }
 
 
 def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes: int) -> mc.ModelConfig:
@@ -184,7 +191,7 @@ def gpu_config(spec: ModelSpec, versions: list[int], info: VersionInfo, classes:
         "preprocessing": json.dumps(spec.pipeline_params()),
         "precision": gpu.precision,
         "graph_batch_sizes": json.dumps(list(gpu.graph_batch_sizes)),
-        **decoder_params(gpu, gpu.jpeg_decoder),
+        **tuning_params(gpu),
         "backbone_file": ARTIFACTS["onnx"],
     }
     for key, value in params.items():

@@ -181,6 +181,9 @@ class GpuProfile(_Strict):
             ``nvimgcodec`` (the GPU's hardware JPEG engines, its CUDA decoder for the rest; a
             machine without nvImageCodec falls back to torchvision's, and says so in the log).
         hardware_decode_share: the share of each batch nvImageCodec gives its hardware engines.
+        pipeline_chunk: split each batch into chunks of this many images and preprocess the
+            next chunk while the backbone runs the current one (``gpu_pipeline.Overlapped``);
+            null runs the whole batch's preprocessing, then its backbone.
     """
 
     device: Literal["gpu", "cpu"] = "gpu"
@@ -192,6 +195,7 @@ class GpuProfile(_Strict):
     graph_batch_sizes: tuple[int, ...]
     jpeg_decoder: Literal["nvimgcodec", "torchvision"]
     hardware_decode_share: float = Field(default=1.0, ge=0, le=1)
+    pipeline_chunk: int | None = Field(default=None, ge=1)
 
 
 class _Served(_Strict):

@@ -23,9 +23,7 @@ def link_or_copy(src: str | Path, dst: str | Path) -> None:
         shutil.copy2(src, dst)
 
 
-def copy_repository(
-    source: Path, target: Path, *, ignore: Callable[[str, list[str]], set[str]] | None = None
-) -> Path:
+def copy_repository(source: Path, target: Path, *, ignore: Callable[[str, list[str]], set[str]] | None = None) -> Path:
     """Copy the tree at ``source`` to ``target`` (which must not exist), every file linked or copied.
 
     Args:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,7 @@ __all__ = [
     "JPEG_DECODERS",
     "JpegDecoder",
     "NvImageCodecJpeg",
+    "Overlapped",
     "TorchvisionJpeg",
     "jpeg_decoder",
     "exif_orientation",
@@ -140,9 +142,13 @@ class NvImageCodecJpeg:
 
     name = "nvimgcodec"
 
-    def __init__(self, device: torch.device, hardware_share: float, cpu_threads: int) -> None:
+    def __init__(
+        self, device: torch.device, hardware_share: float, cpu_threads: int, into_torch_buffers: bool = True
+    ) -> None:
         from nvidia import nvimgcodec
 
+        self._nvimgcodec = nvimgcodec
+        self.into_torch_buffers = into_torch_buffers
         self.device = torch.device(device)
         kinds = nvimgcodec.BackendKind
         backends = [nvimgcodec.Backend(kinds.HW_GPU_ONLY, load_hint=hardware_share), nvimgcodec.Backend(kinds.GPU_ONLY)]
@@ -155,9 +161,39 @@ class NvImageCodecJpeg:
         self._params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.SRGB)
 
     def __call__(self, images: list[bytes]) -> list[torch.Tensor | None]:
+        if not self.into_torch_buffers:
+            stream = torch.cuda.current_stream(self.device).cuda_stream
+            decoded = self._decoder.decode(images, params=self._params, cuda_stream=stream)
+            return [None if img is None else torch.from_dlpack(img).permute(2, 0, 1) for img in decoded]
+        return self._decode_into_buffers(images)
+
+    def _decode_into_buffers(self, images: list[bytes]) -> list[torch.Tensor | None]:
+        """Decode into tensors from torch's caching allocator, not into buffers nvImageCodec allocates.
+
+        Why: an Image that nvImageCodec allocates is freed with the Python object, and a CUDA
+        free waits for the whole device, backbone included (docs/benchmarks-gpu.md).
+        """
+        nvimgcodec = self._nvimgcodec
+        slots: list[int] = []
+        streams, buffers = [], []
+        for i, data in enumerate(images):
+            try:
+                code = nvimgcodec.CodeStream(data)
+            except Exception:  # noqa: BLE001 - not a stream it can parse: the CPU decoder says why
+                continue
+            slots.append(i)
+            streams.append(code)
+            buffers.append(torch.empty((code.height, code.width, 3), dtype=torch.uint8, device=self.device))
+        results: list[torch.Tensor | None] = [None] * len(images)
+        if not streams:
+            return results
         stream = torch.cuda.current_stream(self.device).cuda_stream
-        decoded = self._decoder.decode(images, params=self._params, cuda_stream=stream)
-        return [None if img is None else torch.from_dlpack(img).permute(2, 0, 1) for img in decoded]
+        targets = nvimgcodec.as_images(buffers)
+        decoded = self._decoder.decode(streams, images=targets, params=self._params, cuda_stream=stream)
+        for i, img, buffer in zip(slots, decoded, buffers, strict=True):
+            if img is not None:
+                results[i] = buffer.permute(2, 0, 1)
+        return results
 
 
 #: What the catalog's ``jpeg_decoder`` names.
@@ -280,6 +316,58 @@ class Preprocessor:
         if self.pipeline.layout == "NHWC":
             return out.permute(0, 2, 3, 1).contiguous()
         return out.contiguous(memory_format=torch.channels_last)
+
+
+class Overlapped:
+    """Preprocess a batch's next chunk while the backbone runs the current one, in one process.
+
+    Why: run one after the other, a batch costs decode + preprocessing + backbone; inside one
+    CUDA context the two can share the GPU instead (separate processes only take turns on it).
+    The preprocessing thread has its own CUDA stream; the backbone waits on an event, not on a
+    device-wide synchronisation. Chunks are the backbone's batches, so a chunk should be one of
+    its CUDA-graph buckets. On a CPU device the same thread overlaps the two as well.
+
+    Args:
+        pre: the model's preprocessing.
+        net: the model's backbone.
+        chunk: images per chunk (the catalog's ``profiles.gpu.pipeline_chunk``).
+    """
+
+    def __init__(self, pre: Preprocessor, net: Backbone, chunk: int) -> None:
+        self.pre, self.net, self.chunk = pre, net, max(1, chunk)
+        self.device = pre.device
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preprocess")
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+    def _prepare(self, images: Sequence[bytes]) -> tuple[Prepared, torch.cuda.Event | None]:
+        if self._stream is None:
+            return self.pre(images), None
+        with torch.cuda.stream(self._stream):
+            prepared = self.pre(images)
+            ready = torch.cuda.Event()
+            ready.record(self._stream)
+        return prepared, ready
+
+    def __call__(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str | None]]:
+        """Probabilities [n, classes] (float32, on the device) and each image's error or None."""
+        chunks = [images[i : i + self.chunk] for i in range(0, len(images), self.chunk)]
+        pending = self._worker.submit(self._prepare, chunks[0])
+        probabilities: list[torch.Tensor] = []
+        errors: list[str | None] = []
+        for k in range(len(chunks)):
+            prepared, ready = pending.result()
+            if k + 1 < len(chunks):
+                pending = self._worker.submit(self._prepare, chunks[k + 1])
+            if ready is not None:
+                current = torch.cuda.current_stream(self.device)
+                current.wait_event(ready)
+                prepared.batch.record_stream(current)  # allocated on the side stream, used on this one
+            probabilities.append(self.net(prepared.batch))
+            errors += prepared.errors
+        return (probabilities[0] if len(probabilities) == 1 else torch.cat(probabilities)), errors
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
 
 
 #: Pillow's fixed-point precision for 8-bit resampling (``Resample.c``: 32 - 8 - 2 bits).

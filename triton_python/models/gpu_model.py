@@ -19,7 +19,7 @@ import os
 import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
-from gpu_pipeline import Backbone, Preprocessor, jpeg_decoder, load_onnx_module
+from gpu_pipeline import Backbone, Overlapped, Preprocessor, jpeg_decoder, load_onnx_module
 from imaging import Pipeline
 from python_model_common import failure, invalid_argument, read_config
 from torch.utils import dlpack
@@ -65,10 +65,12 @@ class TritonPythonModel:
             self.net = Backbone(module, self.device, dtype, pipeline.output_shape, graphs)
             if self.net.graph_error:
                 pb_utils.Logger.log_warn(f"CUDA graphs unavailable, running eagerly: {self.net.graph_error}")
+        chunk = int(params.get("pipeline_chunk", "0"))  # versions exported before it was a parameter: 0
+        self.overlapped = Overlapped(self.pre, self.net, chunk) if self.stage == "fused" and chunk else None
         pb_utils.Logger.log_info(
             f"{args['model_name']} v{args['model_version']} stage={self.stage} device={self.device} "
             f"dtype={dtype} jpeg={self.pre.jpeg.name if self.pre else None} "
-            f"graphs={sorted(self.net.graphs) if self.net else []}"
+            f"graphs={sorted(self.net.graphs) if self.net else []} overlap_chunk={chunk or None}"
         )
 
     def _inputs(self, requests):
@@ -91,16 +93,19 @@ class TritonPythonModel:
         try:
             rows, spans = self._inputs(requests)
             errors = [None] * sum(c for _, c in spans)
-            if self.stage == "backbone":
-                batch = torch.cat(rows)
+            if self.overlapped is not None:
+                result, errors = self.overlapped([item for part in rows for item in part])
+            elif self.stage == "backbone":
+                result = self.net(torch.cat(rows))
             else:
                 prepared = self.pre([item for part in rows for item in part])
-                batch, errors = prepared.batch, prepared.errors
-            if self.stage == "preprocess":
-                result = batch.to(self.output_dtype)  # the config's type, whatever the device computes in
-            else:
-                result = self.net(batch)
-                result = result.cpu().numpy() if result.device.type != "cpu" else result.numpy()
+                errors = prepared.errors
+                if self.stage == "preprocess":
+                    result = prepared.batch.to(self.output_dtype)  # the config's type, whatever the device computes in
+                else:
+                    result = self.net(prepared.batch)
+            if self.stage != "preprocess":
+                result = result.cpu().numpy()
         except Exception as exc:  # never let a batch take the stub down
             return [pb_utils.InferenceResponse(error=failure("GPU pipeline", exc)) for _ in requests]
         responses = []
@@ -118,5 +123,7 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        if self.overlapped is not None:
+            self.overlapped.close()
         self.net = None
         self.pre = None

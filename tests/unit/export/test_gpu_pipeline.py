@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 from visionserve.catalog import load_catalog
 from visionserve.gpu_pipeline import (
     Backbone,
+    Overlapped,
     PillowResize,
     Preprocessor,
     TorchvisionJpeg,
@@ -203,6 +204,30 @@ def test_backbone_runs_eagerly_on_a_cpu_device() -> None:
     x = torch.randn(5, 3, 16, 16)
     assert not runner.graphs
     torch.testing.assert_close(runner(x), module(x))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_overlapped_chunks_give_the_whole_batchs_answers(chunk: int) -> None:
+    """Chunked (preprocess k+1 while the backbone runs k) = the batch run at once, errors in place."""
+    torch.manual_seed(0)
+    spec = CATALOG.get("resnet18")
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Softmax(1)
+    )
+    pre = Preprocessor(spec.pipeline(), CPU, torch.float32, TorchvisionJpeg(CPU))
+    net = Backbone(module, CPU, torch.float32, spec.pipeline().output_shape)
+    images = [s.data for s in sample_images(12, seed=5)]
+    images[3:3] = [b"not an image"]
+    whole = pre(images)
+    overlapped = Overlapped(pre, net, chunk)
+    try:
+        probabilities, errors = overlapped(images)
+    finally:
+        overlapped.close()
+    assert errors == whole.errors and errors[3] is not None and sum(e is not None for e in errors) == 1
+    assert probabilities.shape == (13, 8)
+    torch.testing.assert_close(probabilities, net(whole.batch))
+    assert probabilities[~torch.tensor([e is not None for e in errors])].argmax(1).unique().numel() > 1
 
 
 @pytest.mark.gpu
