@@ -505,7 +505,8 @@ def _served_cells(catalog: Catalog, spec: ModelSpec, repo: Path, args: argparse.
                 count = args.instances if name == spec.gpu_model else None
                 _rewrite_config(served_repo / name / "config.pbtxt", count, params)
         http, grpc, metrics = free_ports(3)
-        log = args.out.parent / f"bench-gpu-{spec.name}-{layout}-{decoder}-chunk{'catalog' if chunk is None else chunk}-triton.log"
+        variant = f"{layout}-{decoder}-chunk{'catalog' if chunk is None else chunk}"
+        log = args.out.parent / f"bench-gpu-{spec.name}-{variant}-triton.log"
         models = default_models(catalog, served_repo, spec.name)
         with TritonServer(served_repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
                           models=models, log_path=log) as server:  # fmt: skip
