@@ -2,10 +2,10 @@
 
 ``make export PROFILE=gpu`` publishes a version whose ensemble runs ``<name>_gpu``: decode,
 preprocess and backbone in one python model. Here the catalog's ``profiles.gpu.device`` is
-set to ``cpu``, so the very same model file runs with KIND_CPU: the JPEG route is
-torchvision's CPU decoder instead of nvJPEG and there are no CUDA graphs; everything else —
-routing, fallbacks, batching across requests, errors, the ensemble contract — is what a GPU
-serves.
+set to ``cpu`` (and ``pipeline_chunk`` to 3, so batches take the overlapped route), so the
+very same model file runs with KIND_CPU: the JPEG route is torchvision's CPU decoder instead
+of nvJPEG and there are no CUDA graphs; everything else — routing, fallbacks, batching across
+requests, errors, the ensemble contract — is what a GPU serves.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def gpu_repository(exported_repository: Path, tmp_path_factory: pytest.TempPathF
     """Version 2 of resnet18, published with the GPU profile on a CPU device, beside version 1."""
     root = tmp_path_factory.mktemp("gpu-profile")
     raw = yaml.safe_load((PROJECT_ROOT / "models.yaml").read_text())
-    raw["profiles"]["gpu"].update(device="cpu", instances=1)
+    # chunks of 3: served batches (up to 12 concurrent requests here) run through Overlapped
+    raw["profiles"]["gpu"].update(device="cpu", instances=1, pipeline_chunk=3)
     catalog = root / "models.yaml"
     catalog.write_text(yaml.safe_dump(raw))
     repo = copy_repository(exported_repository, root / "model_repository")
@@ -84,6 +85,7 @@ def test_the_gpu_version_is_one_gpu_model_behind_the_same_ensemble(gpu_repositor
     assert gpu.max_batch_size == SPEC.gpu.max_batch_size
     assert list(gpu.dynamic_batching.preferred_batch_size) == list(SPEC.gpu.preferred_batch_sizes)
     assert gpu.parameters["precision"].string_value == SPEC.gpu.precision
+    assert gpu.parameters["pipeline_chunk"].string_value == "3"
     onnx_file = gpu_repository / SPEC.backbone_model("onnx") / "2" / ARTIFACTS["onnx"]
     assert (gpu_repository / SPEC.gpu_model / "2" / "model.onnx").samefile(onnx_file)  # one file, hard-linked
 
