@@ -6,8 +6,11 @@ one process: the backbone alone (fp16, channels_last, CUDA graph, batch 256), th
 pipeline in which decode threads (each on its own CUDA stream) feed batches through a bounded
 queue to the backbone thread, with torchvision's nvJPEG and with nvImageCodec's hardware
 engines (one decoder per thread: one nvImageCodec decoder is not safe to share between
-threads). Then the same pipeline in 2 and 4 processes started together, whose rates add up only
-if separate CUDA contexts run side by side. The backbones are torchvision's architectures with
+threads). For resnet50 it also runs each kind of work beside the backbone in another thread
+(``side_by_side``): a plain kernel interleaves with it, while a device-wide synchronisation
+(``cudaMalloc`` + ``cudaFree``) and both nvJPEG decoders wait for it. Then the same pipeline in
+2 and 4 processes started together, whose rates add up only if separate CUDA contexts run side
+by side. The backbones are torchvision's architectures with
 random weights (speed does not depend on the values) and the JPEGs are 640x480, quality 90.
 
 The nets and the preprocessing here are deliberately not the GPU model's classes: this is a
@@ -178,6 +181,72 @@ class _Lab:
         return done / elapsed
 
 
+def side_by_side(steps: list[tuple[Callable[[], object], int, Callable[[], object]]], seconds: float) -> list[float]:
+    """Items/s of each ``(step, items per call, wait)``, every one in its own thread, over the same seconds.
+
+    Why: whether two kinds of GPU work share the GPU shows in whether each keeps its rate beside
+    the other. ``wait`` (the step's stream's synchronize) makes a rate count finished work, not
+    what was queued; all threads start together after one warm-up call each.
+    """
+    rates = [0.0] * len(steps)
+    start = threading.Barrier(len(steps))
+
+    def run(i: int, step: Callable[[], object], per: int, wait: Callable[[], object]) -> None:
+        step()
+        wait()
+        start.wait()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            step()
+            wait()
+            n += 1
+        rates[i] = n * per / (time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=run, args=(i, *step)) for i, step in enumerate(steps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return rates
+
+
+def _beside_the_backbone(lab: _Lab, graphed, data: list[bytes], seconds: float, record: Callable) -> None:
+    """Each kind of work alone, then beside the backbone replaying in another thread, in one context.
+
+    A small kernel on another stream keeps most of its rate (kernels interleave); a
+    ``cudaMalloc`` + ``cudaFree`` (what ``empty_cache`` does) waits for the whole device, so it
+    runs once per backbone batch. The decoders show which of the two they behave like.
+    """
+    torch = lab.torch
+    graph, net_stream, other = graphed[0], torch.cuda.Stream(), torch.cuda.Stream()
+    probe = torch.ones(1 << 22, device=lab.device)
+    tv, hw = lab.torchvision_decoder(), lab.hardware_decoder()
+
+    def backbone() -> None:
+        with torch.cuda.stream(net_stream):
+            graph.replay()
+
+    def kernel() -> None:
+        with torch.cuda.stream(other):
+            probe.mul_(1.0)
+
+    def malloc_free() -> None:
+        with torch.cuda.stream(other):
+            torch.empty(1 << 20, dtype=torch.uint8, device=lab.device).fill_(1)
+        torch.cuda.empty_cache()
+
+    work = {
+        "small kernel": (kernel, 1),
+        "cudaMalloc+cudaFree": (malloc_free, 1),
+        "nvJPEG decode b64": (lambda: tv(data[:64], other), 64),
+        "hardware decode b64": (lambda: hw(data[:64], other), 64),
+    }
+    for name, (step, per) in work.items():
+        alone = side_by_side([(step, per, other.synchronize)], seconds)[0]
+        net, beside = side_by_side([(backbone, BATCH, net_stream.synchronize), (step, per, other.synchronize)], seconds)
+        record(f"beside the resnet50 backbone: {name}", {"alone": alone, "beside": beside, "backbone": net})
+
+
 def _child(model: str, decoder: str, start_at: float, seconds: float) -> None:
     lab = _Lab()
     data, graphed = jpegs(seed=os.getpid() % 1000), lab.graphed_net(model)
@@ -221,6 +290,8 @@ def run(seconds: float = 3.0, models: tuple[str, ...] = MODELS) -> dict[str, obj
     for model in models:
         graphed = lab.graphed_net(model)
         record(f"{model} backbone alone", lab.rate(graphed[0].replay, seconds))
+        if model == "resnet50":
+            _beside_the_backbone(lab, graphed, data, seconds, record)
         record(f"{model} pipeline torchvision x1", lab.pipeline(lab.torchvision_decoder, graphed, data, seconds))
         for producers in (1, 2, 3):
             record(

@@ -25,3 +25,23 @@ def test_without_a_gpu_it_refuses_with_a_message(capsys: pytest.CaptureFixture[s
         pytest.skip("a GPU is here: the refusal is for machines without one")
     assert gpu_bounds.main([]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_side_by_side_rates_show_work_that_waits_for_the_other() -> None:
+    """Two steps that can run together keep their rates; one holding what the other needs halves both."""
+    import threading
+    import time
+
+    def sleeper() -> None:
+        time.sleep(0.01)
+
+    lock = threading.Lock()
+
+    def locked() -> None:
+        with lock:
+            time.sleep(0.01)
+
+    free = gpu_bounds.side_by_side([(sleeper, 1, lambda: None), (sleeper, 4, lambda: None)], 0.5)
+    assert 60 < free[0] < 101 and 240 < free[1] < 404  # ~100 calls/s each; items per call scale the rate
+    shared = gpu_bounds.side_by_side([(locked, 1, lambda: None), (locked, 1, lambda: None)], 0.5)
+    assert sum(shared) < 101  # together no more than one alone
