@@ -151,16 +151,8 @@ def test_interleaved_paths_take_their_own_pause() -> None:
         return send
 
     out = asyncio.run(
-        run_interleaved(
-            {k: sender(k) for k in sent},
-            model="m",
-            concurrency=1,
-            duration_s=0.4,
-            warmup_s=0.0,
-            rounds=2,
-            rewarm_s=0.0,
-            pauses={"spaced": 0.02},
-        )  # fmt: skip
+        run_interleaved({k: sender(k) for k in sent}, model="m", concurrency=1, duration_s=0.4, warmup_s=0.0,
+                        rounds=2, rewarm_s=0.0, pauses={"spaced": 0.02})  # fmt: skip
     )
     assert out["busy"].requests > 3 * out["spaced"].requests > 0  # ~2 ms apart vs ~22 ms apart
     assert out["spaced"].p50_ms < 15  # the pause is not latency
