@@ -518,8 +518,7 @@ def _served_cells(catalog: Catalog, spec: ModelSpec, repo: Path, args: argparse.
                     cell = served(server.grpc_url, spec.ensemble, c, per, args.seconds, args.procs)
                     cells[key] = cell
                     print(spec.name, key, json.dumps(cell), flush=True)
-    if len(decoders) > 1 or len(chunks) > 1:  # the repository as exported again
-        _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, tuning_params(spec.gpu))
+    _rewrite_config(repo / spec.gpu_model / "config.pbtxt", None, tuning_params(spec.gpu))  # as exported again
     return cells
 
 

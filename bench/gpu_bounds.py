@@ -10,8 +10,8 @@ threads). For resnet50 it also runs each kind of work beside the backbone in ano
 (``side_by_side``): a plain kernel interleaves with it, while a device-wide synchronisation
 (``cudaMalloc`` + ``cudaFree``) and both nvJPEG decoders wait for it. Then the same pipeline in
 2 and 4 processes started together, whose rates add up only if separate CUDA contexts run side
-by side. The backbones are torchvision's architectures with
-random weights (speed does not depend on the values) and the JPEGs are 640x480, quality 90.
+by side. The backbones are torchvision's architectures with random weights (speed does not
+depend on the values) and the JPEGs are 640x480, quality 90.
 
 The nets and the preprocessing here are deliberately not the GPU model's classes: this is a
 bound for any implementation, and the served path is compared against it. It needs a CUDA GPU

@@ -93,17 +93,19 @@ class TritonPythonModel:
         try:
             rows, spans = self._inputs(requests)
             errors = [None] * sum(c for _, c in spans)
-            if self.overlapped is not None:
-                result, errors = self.overlapped([item for part in rows for item in part])
-            elif self.stage == "backbone":
+            if self.stage == "backbone":
                 result = self.net(torch.cat(rows))
             else:
-                prepared = self.pre([item for part in rows for item in part])
-                errors = prepared.errors
-                if self.stage == "preprocess":
-                    result = prepared.batch.to(self.output_dtype)  # the config's type, whatever the device computes in
+                images = [item for part in rows for item in part]
+                if self.overlapped is not None:
+                    result, errors = self.overlapped(images)
                 else:
-                    result = self.net(prepared.batch)
+                    prepared = self.pre(images)
+                    errors = prepared.errors
+                    if self.stage == "preprocess":  # the config's type, whatever the device computes in
+                        result = prepared.batch.to(self.output_dtype)
+                    else:
+                        result = self.net(prepared.batch)
             if self.stage != "preprocess":
                 result = result.cpu().numpy()
         except Exception as exc:  # never let a batch take the stub down
